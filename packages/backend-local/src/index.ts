@@ -1,0 +1,1 @@
+export { BACKEND_NAME, LocalBackend, type LocalBackendOptions, registerLocalBackend } from './local-backend.js';

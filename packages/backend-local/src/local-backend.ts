@@ -1,0 +1,365 @@
+// The local-disk store. Writes are atomic (temp file in the same folder, fsync,
+// rename, fsync of the folder) so that a crash never leaves a half-written
+// checkpoint or pointer under its real name.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, type Dirent } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  AbortedError,
+  BackendError,
+  bodyChunks,
+  checkKnownKeys,
+  checkString,
+  type GetOptions,
+  InvalidPathError,
+  type ListEntry,
+  type ListOptions,
+  LOCAL_BACKEND_NAME,
+  NotFoundError,
+  type ObjectStat,
+  PermissionDeniedError,
+  type PutBody,
+  type PutOptions,
+  type RmtreeOptions,
+  registerBackend,
+  type SignalOptions,
+  type StorageBackend,
+  TransientError,
+} from '@savepoint/core';
+
+export const BACKEND_NAME = LOCAL_BACKEND_NAME;
+
+/** Marks our temporary files so that listings skip them and cleanup can find them. */
+const TEMP_MARKER = '.savepoint-tmp-';
+
+export interface LocalBackendOptions {
+  /**
+   * Optional folder that every path must stay inside. Relative paths resolve against
+   * it. Without it, relative paths resolve against the working directory.
+   */
+  root?: string;
+}
+
+/** Maps Node's fs error codes to the contract's errors: the only place that reads `err.code`. */
+function mapFsError(error: unknown, path: string, operation: string): Error {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const options = { backend: BACKEND_NAME, cause: error };
+  switch (code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'EISDIR':
+      return new NotFoundError(path, { ...options, message: `${operation}: no file at ${path}` });
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new PermissionDeniedError(
+        `${operation} ${path}: permission denied (${code}); check the folder's owner and mode`,
+        options,
+      );
+    case 'EMFILE':
+    case 'ENFILE':
+    case 'EAGAIN':
+    case 'EBUSY':
+      return new TransientError(`${operation} ${path}: ${code}, try again`, options);
+    default:
+      return new BackendError(`${operation} ${path}: ${(error as Error)?.message ?? String(error)}`, options);
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function checkSignal(signal: AbortSignal | undefined, path: string): void {
+  if (signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: signal.reason });
+}
+
+export class LocalBackend implements StorageBackend {
+  readonly name = BACKEND_NAME;
+  readonly #root: string | undefined;
+
+  constructor(options: LocalBackendOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidPathError(String(options), 'LocalBackend options must be an object');
+    }
+    checkKnownKeys(options as Record<string, unknown>, ['root'], 'local backend', { backend: BACKEND_NAME });
+    this.#root =
+      options.root === undefined
+        ? undefined
+        : nodePath.resolve(checkString(options.root, 'root', 'a folder path', { backend: BACKEND_NAME }));
+  }
+
+  /** Resolves a plain path or `file://` URI to an absolute path, refusing escapes. */
+  #resolve(path: string): string {
+    if (typeof path !== 'string' || path.length === 0) {
+      throw new InvalidPathError(String(path), 'the path is empty', { backend: BACKEND_NAME });
+    }
+    if (path.includes('\0')) throw new InvalidPathError(path, 'it contains a NUL byte', { backend: BACKEND_NAME });
+    let fsPath = path;
+    if (/^file:\/\//i.test(path)) {
+      try {
+        fsPath = fileURLToPath(path);
+      } catch (error) {
+        throw new InvalidPathError(path, `not a valid file:// URL (${(error as Error).message})`, { backend: BACKEND_NAME });
+      }
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
+      throw new InvalidPathError(path, 'the local backend serves plain paths and file:// URLs', { backend: BACKEND_NAME });
+    }
+    if (fsPath.split(/[\\/]/).includes('..')) {
+      throw new InvalidPathError(path, '".." segments are not allowed (they could escape the root)', { backend: BACKEND_NAME });
+    }
+    const resolved = this.#root ? nodePath.resolve(this.#root, fsPath) : nodePath.resolve(fsPath);
+    if (this.#root && resolved !== this.#root && !resolved.startsWith(this.#root + nodePath.sep)) {
+      throw new InvalidPathError(path, `it is outside the backend's root ${this.#root}`, { backend: BACKEND_NAME });
+    }
+    return resolved;
+  }
+
+  joinPath(base: string, ...parts: string[]): string {
+    for (const part of parts) {
+      if (part.split(/[\\/]/).includes('..')) {
+        throw new InvalidPathError(part, '".." segments are not allowed (they could escape the root)', { backend: BACKEND_NAME });
+      }
+    }
+    if (/^file:\/\//i.test(base)) {
+      return parts.reduce((acc, part) => (part ? `${acc.replace(/\/+$/, '')}/${part.replace(/^\/+/, '')}` : acc), base);
+    }
+    return nodePath.join(base, ...parts);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.isFile(path)) || (await this.isDir(path));
+  }
+
+  async isFile(path: string): Promise<boolean> {
+    const abs = this.#resolve(path);
+    try {
+      return (await fs.stat(abs)).isFile();
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw mapFsError(error, path, 'isFile');
+    }
+  }
+
+  async isDir(path: string): Promise<boolean> {
+    const abs = this.#resolve(path);
+    try {
+      // Object stores have no empty folders; a folder counts when it holds something.
+      const dir = await fs.opendir(abs);
+      try {
+        for await (const entry of dir) {
+          if (!entry.name.includes(TEMP_MARKER)) return true;
+        }
+        return false;
+      } finally {
+        await dir.close().catch(() => {});
+      }
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw mapFsError(error, path, 'isDir');
+    }
+  }
+
+  async stat(path: string): Promise<ObjectStat> {
+    const abs = this.#resolve(path);
+    try {
+      const st = await fs.stat(abs);
+      if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      return { path, size: st.size, lastModified: st.mtime };
+    } catch (error) {
+      throw mapFsError(error, path, 'stat');
+    }
+  }
+
+  async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
+    const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
+    const dir = nodePath.dirname(abs);
+    const temp = nodePath.join(dir, `.${nodePath.basename(abs)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
+    try {
+      await fs.mkdir(dir, { recursive: true });
+      const handle = await fs.open(temp, 'wx');
+      try {
+        for await (const chunk of bodyChunks(body)) {
+          checkSignal(options.signal, path);
+          let offset = 0;
+          while (offset < chunk.byteLength) {
+            const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+            offset += bytesWritten;
+          }
+        }
+        checkSignal(options.signal, path);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.rename(temp, abs);
+      await fsyncDir(dir);
+    } catch (error) {
+      await fs.rm(temp, { force: true }).catch(() => {});
+      if (error instanceof AbortedError) throw error;
+      if (options.signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: error });
+      throw error instanceof NotFoundError || !(error as NodeJS.ErrnoException)?.code ? error : mapFsError(error, path, 'put');
+    }
+  }
+
+  async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
+    try {
+      if (!options.range) {
+        const st = await fs.stat(abs);
+        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+        return new Uint8Array(await fs.readFile(abs, { signal: options.signal }));
+      }
+      const handle = await fs.open(abs, 'r');
+      try {
+        const size = (await handle.stat()).size;
+        const { start, end } = clampRange(options.range, size, path);
+        const out = new Uint8Array(end - start);
+        let offset = 0;
+        while (offset < out.byteLength) {
+          const { bytesRead } = await handle.read(out, offset, out.byteLength - offset, start + offset);
+          if (bytesRead === 0) break;
+          offset += bytesRead;
+        }
+        return offset === out.byteLength ? out : out.subarray(0, offset);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (error instanceof InvalidPathError) throw error;
+      if (options.signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: error });
+      throw mapFsError(error, path, 'get');
+    }
+  }
+
+  async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
+    let size: number;
+    try {
+      const st = await fs.stat(abs);
+      if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      size = st.size;
+    } catch (error) {
+      throw mapFsError(error, path, 'getStream');
+    }
+    const { start, end } = options.range ? clampRange(options.range, size, path) : { start: 0, end: size };
+    if (end <= start) return (async function* () {})();
+    // createReadStream's `end` is inclusive.
+    return createReadStream(abs, { start, end: end - 1, signal: options.signal, highWaterMark: 1 << 20 });
+  }
+
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
+    const abs = this.#resolve(path);
+    yield* this.#walk(abs, path.replace(/[\\/]+$/, ''), options);
+  }
+
+  async *#walk(abs: string, display: string, options: ListOptions): AsyncIterable<ListEntry> {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(abs, { withFileTypes: true });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw mapFsError(error, display, 'list');
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const entry of entries) {
+      checkSignal(options.signal, display);
+      if (entry.name.includes(TEMP_MARKER)) continue;
+      const childAbs = nodePath.join(abs, entry.name);
+      const childPath = this.joinPath(display, entry.name);
+      if (entry.isDirectory()) {
+        if (options.recursive) yield* this.#walk(childAbs, childPath, options);
+        else yield { path: childPath, name: entry.name, type: 'dir' };
+      } else if (entry.isFile()) {
+        const st = await fs.stat(childAbs).catch(() => undefined);
+        if (st) yield { path: childPath, name: entry.name, type: 'file', size: st.size, lastModified: st.mtime };
+      }
+    }
+  }
+
+  async remove(path: string, options: SignalOptions = {}): Promise<void> {
+    const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
+    try {
+      const st = await fs.lstat(abs);
+      if (st.isDirectory()) return; // remove never touches a folder; rmtree does
+      await fs.unlink(abs);
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw mapFsError(error, path, 'remove');
+    }
+  }
+
+  async rmtree(path: string, options: RmtreeOptions = {}): Promise<void> {
+    const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
+    const isRoot = abs === nodePath.parse(abs).root || abs === this.#root;
+    if (isRoot && !options.allowRoot) {
+      throw new InvalidPathError(path, 'refusing to rmtree the root of the store; pass { allowRoot: true } if you mean it', {
+        backend: BACKEND_NAME,
+      });
+    }
+    try {
+      const st = await fs.lstat(abs);
+      if (!st.isDirectory()) return; // rmtree deletes what is under `path/`, never a file named `path`
+      await fs.rm(abs, { recursive: true, force: true, maxRetries: 3 });
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw mapFsError(error, path, 'rmtree');
+    }
+  }
+
+  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
+    const src = this.#resolve(source);
+    this.#resolve(destination);
+    checkSignal(options.signal, source);
+    let stream: AsyncIterable<Uint8Array>;
+    try {
+      if (!(await fs.stat(src)).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      stream = createReadStream(src, { signal: options.signal });
+    } catch (error) {
+      throw mapFsError(error, source, 'copy');
+    }
+    await this.put(destination, stream, options);
+  }
+}
+
+function clampRange(range: { start: number; end?: number | undefined }, size: number, path: string) {
+  const { start } = range;
+  const end = range.end === undefined ? size : Math.min(range.end, size);
+  if (!Number.isInteger(start) || start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < start))) {
+    throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, {
+      backend: BACKEND_NAME,
+    });
+  }
+  return { start: Math.min(start, size), end: Math.max(Math.min(start, size), end) };
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  // Makes the rename durable. Some filesystems refuse to fsync a folder; the rename is still atomic.
+  let handle: fs.FileHandle | undefined;
+  try {
+    handle = await fs.open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // best effort
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+/** Registers this backend for plain paths and `file://` URIs. Idempotent. */
+export function registerLocalBackend(): void {
+  registerBackend(BACKEND_NAME, LOCAL_REGISTRATION, { replace: true });
+}
+
+const LOCAL_REGISTRATION = {
+  schemes: ['file'],
+  create: (args: Record<string, unknown>) => new LocalBackend(args as LocalBackendOptions),
+};

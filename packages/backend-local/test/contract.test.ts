@@ -1,0 +1,19 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testBackend } from '@savepoint/backend-test-suite';
+import { LocalBackend } from '../src/index.js';
+
+testBackend(
+  'local',
+  async () => {
+    const root = await mkdtemp(join(tmpdir(), 'savepoint-local-'));
+    return {
+      backend: new LocalBackend({ root }),
+      root,
+      storeRoot: root,
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
+  },
+  { capabilities: { fileAndFolderSameName: false } },
+);

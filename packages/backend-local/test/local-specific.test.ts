@@ -1,0 +1,50 @@
+// What only the disk store does: temp files, file:// URLs, the root option.
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ConfigError, InvalidPathError } from '@savepoint/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalBackend } from '../src/index.js';
+
+describe('LocalBackend', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'savepoint-local-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it('leaves no temp file behind after a failed write, and hides temp files from listings', async () => {
+    const backend = new LocalBackend();
+    async function* failing() {
+      yield new Uint8Array(10);
+      throw new Error('boom');
+    }
+    await expect(backend.put(join(root, 'x.bin'), failing())).rejects.toThrow('boom');
+    expect(await readdir(root)).toEqual([]);
+    await writeFile(join(root, '.y.bin.savepoint-tmp-abc'), 'stale');
+    const names: string[] = [];
+    for await (const entry of backend.list(root)) names.push(entry.name);
+    expect(names).toEqual([]);
+  });
+
+  it('serves file:// URLs', async () => {
+    const backend = new LocalBackend();
+    const url = `${pathToFileURL(root).href}/a b.txt`;
+    await backend.put(url, 'hi');
+    expect(new TextDecoder().decode(await backend.get(join(root, 'a b.txt')))).toBe('hi');
+    expect(backend.joinPath(pathToFileURL(root).href, 'x', 'y')).toBe(`${pathToFileURL(root).href}/x/y`);
+  });
+
+  it('keeps paths inside root', async () => {
+    const backend = new LocalBackend({ root });
+    await expect(backend.put('/etc/savepoint-escape', 'x')).rejects.toBeInstanceOf(InvalidPathError);
+    await backend.put('relative.txt', 'x');
+    expect(await backend.isFile(join(root, 'relative.txt'))).toBe(true);
+  });
+
+  it('rejects unknown options with the accepted ones', () => {
+    expect(() => new LocalBackend({ rooot: '/tmp' } as never)).toThrow(ConfigError);
+    expect(() => new LocalBackend({ rooot: '/tmp' } as never)).toThrow(/rooot.*accepted: root/);
+  });
+});

@@ -1,0 +1,361 @@
+// Every rule of the StorageBackend contract as a plain async check that throws on
+// failure. `testBackend` turns each into a vitest test; the suite's own tests run
+// them directly against deliberately broken backends to prove each can fail.
+import { createHash, randomBytes } from 'node:crypto';
+import { InvalidPathError, NotFoundError, type StorageBackend } from '@savepoint/core';
+import { expect } from 'vitest';
+
+export interface Capabilities {
+  /** Bytes streamed through the large-object check. */
+  largeObjectBytes: number;
+  /** Keys written for the paging checks; object stores page at 1,000. */
+  manyKeys: number;
+  /** A file and a folder may share a name (`a/b` and `a/b/c`): true on object stores, false on disk. */
+  fileAndFolderSameName: boolean;
+}
+
+export const DEFAULT_CAPABILITIES: Capabilities = {
+  largeObjectBytes: 64 * 1024 * 1024,
+  manyKeys: 1_100,
+  fileAndFolderSameName: true,
+};
+
+export interface CheckContext {
+  backend: StorageBackend;
+  /** A fresh, empty folder for this check alone. */
+  dir: string;
+  /** The store's root (a bucket, a container, a root folder), which `rmtree` must refuse. */
+  storeRoot?: string | undefined;
+  caps: Capabilities;
+}
+
+export interface ContractCheck {
+  name: string;
+  timeoutMs?: number;
+  /** Skipped (and reported as such) when the capability is false. */
+  requires?: keyof Capabilities;
+  run(ctx: CheckContext): Promise<void>;
+}
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+async function* chunked(data: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  for (let offset = 0; offset < data.byteLength; offset += size) yield data.subarray(offset, offset + size);
+}
+
+/** Deterministic pseudo-random bytes, generated chunk by chunk so 64 MiB never sits in memory twice. */
+async function* patternStream(total: number, seed: number): AsyncIterable<Uint8Array> {
+  let state = seed >>> 0;
+  let left = total;
+  while (left > 0) {
+    // Odd chunk sizes, so that part boundaries never line up with chunk boundaries.
+    const size = Math.min(left, 1_048_573);
+    const chunk = new Uint8Array(size);
+    for (let i = 0; i < size; i++) {
+      state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
+      chunk[i] = state >>> 24;
+    }
+    left -= size;
+    yield chunk;
+  }
+}
+
+async function hashStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha: string; size: number }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of chunks) {
+    hash.update(chunk);
+    size += chunk.byteLength;
+  }
+  return { sha: hash.digest('hex'), size };
+}
+
+async function listNames(backend: StorageBackend, dir: string, recursive = false): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of backend.list(dir, { recursive })) {
+    out.push(
+      recursive ? entry.path.slice(dir.replace(/\/+$/, '').length + 1) : `${entry.name}${entry.type === 'dir' ? '/' : ''}`,
+    );
+  }
+  return out;
+}
+
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const item = items[next++] as T;
+        await fn(item);
+      }
+    }),
+  );
+}
+
+export const CONTRACT_CHECKS: readonly ContractCheck[] = [
+  {
+    name: 'put and get bytes, a string and a stream of unknown length',
+    async run({ backend, dir }) {
+      const a = backend.joinPath(dir, 'bytes.bin');
+      await backend.put(a, new Uint8Array([0, 1, 2, 255]));
+      expect([...(await backend.get(a))]).toEqual([0, 1, 2, 255]);
+      const b = backend.joinPath(dir, 'text.txt');
+      await backend.put(b, 'héllo');
+      expect(text(await backend.get(b))).toBe('héllo');
+      const c = backend.joinPath(dir, 'stream.bin');
+      await backend.put(c, chunked(new TextEncoder().encode('abcdefghij'), 3));
+      expect(text(await backend.get(c))).toBe('abcdefghij');
+    },
+  },
+  {
+    name: 'overwrite replaces the whole object, and empty objects exist',
+    async run({ backend, dir }) {
+      const p = backend.joinPath(dir, 'over.txt');
+      await backend.put(p, 'a long first version');
+      await backend.put(p, 'short');
+      expect(text(await backend.get(p))).toBe('short');
+      const empty = backend.joinPath(dir, 'empty');
+      await backend.put(empty, new Uint8Array(0));
+      expect((await backend.get(empty)).byteLength).toBe(0);
+      expect(await backend.isFile(empty)).toBe(true);
+      expect((await backend.stat(empty)).size).toBe(0);
+      await backend.put(empty, chunked(new Uint8Array(0), 1));
+      expect(await backend.isFile(empty)).toBe(true);
+    },
+  },
+  {
+    name: 'not found: get, getStream and stat reject with NotFoundError; checks resolve false; deletes succeed',
+    async run({ backend, dir }) {
+      const missing = backend.joinPath(dir, 'missing.bin');
+      await expect(backend.get(missing)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(backend.get(missing, { range: { start: 0, end: 4 } })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(backend.getStream(missing)).rejects.toBeInstanceOf(NotFoundError);
+      await expect(backend.stat(missing)).rejects.toBeInstanceOf(NotFoundError);
+      expect(await backend.exists(missing)).toBe(false);
+      expect(await backend.isFile(missing)).toBe(false);
+      expect(await backend.isDir(missing)).toBe(false);
+      await expect(backend.remove(missing)).resolves.toBeUndefined();
+      await expect(backend.rmtree(backend.joinPath(dir, 'no-such-folder'))).resolves.toBeUndefined();
+      expect(await listNames(backend, backend.joinPath(dir, 'no-such-folder'))).toEqual([]);
+    },
+  },
+  {
+    name: 'isFile, isDir and exists tell files from folders',
+    async run({ backend, dir }) {
+      await backend.put(backend.joinPath(dir, 'folder', 'inner', 'leaf.txt'), 'x');
+      await backend.put(backend.joinPath(dir, 'file.txt'), 'x');
+      expect(await backend.isFile(backend.joinPath(dir, 'file.txt'))).toBe(true);
+      expect(await backend.isDir(backend.joinPath(dir, 'file.txt'))).toBe(false);
+      expect(await backend.isDir(backend.joinPath(dir, 'folder'))).toBe(true);
+      expect(await backend.isDir(backend.joinPath(dir, 'folder', 'inner'))).toBe(true);
+      expect(await backend.isFile(backend.joinPath(dir, 'folder'))).toBe(false);
+      expect(await backend.exists(backend.joinPath(dir, 'folder'))).toBe(true);
+      expect(await backend.exists(backend.joinPath(dir, 'file.txt'))).toBe(true);
+      // A prefix that is not a whole segment is no folder.
+      expect(await backend.isDir(backend.joinPath(dir, 'fold'))).toBe(false);
+      expect(await backend.isFile(backend.joinPath(dir, 'file'))).toBe(false);
+    },
+  },
+  {
+    name: 'rmtree deletes exactly the folder: run1 never touches run10/ or run1.txt',
+    async run({ backend, dir }) {
+      const keep = ['run10/a.bin', 'run1.txt', 'run1-b/x', 'run0/run1/y'];
+      const gone = ['run1/a.bin', 'run1/deep/b.bin', 'run1/deep/deeper/c'];
+      for (const key of [...keep, ...gone]) await backend.put(backend.joinPath(dir, key), key);
+      await backend.rmtree(backend.joinPath(dir, 'run1'));
+      for (const key of gone) expect(await backend.isFile(backend.joinPath(dir, key)), key).toBe(false);
+      for (const key of keep) expect(text(await backend.get(backend.joinPath(dir, key))), key).toBe(key);
+      expect(await backend.isDir(backend.joinPath(dir, 'run1'))).toBe(false);
+      expect(await backend.isDir(backend.joinPath(dir, 'run10'))).toBe(true);
+    },
+  },
+  {
+    name: 'remove and rmtree keep a/b, a/b.txt and a/b/ apart',
+    async run({ backend, dir }) {
+      await backend.put(backend.joinPath(dir, 'a', 'b.txt'), 'txt');
+      await backend.put(backend.joinPath(dir, 'a', 'b', 'c'), 'c');
+      await backend.remove(backend.joinPath(dir, 'a', 'b'));
+      expect(text(await backend.get(backend.joinPath(dir, 'a', 'b', 'c')))).toBe('c');
+      expect(text(await backend.get(backend.joinPath(dir, 'a', 'b.txt')))).toBe('txt');
+      await backend.rmtree(backend.joinPath(dir, 'a', 'b'));
+      expect(await backend.isDir(backend.joinPath(dir, 'a', 'b'))).toBe(false);
+      expect(text(await backend.get(backend.joinPath(dir, 'a', 'b.txt')))).toBe('txt');
+      await backend.rmtree(backend.joinPath(dir, 'a', 'b.txt'));
+      expect(text(await backend.get(backend.joinPath(dir, 'a', 'b.txt')))).toBe('txt');
+      await backend.remove(backend.joinPath(dir, 'a', 'b.txt'));
+      expect(await backend.exists(backend.joinPath(dir, 'a', 'b.txt'))).toBe(false);
+    },
+  },
+  {
+    name: 'a file and a folder may share a name on object stores',
+    requires: 'fileAndFolderSameName',
+    async run({ backend, dir }) {
+      await backend.put(backend.joinPath(dir, 'x'), 'file');
+      await backend.put(backend.joinPath(dir, 'x', 'y'), 'child');
+      expect(await backend.isFile(backend.joinPath(dir, 'x'))).toBe(true);
+      expect(await backend.isDir(backend.joinPath(dir, 'x'))).toBe(true);
+      await backend.rmtree(backend.joinPath(dir, 'x'));
+      expect(await backend.isFile(backend.joinPath(dir, 'x'))).toBe(true);
+      await backend.put(backend.joinPath(dir, 'x', 'y'), 'child');
+      await backend.remove(backend.joinPath(dir, 'x'));
+      expect(await backend.isFile(backend.joinPath(dir, 'x', 'y'))).toBe(true);
+    },
+  },
+  {
+    name: 'keys with spaces, unicode, +, %, # and = round-trip and list by name',
+    async run({ backend, dir }) {
+      const names = ['with space.bin', 'ünïcödé-模型.bin', 'a+b.bin', '100%.bin', 'hash#tag.bin', 'k=v&x.bin', "quote'.bin"];
+      for (const name of names) await backend.put(backend.joinPath(dir, 'odd', name), name);
+      for (const name of names) expect(text(await backend.get(backend.joinPath(dir, 'odd', name))), name).toBe(name);
+      expect((await listNames(backend, backend.joinPath(dir, 'odd'))).sort()).toEqual([...names].sort());
+      await backend.rmtree(backend.joinPath(dir, 'odd'));
+      expect(await listNames(backend, backend.joinPath(dir, 'odd'))).toEqual([]);
+    },
+  },
+  {
+    name: 'range reads at the start, middle and end',
+    async run({ backend, dir }) {
+      const p = backend.joinPath(dir, 'range.bin');
+      const data = new Uint8Array(1000).map((_, i) => i % 251);
+      await backend.put(p, data);
+      expect([...(await backend.get(p, { range: { start: 0, end: 8 } }))]).toEqual([...data.subarray(0, 8)]);
+      expect([...(await backend.get(p, { range: { start: 500, end: 510 } }))]).toEqual([...data.subarray(500, 510)]);
+      expect([...(await backend.get(p, { range: { start: 990 } }))]).toEqual([...data.subarray(990)]);
+      expect([...(await backend.get(p, { range: { start: 995, end: 5000 } }))]).toEqual([...data.subarray(995)]);
+      const streamed: number[] = [];
+      for await (const chunk of await backend.getStream(p, { range: { start: 100, end: 120 } })) streamed.push(...chunk);
+      expect(streamed).toEqual([...data.subarray(100, 120)]);
+    },
+  },
+  {
+    name: 'a streamed put of unknown length reads back byte-identical',
+    timeoutMs: 240_000,
+    async run({ backend, dir, caps }) {
+      const p = backend.joinPath(dir, 'large.bin');
+      const expected = await hashStream(patternStream(caps.largeObjectBytes, 42));
+      await backend.put(p, patternStream(caps.largeObjectBytes, 42));
+      expect((await backend.stat(p)).size).toBe(caps.largeObjectBytes);
+      expect(await hashStream(await backend.getStream(p))).toEqual(expected);
+    },
+  },
+  {
+    name: 'a put whose stream fails leaves nothing visible, and keeps the old object',
+    async run({ backend, dir }) {
+      const fresh = backend.joinPath(dir, 'fresh.bin');
+      const existing = backend.joinPath(dir, 'existing.bin');
+      await backend.put(existing, 'old content');
+      async function* failing() {
+        yield new Uint8Array(1024).fill(7);
+        yield new Uint8Array(1024).fill(8);
+        throw new Error('source failed mid-stream');
+      }
+      await expect(backend.put(fresh, failing())).rejects.toThrow();
+      await expect(backend.put(existing, failing())).rejects.toThrow();
+      expect(await backend.exists(fresh)).toBe(false);
+      expect(text(await backend.get(existing))).toBe('old content');
+      expect(await listNames(backend, dir)).toEqual(['existing.bin']);
+    },
+  },
+  {
+    name: 'an aborted put leaves nothing visible',
+    async run({ backend, dir }) {
+      const p = backend.joinPath(dir, 'aborted.bin');
+      const controller = new AbortController();
+      async function* slow() {
+        yield new Uint8Array(4096);
+        controller.abort(new Error('stop'));
+        yield new Uint8Array(4096);
+      }
+      await expect(backend.put(p, slow(), { signal: controller.signal })).rejects.toThrow();
+      expect(await backend.exists(p)).toBe(false);
+      const already = new AbortController();
+      already.abort();
+      await expect(backend.put(p, 'x', { signal: already.signal })).rejects.toThrow();
+      expect(await backend.exists(p)).toBe(false);
+    },
+  },
+  {
+    name: 'list: one level with folders, recursive with every file, sorted',
+    async run({ backend, dir }) {
+      for (const key of ['b.txt', 'a.txt', 'sub/c.txt', 'sub/deep/d.txt', 'sub2/e.txt']) {
+        await backend.put(backend.joinPath(dir, key), key);
+      }
+      expect(await listNames(backend, dir)).toEqual(['a.txt', 'b.txt', 'sub/', 'sub2/']);
+      expect(await listNames(backend, dir, true)).toEqual(['a.txt', 'b.txt', 'sub/c.txt', 'sub/deep/d.txt', 'sub2/e.txt']);
+      const entries = [];
+      for await (const entry of backend.list(dir)) entries.push(entry);
+      const file = entries.find((e) => e.name === 'a.txt');
+      expect(file?.type).toBe('file');
+      expect(file?.size).toBe(5);
+      expect(await backend.isFile(file?.path ?? '')).toBe(true);
+      const folder = entries.find((e) => e.name === 'sub');
+      expect(folder?.type).toBe('dir');
+      expect(await backend.isDir(folder?.path ?? '')).toBe(true);
+    },
+  },
+  {
+    name: 'listing and rmtree page past 1,000 keys',
+    timeoutMs: 300_000,
+    async run({ backend, dir, caps }) {
+      const many = backend.joinPath(dir, 'many');
+      const keys = Array.from({ length: caps.manyKeys }, (_, i) => `k${String(i).padStart(5, '0')}`);
+      await pool(keys, 32, (key) => backend.put(backend.joinPath(many, key), key));
+      await backend.put(backend.joinPath(dir, 'many.txt'), 'neighbour');
+      const names = await listNames(backend, many);
+      expect(names.length).toBe(keys.length);
+      expect(names).toEqual(keys);
+      expect((await listNames(backend, dir, true)).length).toBe(keys.length + 1);
+      await backend.rmtree(many);
+      expect(await listNames(backend, many)).toEqual([]);
+      expect(await backend.isDir(many)).toBe(false);
+      expect(text(await backend.get(backend.joinPath(dir, 'many.txt')))).toBe('neighbour');
+    },
+  },
+  {
+    name: 'concurrent puts to distinct keys all land',
+    async run({ backend, dir }) {
+      const keys = Array.from({ length: 40 }, (_, i) => `c${i}`);
+      await Promise.all(
+        keys.map((key) => backend.put(backend.joinPath(dir, 'conc', key), `${key}:${randomBytes(8).toString('hex')}`)),
+      );
+      for (const key of keys)
+        expect(text(await backend.get(backend.joinPath(dir, 'conc', key))).startsWith(`${key}:`)).toBe(true);
+    },
+  },
+  {
+    name: 'copy within the store',
+    async run({ backend, dir }) {
+      const src = backend.joinPath(dir, 'src.bin');
+      const dst = backend.joinPath(dir, 'nested', 'dst.bin');
+      await backend.put(src, 'copied bytes');
+      await backend.copy(src, dst);
+      expect(text(await backend.get(dst))).toBe('copied bytes');
+      expect(text(await backend.get(src))).toBe('copied bytes');
+      await expect(backend.copy(backend.joinPath(dir, 'nope'), dst)).rejects.toBeInstanceOf(NotFoundError);
+    },
+  },
+  {
+    name: 'paths that escape the root, hold NUL or are empty are refused',
+    async run({ backend, dir }) {
+      const outside = `${dir.replace(/\/+$/, '')}/../escaped.txt`;
+      await expect(backend.put(outside, 'x')).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.get(outside)).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.remove(outside)).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.rmtree(`${dir.replace(/\/+$/, '')}/..`)).rejects.toBeInstanceOf(InvalidPathError);
+      expect(() => backend.joinPath(dir, '..', 'x')).toThrow(InvalidPathError);
+      await expect(backend.put(`${dir}/nul\0byte`, 'x')).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.put('', 'x')).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.rmtree('')).rejects.toBeInstanceOf(InvalidPathError);
+    },
+  },
+  {
+    name: 'rmtree of the store root is refused unless asked for',
+    async run({ backend, dir, storeRoot }) {
+      await backend.put(backend.joinPath(dir, 'survivor.txt'), 'still here');
+      if (storeRoot !== undefined) {
+        await expect(backend.rmtree(storeRoot)).rejects.toBeInstanceOf(InvalidPathError);
+      }
+      expect(text(await backend.get(backend.joinPath(dir, 'survivor.txt')))).toBe('still here');
+    },
+  },
+];

@@ -1,0 +1,14 @@
+export {
+  type Capabilities,
+  type CheckContext,
+  CONTRACT_CHECKS,
+  type ContractCheck,
+  DEFAULT_CAPABILITIES,
+} from './contract-checks.js';
+export { type CheckFailure, runChecks } from './run-checks.js';
+export {
+  type BackendFactory,
+  type BackendTestContext,
+  type TestBackendOptions,
+  testBackend,
+} from './test-backend.js';

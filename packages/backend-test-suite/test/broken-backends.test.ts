@@ -1,0 +1,122 @@
+// The suite must fail a backend that breaks the contract. Each broken backend
+// wraps the correct local store and breaks one rule; runChecks must report it.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PutBody, PutOptions, StorageBackend } from '@savepoint/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// A relative import, not a package dependency: backend-local depends on this suite for its own tests.
+import { LocalBackend } from '../../backend-local/src/index.js';
+import { runChecks } from '../src/index.js';
+
+const caps = { largeObjectBytes: 1 << 20, manyKeys: 50, fileAndFolderSameName: false };
+
+/** Forwards every call to a correct local store, so a subclass breaks exactly one rule. */
+class Wrapped implements StorageBackend {
+  readonly name = 'broken';
+  constructor(protected readonly inner: LocalBackend) {}
+  joinPath(base: string, ...parts: string[]) {
+    return this.inner.joinPath(base, ...parts);
+  }
+  exists(p: string) {
+    return this.inner.exists(p);
+  }
+  isFile(p: string) {
+    return this.inner.isFile(p);
+  }
+  isDir(p: string) {
+    return this.inner.isDir(p);
+  }
+  stat(p: string) {
+    return this.inner.stat(p);
+  }
+  put(p: string, body: PutBody, o?: PutOptions) {
+    return this.inner.put(p, body, o);
+  }
+  get(p: string, o?: { range?: { start: number; end?: number } }) {
+    return this.inner.get(p, o);
+  }
+  getStream(p: string, o?: { range?: { start: number; end?: number } }) {
+    return this.inner.getStream(p, o);
+  }
+  list(p: string, o?: { recursive?: boolean }) {
+    return this.inner.list(p, o);
+  }
+  remove(p: string) {
+    return this.inner.remove(p);
+  }
+  rmtree(p: string, o?: { allowRoot?: boolean }) {
+    return this.inner.rmtree(p, o);
+  }
+  copy(a: string, b: string) {
+    return this.inner.copy(a, b);
+  }
+}
+
+/** Deletes by raw string prefix, as a naive `ListObjects(prefix)` + delete would. */
+class RawPrefixRmtree extends Wrapped {
+  override async rmtree(p: string) {
+    const parent = p.slice(0, p.lastIndexOf('/'));
+    const stem = p.slice(p.lastIndexOf('/') + 1);
+    for await (const entry of this.inner.list(parent)) {
+      if (entry.name.startsWith(stem)) {
+        if (entry.type === 'dir') await this.inner.rmtree(entry.path);
+        else await this.inner.remove(entry.path);
+      }
+    }
+  }
+}
+
+/** Resolves `undefined` for a missing key instead of rejecting with NotFoundError. */
+class UndefinedOnMissing extends Wrapped {
+  override async get(p: string, o?: { range?: { start: number; end?: number } }) {
+    if (!(await this.inner.isFile(p))) return undefined as unknown as Uint8Array;
+    return this.inner.get(p, o);
+  }
+}
+
+/** Writes straight to the final name, so a failed stream leaves a half-written object. */
+class HalfWrittenPut extends Wrapped {
+  override async put(p: string, body: PutBody, o?: PutOptions) {
+    if (typeof body === 'string' || body instanceof Uint8Array) return this.inner.put(p, body, o);
+    const seen: Uint8Array[] = [];
+    try {
+      for await (const chunk of body) {
+        seen.push(chunk);
+        await this.inner.put(p, Buffer.concat(seen), o);
+      }
+    } catch (error) {
+      throw error;
+    }
+  }
+}
+
+describe('the contract suite fails broken backends', () => {
+  let root: string;
+  beforeAll(async () => {
+    root = await mkdtemp(join(tmpdir(), 'savepoint-broken-'));
+  });
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  it('passes the correct local backend (the control)', async () => {
+    const failures = await runChecks(new LocalBackend(), root, { caps });
+    expect(failures.map((f) => `${f.check}: ${String(f.error)}`)).toEqual([]);
+  }, 60_000);
+
+  it('fails an rmtree that deletes by raw prefix', async () => {
+    const failures = await runChecks(new RawPrefixRmtree(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain('rmtree deletes exactly the folder: run1 never touches run10/ or run1.txt');
+  }, 60_000);
+
+  it('fails a get that resolves undefined for a missing key', async () => {
+    const failures = await runChecks(new UndefinedOnMissing(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      'not found: get, getStream and stat reject with NotFoundError; checks resolve false; deletes succeed',
+    );
+  }, 60_000);
+
+  it('fails a put that is visible half-written', async () => {
+    const failures = await runChecks(new HalfWrittenPut(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain('a put whose stream fails leaves nothing visible, and keeps the old object');
+  }, 60_000);
+});

@@ -1,0 +1,130 @@
+// The one error hierarchy every savepoint package throws. Callers branch on
+// `instanceof` or on `code`; `backend` says which store answered; `cause` keeps
+// the SDK's original error for debugging (never shown with credentials: see redact.ts).
+
+export type SavepointErrorCode =
+  | 'NOT_FOUND'
+  | 'INVALID_PATH'
+  | 'CONFIG'
+  | 'PERMISSION_DENIED'
+  | 'TRANSIENT'
+  | 'ABORTED'
+  | 'INCOMPLETE_DELETE'
+  | 'CORRUPT_CHECKPOINT'
+  | 'BACKEND';
+
+export interface SavepointErrorOptions {
+  backend?: string | undefined;
+  cause?: unknown;
+}
+
+export class SavepointError extends Error {
+  override readonly name: string = 'SavepointError';
+  readonly code: SavepointErrorCode;
+  /** Name of the backend that raised it (`s3`, `gcs`, `azure`, `local`, ...), or `core`. */
+  readonly backend: string;
+
+  constructor(code: SavepointErrorCode, message: string, options: SavepointErrorOptions = {}) {
+    const backend = options.backend ?? 'core';
+    super(message.startsWith('[') ? message : `[${backend}] ${message}`, { cause: options.cause });
+    this.code = code;
+    this.backend = backend;
+  }
+
+  /** Whether the shared retry helper may try the failed operation again. */
+  get transient(): boolean {
+    return false;
+  }
+}
+
+/** `get`, `stat` or a read stream found no object at the path. */
+export class NotFoundError extends SavepointError {
+  override readonly name = 'NotFoundError';
+  readonly path: string;
+  constructor(path: string, options: SavepointErrorOptions & { message?: string } = {}) {
+    super('NOT_FOUND', options.message ?? `not found: ${path}`, options);
+    this.path = path;
+  }
+}
+
+/** A path that is empty, holds a NUL byte, or has a `..`/`.` segment that could escape its root. */
+export class InvalidPathError extends SavepointError {
+  override readonly name = 'InvalidPathError';
+  readonly path: string;
+  constructor(path: string, reason: string, options: SavepointErrorOptions = {}) {
+    super('INVALID_PATH', `invalid path ${JSON.stringify(path)}: ${reason}`, options);
+    this.path = path;
+  }
+}
+
+/** A bad option: thrown at construction, naming the option, the bad value and what is accepted. */
+export class ConfigError extends SavepointError {
+  override readonly name = 'ConfigError';
+  readonly option: string | undefined;
+  constructor(message: string, options: SavepointErrorOptions & { option?: string } = {}) {
+    super('CONFIG', message, options);
+    this.option = options.option;
+  }
+}
+
+/** The store refused the credentials or the operation (403/401). Never retried. */
+export class PermissionDeniedError extends SavepointError {
+  override readonly name = 'PermissionDeniedError';
+  constructor(message: string, options: SavepointErrorOptions = {}) {
+    super('PERMISSION_DENIED', message, options);
+  }
+}
+
+/** Throttling, 5xx, or a dropped connection: worth another try with backoff. */
+export class TransientError extends SavepointError {
+  override readonly name = 'TransientError';
+  constructor(message: string, options: SavepointErrorOptions = {}) {
+    super('TRANSIENT', message, options);
+  }
+  override get transient(): boolean {
+    return true;
+  }
+}
+
+/** The caller's AbortSignal fired. */
+export class AbortedError extends SavepointError {
+  override readonly name = 'AbortedError';
+  constructor(message = 'operation aborted', options: SavepointErrorOptions = {}) {
+    super('ABORTED', message, options);
+  }
+}
+
+/** `rmtree` could not delete every key under its prefix, even after retries. */
+export class IncompleteDeleteError extends SavepointError {
+  override readonly name = 'IncompleteDeleteError';
+  readonly remaining: readonly string[];
+  constructor(path: string, remaining: readonly string[], options: SavepointErrorOptions = {}) {
+    const sample = remaining.slice(0, 5).join(', ');
+    super(
+      'INCOMPLETE_DELETE',
+      `rmtree ${path}: ${remaining.length} object(s) could not be deleted (${sample}${remaining.length > 5 ? ', ...' : ''}); run it again, nothing was reported as deleted that survived`,
+      options,
+    );
+    this.remaining = remaining;
+  }
+}
+
+/** A checkpoint that cannot be decoded, or a directory checkpoint that does not match its manifest. */
+export class CorruptCheckpointError extends SavepointError {
+  override readonly name = 'CorruptCheckpointError';
+  constructor(message: string, options: SavepointErrorOptions = {}) {
+    super('CORRUPT_CHECKPOINT', message, options);
+  }
+}
+
+/** Any other store failure, with the SDK error as `cause`. */
+export class BackendError extends SavepointError {
+  override readonly name = 'BackendError';
+  constructor(message: string, options: SavepointErrorOptions = {}) {
+    super('BACKEND', message, options);
+  }
+}
+
+export function isTransient(error: unknown): boolean {
+  return error instanceof SavepointError && error.transient;
+}

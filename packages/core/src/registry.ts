@@ -1,0 +1,87 @@
+// Picks a backend for a path, like MMEngine's `get_file_backend`: an explicit
+// `backendArgs.backend` wins; otherwise the URI scheme decides, and `file://` or a
+// plain path means local disk. Backends register themselves by name and schemes,
+// so a third-party store plugs in without touching the engine.
+import { ConfigError } from './errors.js';
+import type { StorageBackend } from './storage-backend.js';
+
+export type BackendArgs = Record<string, unknown> & { backend?: string };
+
+export interface BackendRegistration {
+  /** URI schemes this backend serves, without `://` (`['s3']`). Local disk uses `file`. */
+  schemes: readonly string[];
+  /** Builds a backend from `backendArgs` without its `backend` key. */
+  create(args: Record<string, unknown>): StorageBackend;
+}
+
+const registry = new Map<string, BackendRegistration>();
+
+/** The name under which plain paths and `file://` URIs are served. */
+export const LOCAL_BACKEND_NAME = 'local';
+
+export function registerBackend(name: string, registration: BackendRegistration, options: { replace?: boolean } = {}): void {
+  if (typeof name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(name)) {
+    throw new ConfigError(`backend name ${JSON.stringify(name)} must be lowercase letters, digits and "-"`);
+  }
+  const existing = registry.get(name);
+  if (existing && existing !== registration && !options.replace) {
+    throw new ConfigError(`a backend named "${name}" is already registered; pass { replace: true } to replace it`);
+  }
+  for (const [otherName, other] of registry) {
+    if (otherName === name) continue;
+    const clash = registration.schemes.find((scheme) => other.schemes.includes(scheme));
+    if (clash) throw new ConfigError(`scheme "${clash}://" is already served by backend "${otherName}"`);
+  }
+  registry.set(name, registration);
+}
+
+export function unregisterBackend(name: string): void {
+  registry.delete(name);
+}
+
+export function registeredBackends(): { name: string; schemes: readonly string[] }[] {
+  return [...registry].map(([name, reg]) => ({ name, schemes: reg.schemes }));
+}
+
+/** The lowercased URI scheme of `path`, or `undefined` for a plain path (including Windows drive letters). */
+export function uriScheme(path: string): string | undefined {
+  const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(path);
+  return match?.[1]?.toLowerCase();
+}
+
+function describeRegistered(): string {
+  const all = registeredBackends();
+  if (all.length === 0)
+    return 'none are registered; import a backend package and call its register function (e.g. registerLocalBackend())';
+  return `registered: ${all.map((b) => `${b.name} (${b.schemes.map((s) => `${s}://`).join(', ')})`).join('; ')}`;
+}
+
+/** The registered name that would serve `path` with these `backendArgs`. */
+export function resolveBackendName(path: string, backendArgs: BackendArgs = {}): string {
+  const explicit = backendArgs.backend;
+  if (explicit !== undefined) {
+    if (typeof explicit !== 'string' || !registry.has(explicit)) {
+      throw new ConfigError(`unknown backend ${JSON.stringify(explicit)} in backendArgs.backend; ${describeRegistered()}`, {
+        option: 'backendArgs.backend',
+      });
+    }
+    return explicit;
+  }
+  const scheme = uriScheme(path) ?? 'file';
+  for (const [name, reg] of registry) {
+    if (reg.schemes.includes(scheme)) return name;
+  }
+  throw new ConfigError(`no backend serves "${scheme}://" (path ${JSON.stringify(path)}); ${describeRegistered()}`, {
+    option: 'backendArgs.backend',
+  });
+}
+
+/** Builds the backend that serves `path`. */
+export function getBackend(path: string, backendArgs: BackendArgs = {}): StorageBackend {
+  if (typeof backendArgs !== 'object' || backendArgs === null || Array.isArray(backendArgs)) {
+    throw new ConfigError(`backendArgs must be an object, got ${typeof backendArgs}`, { option: 'backendArgs' });
+  }
+  const name = resolveBackendName(path, backendArgs);
+  const { backend: _explicit, ...rest } = backendArgs;
+  return registry.get(name)!.create(rest);
+}

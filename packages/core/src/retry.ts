@@ -1,0 +1,92 @@
+// The one retry helper every network backend uses: jittered exponential backoff
+// (p-retry), retrying only what the backend's error mapper classed as transient,
+// stopped by an AbortSignal, and configured through `backendArgs.retry`.
+import pRetry from 'p-retry';
+import { AbortedError, isTransient } from './errors.js';
+import { checkInteger, checkKnownKeys, checkRecord, configError } from './validate.js';
+
+export interface RetryPolicy {
+  /** Further attempts after the first. 0 disables retrying. */
+  retries: number;
+  /** Delay before the first retry, before jitter. */
+  minDelayMs: number;
+  /** Upper bound of one delay. */
+  maxDelayMs: number;
+  /** Growth of the delay per attempt. */
+  factor: number;
+}
+
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  retries: 5,
+  minDelayMs: 100,
+  maxDelayMs: 5_000,
+  factor: 2,
+});
+
+const RETRY_KEYS = ['retries', 'minDelayMs', 'maxDelayMs', 'factor'] as const;
+
+/** Reads `backendArgs.retry` (`{ retries, minDelayMs, maxDelayMs, factor }`), every field optional. */
+export function parseRetryPolicy(value: unknown, backend: string): RetryPolicy {
+  const raw = checkRecord(value, 'retry', { backend });
+  if (!raw) return { ...DEFAULT_RETRY_POLICY };
+  checkKnownKeys(raw, RETRY_KEYS, 'retry', { backend });
+  const policy = { ...DEFAULT_RETRY_POLICY };
+  if (raw.retries !== undefined) {
+    policy.retries = checkInteger(raw.retries, 'retry.retries', 'an integer >= 0', { backend, min: 0 });
+  }
+  if (raw.minDelayMs !== undefined) {
+    policy.minDelayMs = checkInteger(raw.minDelayMs, 'retry.minDelayMs', 'an integer >= 0', { backend, min: 0 });
+  }
+  if (raw.maxDelayMs !== undefined) {
+    policy.maxDelayMs = checkInteger(raw.maxDelayMs, 'retry.maxDelayMs', 'an integer >= minDelayMs', {
+      backend,
+      min: policy.minDelayMs,
+    });
+  }
+  if (raw.factor !== undefined) {
+    if (typeof raw.factor !== 'number' || !(raw.factor >= 1) || !Number.isFinite(raw.factor)) {
+      throw configError('retry.factor', raw.factor, 'a finite number >= 1', { backend });
+    }
+    policy.factor = raw.factor;
+  }
+  return policy;
+}
+
+export interface RetryInfo {
+  attempt: number;
+  retriesLeft: number;
+  error: unknown;
+}
+
+export interface WithRetryOptions {
+  policy: RetryPolicy;
+  signal?: AbortSignal | undefined;
+  backend: string;
+  /** Called before each retry; backends log here (already redacted messages only). */
+  onRetry?: ((info: RetryInfo) => void) | undefined;
+}
+
+/** Runs `operation`, retrying it while it throws a transient `SavepointError`. */
+export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: WithRetryOptions): Promise<T> {
+  const { policy, signal, backend } = options;
+  if (signal?.aborted) throw new AbortedError('operation aborted before it started', { backend, cause: signal.reason });
+  try {
+    return await pRetry(operation, {
+      retries: policy.retries,
+      factor: policy.factor,
+      minTimeout: policy.minDelayMs,
+      maxTimeout: policy.maxDelayMs,
+      randomize: true,
+      signal,
+      shouldRetry: ({ error }) => isTransient(error),
+      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+        if (retriesLeft > 0 && isTransient(error)) options.onRetry?.({ attempt: attemptNumber, retriesLeft, error });
+      },
+    });
+  } catch (error) {
+    if (signal?.aborted && !(error instanceof AbortedError)) {
+      throw new AbortedError('operation aborted', { backend, cause: signal.reason });
+    }
+    throw error;
+  }
+}

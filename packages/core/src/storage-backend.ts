@@ -1,0 +1,118 @@
+// The store contract. Every backend (local disk, S3, GCS, Azure, third-party)
+// implements this interface, and the policy engine uses nothing else, so a rule
+// written once behaves the same on every store. `@savepoint/backend-test-suite`
+// checks each rule below; a backend passes it or it is not a savepoint backend.
+
+/** Bytes to store: a whole buffer, a string (written as UTF-8), or a stream of unknown length. */
+export type PutBody = Uint8Array | string | AsyncIterable<Uint8Array>;
+
+/** A half-open byte range: `start` inclusive, `end` exclusive (defaults to the end of the object). */
+export interface ByteRange {
+  start: number;
+  end?: number | undefined;
+}
+
+export interface SignalOptions {
+  /** Aborting rejects the call with `AbortedError`; an aborted `put` leaves nothing visible. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface PutOptions extends SignalOptions {
+  contentType?: string | undefined;
+}
+
+export interface GetOptions extends SignalOptions {
+  range?: ByteRange | undefined;
+}
+
+export interface ListOptions extends SignalOptions {
+  /** List every file below the folder instead of one level (files and sub-folders). */
+  recursive?: boolean | undefined;
+}
+
+export interface RmtreeOptions extends SignalOptions {
+  /**
+   * `rmtree` of a store's root (a bucket, a container, `/`) or of an empty path is
+   * refused with `InvalidPathError` unless this is set.
+   */
+  allowRoot?: boolean | undefined;
+}
+
+export interface ListEntry {
+  /** Full path, usable with every other method (`s3://bucket/run/epoch_1.safetensors`). */
+  path: string;
+  /** Last path segment, without a trailing `/`. */
+  name: string;
+  type: 'file' | 'dir';
+  /** Bytes, for files. */
+  size?: number | undefined;
+  lastModified?: Date | undefined;
+}
+
+export interface ObjectStat {
+  path: string;
+  size: number;
+  lastModified?: Date | undefined;
+}
+
+/**
+ * A store of bytes addressed by path. Paths are full URIs for object stores
+ * (`s3://bucket/key`, `gs://bucket/key`, `az://container/key`) and plain paths or
+ * `file://` URIs on local disk.
+ *
+ * Rules that hold on every store:
+ * - A directory on an object store is a key prefix ending in `/`. `isDir(p)` is true
+ *   when some key starts with `p/`; there are no empty directories.
+ * - Not found: `get`, `getStream` and `stat` reject with `NotFoundError`; `exists`,
+ *   `isFile` and `isDir` resolve `false`; `remove` of a missing file and `rmtree` of a
+ *   missing folder succeed.
+ * - A `put` is all or nothing: a reader sees the old object or the whole new one, never
+ *   a part. A failed or aborted `put` leaves nothing visible.
+ * - A path that is empty, holds a NUL byte or has a `..` segment is rejected with
+ *   `InvalidPathError` before any request is made.
+ * - Errors are `SavepointError`s; transient ones (throttling, 5xx, resets) were already
+ *   retried by the backend's retry policy before they reach the caller.
+ */
+export interface StorageBackend {
+  /** Short name used in messages and the registry: `local`, `s3`, `gcs`, `azure`. */
+  readonly name: string;
+
+  /** Joins path segments with the store's separator (`/` on object stores). Does no I/O. */
+  joinPath(base: string, ...parts: string[]): string;
+
+  /** True when `path` is a file or a directory. */
+  exists(path: string, options?: SignalOptions): Promise<boolean>;
+  /** True when an object (file) is stored exactly at `path`. */
+  isFile(path: string, options?: SignalOptions): Promise<boolean>;
+  /** True when some object lives below `path/`. */
+  isDir(path: string, options?: SignalOptions): Promise<boolean>;
+  /** Size and modification time of the file at `path`; `NotFoundError` when missing. */
+  stat(path: string, options?: SignalOptions): Promise<ObjectStat>;
+
+  /** Writes `body` at `path`, replacing any object there, atomically. */
+  put(path: string, body: PutBody, options?: PutOptions): Promise<void>;
+  /** Reads the whole object, or `range` of it. */
+  get(path: string, options?: GetOptions): Promise<Uint8Array>;
+  /** Streams the object (or `range` of it) with bounded memory. Rejects before the first chunk when missing. */
+  getStream(path: string, options?: GetOptions): Promise<AsyncIterable<Uint8Array>>;
+
+  /**
+   * Lists a folder: one level (files and sub-folders) or, with `recursive`, every file
+   * below it. Pages by itself; order is lexicographic by path. A missing folder lists nothing.
+   */
+  list(path: string, options?: ListOptions): AsyncIterable<ListEntry>;
+
+  /** Deletes the file at `path`; succeeds when it is already gone. Never touches a folder. */
+  remove(path: string, options?: SignalOptions): Promise<void>;
+  /**
+   * Deletes exactly the objects below `path/`: `run1` never touches `run10/...` or
+   * `run1.txt`. Succeeds on a missing folder. Raises `IncompleteDeleteError` when any
+   * object survives its retries.
+   */
+  rmtree(path: string, options?: RmtreeOptions): Promise<void>;
+  /** Copies one file within this store. */
+  copy(source: string, destination: string, options?: SignalOptions): Promise<void>;
+
+  /** Releases sockets and clients the backend created itself. Safe to call twice. */
+  close?(): Promise<void>;
+}
