@@ -12,3 +12,6 @@ export {
   type TestBackendOptions,
   testBackend,
 } from './test-backend.js';
+export { InstrumentedBackend, InjectedFault, MUTATING_OPERATIONS, type Call, type Fault, type Operation } from './instrumented-backend.js';
+export { testCheckpointPolicy, type PolicyTestOptions } from './policy-checks.js';
+export { ToyModel } from './toy-model.js';

@@ -1,0 +1,10 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { testCheckpointPolicy } from '@savepoint/backend-test-suite';
+import { LocalBackend } from '../src/index.js';
+
+testCheckpointPolicy('local', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'savepoint-policy-'));
+  return { backend: new LocalBackend(), root, cleanup: () => rm(root, { recursive: true, force: true }) };
+});

@@ -1,0 +1,345 @@
+// The policy engine's test matrix, parameterised by a store factory: every
+// example of spec/checkpoint-policy.md, in epoch and iteration mode, plus the
+// crash-ordering sweep. Each backend runs it with one call, so rotation and best
+// removal are proven identical on every store.
+import { randomBytes } from 'node:crypto';
+import {
+  CheckpointHook,
+  type CheckpointHookOptions,
+  checkpointShape,
+  loadCheckpoint,
+  readLastCheckpoint,
+  ReferenceTrainer,
+  type StorageBackend,
+} from '@savepoint/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InjectedFault, InstrumentedBackend, MUTATING_OPERATIONS } from './instrumented-backend.js';
+import type { BackendFactory, BackendTestContext } from './test-backend.js';
+import { ToyModel } from './toy-model.js';
+
+export interface PolicyTestOptions {
+  skipReason?: string | undefined;
+  /** Run the crash sweep (one training run per store write); on by default. */
+  crashSweep?: boolean;
+}
+
+type Mode = 'epoch' | 'iter';
+type Metrics = (step: number) => Record<string, number>;
+
+interface RunOptions {
+  hook?: CheckpointHookOptions;
+  steps?: number;
+  metrics?: Metrics;
+  resume?: boolean;
+  backend?: StorageBackend;
+  stopAt?: number;
+  logs?: string[];
+}
+
+export function testCheckpointPolicy(name: string, factory: BackendFactory, options: PolicyTestOptions = {}): void {
+  const suite = options.skipReason ? describe.skip : describe;
+  suite(`${name} checkpoint policy${options.skipReason ? ` (skipped: ${options.skipReason})` : ''}`, () => {
+    let ctx: BackendTestContext;
+    let runRoot: string;
+    beforeAll(async () => {
+      ctx = await factory();
+      runRoot = ctx.backend.joinPath(ctx.root, `savepoint-policy-${randomBytes(6).toString('hex')}`);
+    }, 60_000);
+    afterAll(async () => {
+      if (!ctx) return;
+      try {
+        await ctx.backend.rmtree(runRoot);
+      } finally {
+        await ctx.cleanup?.();
+        await ctx.backend.close?.();
+      }
+    }, 120_000);
+
+    let counter = 0;
+    const freshWorkDir = () => ctx.backend.joinPath(runRoot, `run${++counter}`);
+
+    /** Trains `steps` epochs (or iterations) with the reference loop; returns the trainer. */
+    async function train(mode: Mode, workDir: string, run: RunOptions = {}) {
+      const steps = run.steps ?? 11;
+      const metrics = run.metrics;
+      const model = new ToyModel((pos) => metrics?.(mode === 'epoch' ? pos.epoch : pos.iter) ?? {});
+      const hook = new CheckpointHook({ byEpoch: mode === 'epoch', backend: run.backend ?? ctx.backend, ...run.hook });
+      const logs = run.logs ?? [];
+      const trainer = new ReferenceTrainer({
+        workDir,
+        model,
+        checkpointHook: hook,
+        itersPerEpoch: mode === 'epoch' ? 1 : 1000,
+        ...(mode === 'epoch' ? { maxEpochs: steps } : { maxIters: steps }),
+        valInterval: metrics ? 1 : 0,
+        resume: run.resume ?? false,
+        backend: run.backend ?? ctx.backend,
+        logger: { info: (m) => logs.push(m), warn: (m) => logs.push(`WARN ${m}`) },
+        shouldStop: run.stopAt ? (pos) => (mode === 'epoch' ? pos.epoch : pos.iter) >= (run.stopAt as number) : undefined,
+      });
+      await trainer.train();
+      return { trainer, hook, model, logs };
+    }
+
+    async function names(dir: string): Promise<string[]> {
+      const out: string[] = [];
+      for await (const entry of ctx.backend.list(dir)) out.push(entry.name);
+      return out.sort();
+    }
+
+    const regular = (mode: Mode, steps: number[]) => steps.map((s) => `${mode}_${s}.safetensors`).sort();
+    const savedSteps = (calls: { op: string; path: string }[], mode: Mode) =>
+      calls
+        .filter((c) => c.op === 'put' && new RegExp(`/${mode}_\\d+\\.safetensors$`).test(c.path))
+        .map((c) => Number(/_(\d+)\.safetensors$/.exec(c.path)?.[1]));
+
+    for (const mode of ['epoch', 'iter'] as const) {
+      describe(`${mode} mode`, () => {
+        it('interval 2 saves 2, 4, 6, 8, 10 and the last step 11', async () => {
+          const store = new InstrumentedBackend(ctx.backend);
+          const dir = freshWorkDir();
+          await train(mode, dir, { hook: { interval: 2 }, backend: store });
+          expect(savedSteps(store.calls, mode)).toEqual([2, 4, 6, 8, 10, 11]);
+          expect(await names(dir)).toEqual([...regular(mode, [2, 4, 6, 8, 10, 11]), 'last_checkpoint'].sort());
+        });
+
+        it('interval 2 with saveBegin 5 saves 5, 7, 9, 11; with saveBegin 1 saves 1, 3, ..., 11', async () => {
+          const a = new InstrumentedBackend(ctx.backend);
+          await train(mode, freshWorkDir(), { hook: { interval: 2, saveBegin: 5 }, backend: a });
+          expect(savedSteps(a.calls, mode)).toEqual([5, 7, 9, 11]);
+          const b = new InstrumentedBackend(ctx.backend);
+          await train(mode, freshWorkDir(), { hook: { interval: 2, saveBegin: 1 }, backend: b });
+          expect(savedSteps(b.calls, mode)).toEqual([1, 3, 5, 7, 9, 11]);
+        });
+
+        it('saveLast false skips the last step; meta records where training stood', async () => {
+          const store = new InstrumentedBackend(ctx.backend);
+          const dir = freshWorkDir();
+          await train(mode, dir, { hook: { interval: 5, saveLast: false }, backend: store });
+          expect(savedSteps(store.calls, mode)).toEqual([5, 10]);
+          const ckpt = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, `${mode}_10.safetensors`));
+          expect(ckpt.meta).toEqual(mode === 'epoch' ? { epoch: 10, iter: 10 } : { epoch: 0, iter: 10 });
+          expect(Object.keys(ckpt).sort()).toEqual(['message_hub', 'meta', 'optimizer', 'param_schedulers', 'state_dict']);
+        });
+
+        it('maxKeepCkpts 1 keeps only the newest; maxKeepCkpts 3 keeps 9, 10, 11, recorded inside step 11', async () => {
+          const one = freshWorkDir();
+          await train(mode, one, { hook: { interval: 1, maxKeepCkpts: 1 } });
+          expect(await names(one)).toEqual([...regular(mode, [11]), 'last_checkpoint'].sort());
+          const three = freshWorkDir();
+          await train(mode, three, { hook: { interval: 1, maxKeepCkpts: 3 } });
+          expect(await names(three)).toEqual([...regular(mode, [9, 10, 11]), 'last_checkpoint'].sort());
+          const last = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(three, `${mode}_11.safetensors`));
+          const info = (last.message_hub as { runtime_info: Record<string, unknown> }).runtime_info;
+          expect(info.keep_ckpt_ids).toEqual([9, 10, 11]);
+          expect(info.last_ckpt).toBe(ctx.backend.joinPath(three, `${mode}_11.safetensors`));
+        });
+
+        it('the pointer holds the newest checkpoint path, with no newline', async () => {
+          const dir = freshWorkDir();
+          await train(mode, dir, { hook: { interval: 3 } });
+          const raw = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
+          expect(raw).toBe(ctx.backend.joinPath(dir, `${mode}_11.safetensors`));
+        });
+
+        it('resume from step 11 holding [9, 10, 11] with maxKeepCkpts 2, train to 12: 9 and 10 go, 11 and 12 stay', async () => {
+          const dir = freshWorkDir();
+          await train(mode, dir, { hook: { interval: 1, maxKeepCkpts: 3 } });
+          const { trainer, model } = await train(mode, dir, { hook: { interval: 1, maxKeepCkpts: 2 }, steps: 12, resume: true });
+          expect(trainer.resumedFrom).toBe(ctx.backend.joinPath(dir, `${mode}_11.safetensors`));
+          expect(model.steps).toBe(1);
+          expect(await names(dir)).toEqual([...regular(mode, [11, 12]), 'last_checkpoint'].sort());
+          const last = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, `${mode}_12.safetensors`));
+          expect((last.message_hub as { runtime_info: { keep_ckpt_ids: number[] } }).runtime_info.keep_ckpt_ids).toEqual([11, 12]);
+          // Weights continued from the checkpoint: 12 steps of +0.5 on weight 0.
+          expect((last.state_dict as Record<string, Float32Array>)['fc.weight']?.[0]).toBe(6);
+        });
+
+        it('filename templates name regular and best checkpoints', async () => {
+          const dir = freshWorkDir();
+          await train(mode, dir, {
+            hook: { interval: 4, filenameTmpl: 'ckpt-{}-x.safetensors', saveBest: 'acc' },
+            metrics: (s) => ({ acc: s === 3 ? 1 : 0.1 }),
+            steps: 5,
+          });
+          expect(await names(dir)).toEqual(
+            // No regular checkpoint existed at step 3, so the new best triggers no re-save there.
+            ['best_acc_ckpt-3-x.safetensors', 'ckpt-4-x.safetensors', 'ckpt-5-x.safetensors', 'last_checkpoint'].sort(),
+          );
+        });
+
+        it('best on test/acc peaking at step 5 gives best_test_acc_<5>, re-saving step 5 despite interval 2', async () => {
+          const dir = freshWorkDir();
+          const acc = [0.1, 0.2, 0.3, 0.4, 0.9, 0.5, 0.6, 0.7, 0.8, 0.85, 0.3];
+          const store = new InstrumentedBackend(ctx.backend);
+          const { logs } = await train(mode, dir, {
+            hook: { interval: 2, saveBest: 'test/acc' },
+            metrics: (s) => ({ 'test/acc': acc[s - 1] as number }),
+            backend: store,
+          });
+          const best = `best_test_acc_${mode}_5.safetensors`;
+          // Steps 3 and 5 are off-interval but improved the best after a regular save existed: re-saved.
+          expect(await names(dir)).toEqual([best, ...regular(mode, [2, 3, 4, 5, 6, 8, 10, 11]), 'last_checkpoint'].sort());
+          // Step 1 had no regular checkpoint yet: no re-save. Steps 2-5 each improved and re-saved.
+          expect(savedSteps(store.calls, mode)).toEqual([2, 2, 3, 4, 4, 5, 6, 8, 10, 11]);
+          const five = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, `${mode}_5.safetensors`));
+          const info = (five.message_hub as { runtime_info: Record<string, unknown> }).runtime_info;
+          expect(info.best_ckpt).toBe(ctx.backend.joinPath(dir, best));
+          expect(info.best_score).toBe(0.9);
+          const bestCkpt = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, best));
+          expect(Object.keys(bestCkpt).sort()).toEqual(['message_hub', 'meta', 'state_dict']);
+          expect(logs.some((l) => l.includes('previous best checkpoint') && l.includes(`best_test_acc_${mode}_4`))).toBe(true);
+        });
+
+        it('several metrics keep one best each with their own rules; auto takes the first metric', async () => {
+          const dir = freshWorkDir();
+          const acc = [0.1, 0.5, 0.3, 0.2];
+          const loss = [0.9, 0.8, 0.2, 0.5];
+          const { trainer } = await train(mode, dir, {
+            hook: { saveBest: ['acc', 'loss'], interval: 1 },
+            metrics: (s) => ({ acc: acc[s - 1] as number, loss: loss[s - 1] as number }),
+            steps: 4,
+          });
+          expect((await names(dir)).filter((n) => n.startsWith('best_'))).toEqual([
+            `best_acc_${mode}_2.safetensors`,
+            `best_loss_${mode}_3.safetensors`,
+          ]);
+          expect(trainer.runtimeInfo.get('best_score_acc')).toBe(0.5);
+          expect(trainer.runtimeInfo.get('best_score_loss')).toBe(0.2);
+          expect(trainer.runtimeInfo.has('best_score')).toBe(false);
+
+          const autoDir = freshWorkDir();
+          const auto = await train(mode, autoDir, {
+            hook: { saveBest: 'auto', interval: 1 },
+            metrics: (s) => ({ loss: loss[s - 1] as number, acc: acc[s - 1] as number }),
+            steps: 4,
+          });
+          expect((await names(autoDir)).filter((n) => n.startsWith('best_'))).toEqual([`best_loss_${mode}_3.safetensors`]);
+          expect(auto.trainer.runtimeInfo.get('best_score')).toBe(0.2);
+        });
+
+        it('an explicit rule overrides inference; missing metric values are skipped', async () => {
+          const dir = freshWorkDir();
+          const acc = [0.5, 0.1, 0.3];
+          await train(mode, dir, {
+            hook: { saveBest: 'acc', rule: 'less', interval: 1 },
+            metrics: (s) => (s === 3 ? ({} as Record<string, number>) : { acc: acc[s - 1] as number, other: 1 }),
+            steps: 3,
+          });
+          expect((await names(dir)).filter((n) => n.startsWith('best_'))).toEqual([`best_acc_${mode}_2.safetensors`]);
+        });
+
+        it('empty metrics warn and change nothing', async () => {
+          const dir = freshWorkDir();
+          const store = new InstrumentedBackend(ctx.backend);
+          const { logs, trainer } = await train(mode, dir, {
+            hook: { saveBest: 'acc' },
+            metrics: () => ({}),
+            steps: 2,
+            backend: store,
+          });
+          expect(logs.filter((l) => l.startsWith('WARN') && l.includes('empty'))).toHaveLength(2);
+          expect(trainer.runtimeInfo.has('best_score')).toBe(false);
+          expect(savedSteps(store.calls, mode)).toEqual([2]);
+        });
+
+        it('published copies keep only publishedKeys and are named by the SHA-256 of their bytes', async () => {
+          const dir = freshWorkDir();
+          await train(mode, dir, {
+            hook: { interval: 2, saveBest: 'acc', publishedKeys: ['meta', 'state_dict'] },
+            metrics: (s) => ({ acc: s === 2 ? 1 : 0 }),
+            steps: 3,
+          });
+          const all = await names(dir);
+          const published = all.filter((n) => /-[0-9a-f]{8}\.safetensors$/.test(n));
+          expect(published).toHaveLength(2);
+          expect(published.some((n) => n.startsWith(`${mode}_3-`))).toBe(true);
+          expect(published.some((n) => n.startsWith(`best_acc_${mode}_2-`))).toBe(true);
+          const { createHash } = await import('node:crypto');
+          for (const file of published) {
+            const bytes = await ctx.backend.get(ctx.backend.joinPath(dir, file));
+            expect(file).toContain(`-${createHash('sha256').update(bytes).digest('hex').slice(0, 8)}.`);
+            expect(Object.keys(await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, file))).sort()).toEqual(['meta', 'state_dict']);
+          }
+        });
+
+        it('directory checkpoints rotate with rmtree and are complete only with their manifest', async () => {
+          const dir = freshWorkDir();
+          await train(mode, dir, { hook: { interval: 1, maxKeepCkpts: 2, layout: 'directory', maxShardBytes: 16 }, steps: 4 });
+          expect(await names(dir)).toEqual([...regular(mode, [3, 4]), 'last_checkpoint'].sort());
+          const four = ctx.backend.joinPath(dir, `${mode}_4.safetensors`);
+          expect(await checkpointShape(ctx.backend, four)).toBe('directory');
+          const ckpt = await loadCheckpoint(ctx.backend, four);
+          expect([...((ckpt.state_dict as Record<string, Float32Array>)['fc.weight'] ?? [])]).toEqual([2, 4, 6, 8]);
+          // A folder without its manifest is not a checkpoint.
+          const partial = ctx.backend.joinPath(dir, `${mode}_9.safetensors`);
+          await ctx.backend.put(ctx.backend.joinPath(partial, 'shard-00001-of-00001-dead.safetensors'), 'partial');
+          expect(await checkpointShape(ctx.backend, partial)).toBe('incomplete');
+          await expect(loadCheckpoint(ctx.backend, partial)).rejects.toThrow(/manifest/);
+        });
+      });
+    }
+
+    it('store calls per save are constant at steady state, and none is a listing', async () => {
+      const store = new InstrumentedBackend(ctx.backend);
+      const dir = freshWorkDir();
+      const perSave: number[] = [];
+      const kinds = new Set<string>();
+      let mark = 0;
+      const model = new ToyModel();
+      const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 3, backend: store });
+      const trainer = new ReferenceTrainer({ workDir: dir, model, checkpointHook: hook, itersPerEpoch: 1000, maxIters: 40, backend: store });
+      await hook.beforeTrain(trainer);
+      mark = store.calls.length;
+      for (let i = 0; i < 40; i++) {
+        trainer.iter++;
+        await hook.afterTrainIter(trainer);
+        perSave.push(store.calls.length - mark);
+        for (const call of store.calls.slice(mark)) kinds.add(call.op);
+        mark = store.calls.length;
+      }
+      const steady = perSave.slice(5);
+      expect(new Set(steady).size).toBe(1);
+      expect(kinds.has('list')).toBe(false);
+    });
+
+    if (options.crashSweep !== false) {
+      it('a crash at any store write or delete never loses the last good checkpoint', async () => {
+        // One dry run counts the writes; then one run per (write, before/after) that dies there.
+        const plan: CheckpointHookOptions = { interval: 1, maxKeepCkpts: 1, saveBest: 'acc' };
+        const acc = [0.1, 0.5, 0.3, 0.7, 0.2, 0.9];
+        const metrics: Metrics = (s) => ({ acc: acc[s - 1] as number });
+        const dry = new InstrumentedBackend(ctx.backend);
+        await train('epoch', freshWorkDir(), { hook: plan, metrics, steps: 6, backend: dry });
+        const writes = dry.calls.filter((c) => MUTATING_OPERATIONS.includes(c.op)).length;
+        expect(writes).toBeGreaterThan(10);
+        let scenarios = 0;
+        for (let k = 0; k < writes; k++) {
+          for (const when of ['before', 'after'] as const) {
+            const dir = freshWorkDir();
+            let seen = 0;
+            const dying = new InstrumentedBackend(ctx.backend, (call) =>
+              MUTATING_OPERATIONS.includes(call.op) && seen++ === k ? when : undefined,
+            );
+            await expect(train('epoch', dir, { hook: plan, metrics, steps: 6, backend: dying })).rejects.toBeInstanceOf(InjectedFault);
+            scenarios++;
+            const pointer = await readLastCheckpoint(ctx.backend, dir);
+            if (pointer !== undefined) {
+              // The pointer names a complete checkpoint that loads.
+              const ckpt = await loadCheckpoint(ctx.backend, pointer);
+              expect(ckpt.state_dict).toBeDefined();
+              const regulars = (await names(dir)).filter((n) => /^epoch_\d+\.safetensors$/.test(n));
+              expect(regulars.length, `k=${k} ${when}`).toBeGreaterThanOrEqual(1);
+            }
+            // Resume on a healthy store and finish: rotation and best tracking converge.
+            await train('epoch', dir, { hook: plan, metrics, steps: 8, resume: true });
+            const after = await names(dir);
+            expect(after.filter((n) => /^epoch_\d+\.safetensors$/.test(n)), `k=${k} ${when}: ${after}`).toEqual(['epoch_8.safetensors']);
+            expect(after.filter((n) => n.startsWith('best_acc_')), `k=${k} ${when}: ${after}`).toHaveLength(1);
+          }
+        }
+        expect(scenarios).toBe(writes * 2);
+      }, 600_000);
+    }
+  });
+}

@@ -1,0 +1,226 @@
+// Writing and reading checkpoints through the store contract: single files and
+// directory-shaped (sharded) checkpoints, plus the `last_checkpoint` pointer.
+// Everything here is store-agnostic; it only calls StorageBackend methods.
+import { createHash, randomBytes } from 'node:crypto';
+import type { CheckpointCodec } from './codec.js';
+import { CorruptCheckpointError, NotFoundError } from './errors.js';
+import { decodeSafetensors, encodeSafetensors, joinCheckpoint, SafetensorsCodec, splitCheckpoint } from './safetensors-codec.js';
+import type { SignalOptions, StorageBackend } from './storage-backend.js';
+import type { Checkpoint, Tensor, TypedArray } from './tensor.js';
+
+/** The file, written last, that makes a checkpoint folder complete. */
+export const MANIFEST_NAME = 'savepoint-manifest.json';
+/** The pointer file in the work dir; it holds the newest checkpoint's full path, no newline. */
+export const POINTER_NAME = 'last_checkpoint';
+
+export const DEFAULT_CODEC: CheckpointCodec = new SafetensorsCodec();
+
+export interface ShardManifest {
+  format: 'savepoint.sharded';
+  version: 1;
+  codec: 'safetensors';
+  metadata: Record<string, string>;
+  shards: { file: string; bytes: number; sha256: string; tensors: string[] }[];
+}
+
+export interface SaveOptions extends SignalOptions {
+  codec?: CheckpointCodec;
+}
+
+/** Streams `chunks` to the store and returns the SHA-256 and size of exactly what was sent. */
+async function putHashed(
+  backend: StorageBackend,
+  path: string,
+  chunks: AsyncIterable<Uint8Array>,
+  options: SignalOptions,
+): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  async function* tap() {
+    for await (const chunk of chunks) {
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+      yield chunk;
+    }
+  }
+  await backend.put(path, tap(), options);
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+/** Writes a single-file checkpoint atomically (the store's put is all or nothing). */
+export async function saveCheckpointFile(
+  backend: StorageBackend,
+  path: string,
+  checkpoint: Checkpoint,
+  options: SaveOptions = {},
+): Promise<{ sha256: string; bytes: number }> {
+  const encoded = (options.codec ?? DEFAULT_CODEC).encode(checkpoint);
+  return putHashed(backend, path, encoded.chunks(), options);
+}
+
+/**
+ * Writes a directory checkpoint: shard files first, the manifest last. Shard names
+ * carry a per-write token, so re-saving the same folder never overwrites a shard the
+ * current manifest names; the old manifest's shards are deleted only after the new
+ * manifest is in place.
+ */
+export async function saveCheckpointDir(
+  backend: StorageBackend,
+  path: string,
+  checkpoint: Checkpoint,
+  options: SignalOptions & { maxShardBytes: number },
+): Promise<ShardManifest> {
+  const { metadata, tensors } = splitCheckpoint(checkpoint);
+  const groups: (typeof tensors)[] = [];
+  let current: typeof tensors = [];
+  let size = 0;
+  for (const tensor of tensors) {
+    if (current.length > 0 && size + tensor.data.byteLength > options.maxShardBytes) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(tensor);
+    size += tensor.data.byteLength;
+  }
+  if (current.length > 0 || groups.length === 0) groups.push(current);
+
+  const token = randomBytes(4).toString('hex');
+  const manifest: ShardManifest = { format: 'savepoint.sharded', version: 1, codec: 'safetensors', metadata, shards: [] };
+  for (const [i, group] of groups.entries()) {
+    const file = `shard-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}-${token}.safetensors`;
+    const written = await putHashed(backend, backend.joinPath(path, file), encodeSafetensors({}, group).chunks(), options);
+    manifest.shards.push({ file, ...written, tensors: group.map((t) => t.name) });
+  }
+  const previous = await readManifest(backend, path).catch(() => undefined);
+  await backend.put(backend.joinPath(path, MANIFEST_NAME), JSON.stringify(manifest, null, 1), options);
+  for (const old of previous?.shards ?? []) {
+    if (!manifest.shards.some((s) => s.file === old.file)) await backend.remove(backend.joinPath(path, old.file));
+  }
+  return manifest;
+}
+
+export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
+  const path = backend.joinPath(dir, MANIFEST_NAME);
+  const bytes = await backend.get(path, options);
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new CorruptCheckpointError(`manifest ${path} is not valid JSON`, { backend: backend.name, cause: error });
+  }
+  if (manifest?.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
+    throw new CorruptCheckpointError(`manifest ${path} is not a savepoint shard manifest`, { backend: backend.name });
+  }
+  return manifest;
+}
+
+export type CheckpointShape = 'file' | 'directory' | 'incomplete' | 'missing';
+
+/** What is stored at `path`: a file checkpoint, a complete folder, a folder without its manifest, or nothing. */
+export async function checkpointShape(backend: StorageBackend, path: string, options: SignalOptions = {}): Promise<CheckpointShape> {
+  if (await backend.isFile(path, options)) return 'file';
+  if (await backend.isFile(backend.joinPath(path, MANIFEST_NAME), options)) return 'directory';
+  if (await backend.isDir(path, options)) return 'incomplete';
+  return 'missing';
+}
+
+/** Loads a file or directory checkpoint. `NotFoundError` when missing or incomplete. */
+export async function loadCheckpoint(
+  backend: StorageBackend,
+  path: string,
+  options: SaveOptions & { verify?: boolean } = {},
+): Promise<Checkpoint> {
+  const shape = await checkpointShape(backend, path, options);
+  if (shape === 'file') return (options.codec ?? DEFAULT_CODEC).decode(await backend.get(path, options));
+  if (shape === 'missing') throw new NotFoundError(path, { backend: backend.name, message: `no checkpoint at ${path}` });
+  if (shape === 'incomplete') {
+    throw new NotFoundError(path, {
+      backend: backend.name,
+      message: `checkpoint folder ${path} has no ${MANIFEST_NAME}: its save did not finish, so it is not a checkpoint`,
+    });
+  }
+  const manifest = await readManifest(backend, path, options);
+  const tensors = new Map<string, Tensor | TypedArray>();
+  for (const shard of manifest.shards) {
+    const shardPath = backend.joinPath(path, shard.file);
+    const bytes = await backend.get(shardPath, options);
+    if (bytes.byteLength !== shard.bytes) {
+      throw new CorruptCheckpointError(`${shardPath} has ${bytes.byteLength} bytes, its manifest says ${shard.bytes}`, {
+        backend: backend.name,
+      });
+    }
+    if (options.verify !== false && createHash('sha256').update(bytes).digest('hex') !== shard.sha256) {
+      throw new CorruptCheckpointError(`${shardPath} does not match the SHA-256 in its manifest`, { backend: backend.name });
+    }
+    for (const [name, tensor] of decodeSafetensors(bytes).tensors) tensors.set(name, tensor);
+  }
+  return joinCheckpoint(manifest.metadata, tensors);
+}
+
+/** Deletes a checkpoint whatever its shape: `remove` for a file, `rmtree` for a folder. Returns whether anything was there. */
+export async function removeCheckpoint(backend: StorageBackend, path: string, options: SignalOptions = {}): Promise<boolean> {
+  if (await backend.isFile(path, options)) {
+    await backend.remove(path, options);
+    return true;
+  }
+  if (await backend.isDir(path, options)) {
+    await backend.rmtree(path, options);
+    return true;
+  }
+  return false;
+}
+
+/** The path the pointer in `workDir` names, or undefined when there is no pointer. */
+export async function readLastCheckpoint(
+  backend: StorageBackend,
+  workDir: string,
+  options: SignalOptions = {},
+): Promise<string | undefined> {
+  try {
+    const text = new TextDecoder().decode(await backend.get(backend.joinPath(workDir, POINTER_NAME), options)).trim();
+    return text.length > 0 ? text : undefined;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/** Replaces the pointer atomically (a single put). */
+export async function writeLastCheckpoint(
+  backend: StorageBackend,
+  workDir: string,
+  checkpointPath: string,
+  options: SignalOptions = {},
+): Promise<void> {
+  await backend.put(backend.joinPath(workDir, POINTER_NAME), checkpointPath, options);
+}
+
+/** `<name without extension>-<first 8 hex of sha256><extension>`, next to the original. */
+export function publishedName(path: string, sha256: string, extension: string): string {
+  const slash = path.lastIndexOf('/');
+  const dot = path.lastIndexOf('.');
+  const stem = dot > slash + 1 ? path.slice(0, dot) : path.replace(/\/+$/, '');
+  return `${stem}-${sha256.slice(0, 8)}${extension}`;
+}
+
+/** Writes the slim copy of a checkpoint keeping only `keys`; named by the hash of the exact bytes written. */
+export async function publishCheckpoint(
+  backend: StorageBackend,
+  path: string,
+  keys: readonly string[],
+  options: SaveOptions = {},
+): Promise<{ path: string; removedKeys: string[]; sha256: string }> {
+  const codec = options.codec ?? DEFAULT_CODEC;
+  const checkpoint = await loadCheckpoint(backend, path, options);
+  const removedKeys = Object.keys(checkpoint).filter((key) => !keys.includes(key));
+  for (const key of removedKeys) delete checkpoint[key];
+  const encoded = codec.encode(checkpoint);
+  // Hash first, then write: the name depends on the bytes, and encoding twice costs no extra memory.
+  const hash = createHash('sha256');
+  for await (const chunk of encoded.chunks()) hash.update(chunk);
+  const sha256 = hash.digest('hex');
+  const target = publishedName(path, sha256, codec.extension);
+  await backend.put(target, encoded.chunks(), options);
+  return { path: target, removedKeys, sha256 };
+}

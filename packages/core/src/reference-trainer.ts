@@ -1,0 +1,141 @@
+// A plain training loop that implements `Runner`: the loop the tests and the demo
+// use, and a template for wiring savepoint into your own loop. Hooks are called
+// after the counters move, so `epoch`/`iter` are always completed counts.
+import type { CheckpointCodec } from './codec.js';
+import { loadCheckpoint, readLastCheckpoint } from './checkpoint-io.js';
+import type { CheckpointHook } from './checkpoint-hook.js';
+import { ConfigError } from './errors.js';
+import { type BackendArgs, getBackend } from './registry.js';
+import { RuntimeInfo } from './runtime-info.js';
+import type { Logger, Runner } from './runner.js';
+import type { StorageBackend } from './storage-backend.js';
+import { checkInteger } from './validate.js';
+
+export interface TrainableModel {
+  /** One optimisation step on the next batch; returns the loss. */
+  trainStep(position: { epoch: number; iter: number }): number | Promise<number>;
+  /** Validation metrics, e.g. `{ acc: 0.91 }`. */
+  evaluate?(position: { epoch: number; iter: number }): Record<string, number> | Promise<Record<string, number>>;
+  stateDict(): Record<string, unknown>;
+  loadStateDict(state: Record<string, unknown>): void;
+  optimizerState?(): Record<string, unknown>;
+  loadOptimizerState?(state: Record<string, unknown>): void;
+  schedulerState?(): Record<string, unknown>;
+  loadSchedulerState?(state: Record<string, unknown>): void;
+}
+
+export interface ReferenceTrainerOptions {
+  workDir: string;
+  model: TrainableModel;
+  checkpointHook: CheckpointHook;
+  /** Epoch mode: train this many epochs. */
+  maxEpochs?: number;
+  /** Iteration mode: train this many iterations (epochs then count `itersPerEpoch` each). */
+  maxIters?: number;
+  itersPerEpoch: number;
+  /** Evaluate every N epochs (epoch mode) or iterations (iteration mode); 0 never. */
+  valInterval?: number;
+  logger?: Logger;
+  rank?: number;
+  /** Resume from the work dir's `last_checkpoint` when there is one. */
+  resume?: boolean;
+  /** Store for reading the pointer and checkpoint on resume; defaults to the registry's choice for workDir. */
+  backend?: StorageBackend;
+  backendArgs?: BackendArgs;
+  codec?: CheckpointCodec;
+  /** Checked after every iteration: returning true stops training there (as a crash or preemption would). */
+  shouldStop?: (position: { epoch: number; iter: number }) => boolean;
+  meta?: Record<string, unknown>;
+}
+
+export const silentLogger: Logger = { info() {}, warn() {} };
+
+export class ReferenceTrainer implements Runner {
+  readonly workDir: string;
+  readonly maxEpochs: number;
+  readonly maxIters: number;
+  readonly runtimeInfo = new RuntimeInfo();
+  readonly logger: Logger;
+  readonly rank: number;
+  epoch = 0;
+  iter = 0;
+  /** The checkpoint this run resumed from, if any. */
+  resumedFrom: string | undefined;
+  readonly #options: ReferenceTrainerOptions;
+  readonly #byEpoch: boolean;
+
+  constructor(options: ReferenceTrainerOptions) {
+    const itersPerEpoch = checkInteger(options.itersPerEpoch, 'itersPerEpoch', 'an integer >= 1', { min: 1 });
+    this.#byEpoch = options.checkpointHook.config.byEpoch;
+    if (this.#byEpoch) {
+      this.maxEpochs = checkInteger(options.maxEpochs, 'maxEpochs', 'an integer >= 1 (epoch mode)', { min: 1 });
+      this.maxIters = this.maxEpochs * itersPerEpoch;
+    } else {
+      this.maxIters = checkInteger(options.maxIters, 'maxIters', 'an integer >= 1 (iteration mode)', { min: 1 });
+      this.maxEpochs = Math.ceil(this.maxIters / itersPerEpoch);
+    }
+    if (!options.model || typeof options.model.trainStep !== 'function') {
+      throw new ConfigError('option "model" must implement TrainableModel (trainStep, stateDict, loadStateDict)', { option: 'model' });
+    }
+    this.workDir = options.workDir;
+    this.logger = options.logger ?? silentLogger;
+    this.rank = options.rank ?? 0;
+    this.#options = options;
+  }
+
+  modelState(): Record<string, unknown> {
+    return this.#options.model.stateDict();
+  }
+  optimizerState(): Record<string, unknown> {
+    return this.#options.model.optimizerState?.() ?? {};
+  }
+  schedulerState(): Record<string, unknown> {
+    return this.#options.model.schedulerState?.() ?? {};
+  }
+  extraMeta(): Record<string, unknown> {
+    return { ...this.#options.meta };
+  }
+
+  /** Loads the checkpoint that `last_checkpoint` names, restoring weights, counters and runtime info. */
+  async resume(): Promise<string | undefined> {
+    const store = this.#options.backend ?? getBackend(this.workDir, this.#options.backendArgs ?? {});
+    const path = await readLastCheckpoint(store, this.workDir);
+    if (!path) return undefined;
+    const checkpoint = await loadCheckpoint(store, path, { codec: this.#options.codec ?? this.#options.checkpointHook.config.codec });
+    const { model } = this.#options;
+    model.loadStateDict(checkpoint.state_dict as Record<string, unknown>);
+    if (checkpoint.optimizer) model.loadOptimizerState?.(checkpoint.optimizer as Record<string, unknown>);
+    if (checkpoint.param_schedulers) model.loadSchedulerState?.(checkpoint.param_schedulers as Record<string, unknown>);
+    const meta = checkpoint.meta as { epoch?: number; iter?: number };
+    this.epoch = meta.epoch ?? 0;
+    this.iter = meta.iter ?? 0;
+    const hub = checkpoint.message_hub as { runtime_info?: Record<string, unknown> } | undefined;
+    for (const [key, value] of Object.entries(hub?.runtime_info ?? {})) this.runtimeInfo.set(key, value);
+    this.resumedFrom = path;
+    this.logger.info(`Resumed from ${path} at epoch ${this.epoch}, iter ${this.iter}`);
+    return path;
+  }
+
+  /** Trains to the end (or until `shouldStop`). Returns whether it reached the end. */
+  async train(): Promise<{ completed: boolean }> {
+    const { model, checkpointHook: hook, itersPerEpoch } = this.#options;
+    const valInterval = this.#options.valInterval ?? 0;
+    if (this.#options.resume) await this.resume();
+    await hook.beforeTrain(this);
+    while (this.#byEpoch ? this.epoch < this.maxEpochs : this.iter < this.maxIters) {
+      await model.trainStep({ epoch: this.epoch, iter: this.iter });
+      this.iter++;
+      await hook.afterTrainIter(this);
+      const epochDone = this.iter % itersPerEpoch === 0;
+      if (epochDone) {
+        this.epoch++;
+        await hook.afterTrainEpoch(this);
+      }
+      const valDue = valInterval > 0 && (this.#byEpoch ? epochDone && this.epoch % valInterval === 0 : this.iter % valInterval === 0);
+      if (valDue && model.evaluate) await hook.afterValEpoch(this, await model.evaluate({ epoch: this.epoch, iter: this.iter }));
+      if (this.#options.shouldStop?.({ epoch: this.epoch, iter: this.iter })) return { completed: false };
+    }
+    await hook.afterTrain(this);
+    return { completed: true };
+  }
+}

@@ -1,0 +1,31 @@
+// What the policy engine needs from a training loop. Any loop can implement it;
+// `ReferenceTrainer` (reference-trainer.ts) is a plain one.
+import type { RuntimeInfo } from './runtime-info.js';
+
+export interface Logger {
+  info(message: string): void;
+  warn(message: string): void;
+  debug?(message: string): void;
+}
+
+export interface Runner {
+  /** Where the run lives: a local path or a store URI. The pointer `last_checkpoint` is written here. */
+  readonly workDir: string;
+  /** Completed epochs at the moment of the call (the hook is called after the counters move). */
+  readonly epoch: number;
+  /** Completed iterations at the moment of the call. */
+  readonly iter: number;
+  readonly maxEpochs: number;
+  readonly maxIters: number;
+  /** State that travels inside every checkpoint and comes back on resume. */
+  readonly runtimeInfo: RuntimeInfo;
+  readonly logger: Logger;
+  /** 0 for the main process. Only rank 0 writes, deletes, moves the pointer and publishes. */
+  readonly rank: number;
+  /** Model weights: a tree whose leaves are typed arrays/tensors. */
+  modelState(): Record<string, unknown>;
+  optimizerState?(): Record<string, unknown>;
+  schedulerState?(): Record<string, unknown>;
+  /** Extra fields for the checkpoint's `meta` (seed, experiment name...). Must be JSON. */
+  extraMeta?(): Record<string, unknown>;
+}
