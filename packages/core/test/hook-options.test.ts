@@ -1,0 +1,79 @@
+// Validation at construction and rule inference: store-independent, so not in the matrix.
+import { describe, expect, it } from 'vitest';
+import { CheckpointHook, ConfigError, inferRule, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS } from '../src/index.js';
+
+const bad = (options: Record<string, unknown>) => () => new CheckpointHook(options as never);
+
+describe('CheckpointHook options', () => {
+  it.each([
+    [{ interval: 1.5 }, /"interval" got 1.5 \(number\); accepted: an integer/],
+    [{ interval: '2' }, /"interval" got "2" \(string\)/],
+    [{ maxKeepCkpts: 2.5 }, /"maxKeepCkpts"/],
+    [{ saveBegin: -1 }, /"saveBegin" got -1 \(number\); accepted: an integer >= 0/],
+    [{ saveBegin: 0.5 }, /"saveBegin" got 0.5/],
+    [{ byEpoch: 'yes' }, /"byEpoch" got "yes" \(string\); accepted: true or false/],
+    [{ saveBest: 3 }, /"saveBest" got 3 \(number\); accepted: a non-empty string or a list/],
+    [{ saveBest: ['acc', 3] }, /"saveBest"/],
+    [{ saveBest: ['auto', 'acc'] }, /"saveBest".*"auto" alone/],
+    [{ saveBest: ['acc', 'acc'] }, /"saveBest" has the duplicate entry "acc"/],
+    [{ saveBest: 'acc', rule: 'bigger' }, /"rule" got "bigger" \(string\); accepted: "greater" or "less"/],
+    [{ saveBest: ['acc', 'loss'], rule: ['greater', 'less', 'less'] }, /"rule" got an array of 3; accepted: one rule, or one per saveBest metric \(2\)/],
+    [{ saveBest: 'acc', rule: 5 }, /"rule" got 5/],
+    [{ saveBest: 'acc', rule: ['greater', 'nope'] }, /"rule\[1\]" got "nope"/],
+    [{ greaterKeys: [1] }, /"greaterKeys"/],
+    [{ lessKeys: 7 }, /"lessKeys"/],
+    [{ filenameTmpl: 'epoch.safetensors' }, /"filenameTmpl".*exactly one "\{\}"/],
+    [{ filenameTmpl: 'e_{}_{}.safetensors' }, /"filenameTmpl"/],
+    [{ filenameTmpl: '../e_{}.safetensors' }, /"filenameTmpl" got "..\/e_\{\}.safetensors".*no ".."/],
+    [{ filenameTmpl: '/abs/e_{}.safetensors' }, /"filenameTmpl".*leading separator/],
+    [{ publishedKeys: 5 }, /"publishedKeys"/],
+    [{ publishedKeys: ['meta', 'meta'] }, /"publishedKeys" has the duplicate entry "meta"/],
+    [{ backendArgs: { backend: 'nosuch' } }, /unknown backend "nosuch".*backendArgs.backend/],
+    [{ backendArgs: 'x' }, /"backendArgs" got "x"/],
+    [{ layout: 'zip' }, /"layout" got "zip"/],
+    [{ maxShardBytes: 0 }, /"maxShardBytes"/],
+    [{ saveBest: 'foo' }, /cannot infer the rule for metric "foo".*give rule/],
+    [{ intervall: 2 }, /unknown CheckpointHook option "intervall"; accepted: interval,/],
+  ])('%j fails with a ConfigError that names it', (options, message) => {
+    expect(bad(options)).toThrow(ConfigError);
+    expect(bad(options)).toThrow(message);
+  });
+
+  it('accepts the documented forms', () => {
+    const hook = new CheckpointHook({ saveBest: ['acc', 'FID'], rule: ['greater', 'less'], greaterKeys: 'score', lessKeys: 'err' });
+    expect(hook.greaterKeys).toEqual(['score']);
+    expect(hook.lessKeys).toEqual(['err']);
+    expect(new CheckpointHook().filenameTmpl).toBe('epoch_{}.safetensors');
+    expect(new CheckpointHook({ byEpoch: false }).filenameTmpl).toBe('iter_{}.safetensors');
+    expect(new CheckpointHook({ saveBest: 'auto' }).config.saveBest).toBe('auto');
+    expect(new CheckpointHook({ publishedKeys: 'meta' }).publishedKeys).toEqual(['meta']);
+  });
+});
+
+describe('rule inference', () => {
+  const infer = (m: string) => inferRule(m, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS);
+  it.each([
+    ['acc', 'greater'],
+    ['ACC', 'greater'],
+    ['loss', 'less'],
+    ['LOSS', 'less'],
+    ['top1_acc', 'greater'],
+    ['coco/bbox_mAP', 'greater'],
+    ['AR@100', 'greater'],
+    ['ar@100', 'greater'],
+    ['val_loss', 'less'],
+    ['accuracy_loss', 'greater'],
+    ['mIoU', 'greater'],
+    ['precision', 'greater'],
+    ['auc_roc', 'greater'],
+  ])('%s is %s', (metric, rule) => {
+    expect(infer(metric)).toBe(rule);
+  });
+  it('an exact less word wins over a greater substring', () => {
+    expect(inferRule('topless', ['top'], ['topless'])).toBe('less');
+  });
+  it('fails for an unknown metric, saying a rule must be given', () => {
+    expect(() => infer('fid')).toThrow(ConfigError);
+    expect(() => infer('fid')).toThrow(/cannot infer the rule for metric "fid"/);
+  });
+});

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AbortedError,
+  ConfigError,
+  getBackend,
+  NotFoundError,
+  parseRetryPolicy,
+  redact,
+  registerBackend,
+  resolveBackendName,
+  type StorageBackend,
+  TransientError,
+  unregisterBackend,
+  withRetry,
+} from '../src/index.js';
+
+const fake = (name: string) => ({ name, args: {} as Record<string, unknown> }) as unknown as StorageBackend;
+
+describe('registry', () => {
+  it('an explicit backend wins, otherwise the scheme decides, and plain paths are local', () => {
+    registerBackend('memtest', { schemes: ['memtest'], create: (args) => Object.assign(fake('memtest'), { args }) });
+    registerBackend('disk', { schemes: ['file'], create: () => fake('disk') });
+    try {
+      expect(resolveBackendName('memtest://b/k')).toBe('memtest');
+      expect(resolveBackendName('/plain/path')).toBe('disk');
+      expect(resolveBackendName('file:///x')).toBe('disk');
+      expect(resolveBackendName('/plain/path', { backend: 'memtest' })).toBe('memtest');
+      const built = getBackend('memtest://b', { region: 'x' }) as unknown as { args: Record<string, unknown> };
+      expect(built.args).toEqual({ region: 'x' });
+      expect(() => getBackend('zz://b/k')).toThrow(ConfigError);
+      expect(() => getBackend('zz://b/k')).toThrow(/no backend serves "zz:\/\/".*registered: .*memtest \(memtest:\/\/\)/);
+      expect(() => getBackend('/x', { backend: 'nope' })).toThrow(/unknown backend "nope"/);
+      expect(() => registerBackend('other', { schemes: ['memtest'], create: () => fake('o') })).toThrow(/already served/);
+    } finally {
+      unregisterBackend('memtest');
+      unregisterBackend('disk');
+    }
+  });
+});
+
+describe('retry helper', () => {
+  const policy = { retries: 3, minDelayMs: 1, maxDelayMs: 5, factor: 2 };
+
+  it('retries transient errors and then succeeds', async () => {
+    let calls = 0;
+    const retries: number[] = [];
+    const result = await withRetry(
+      async () => {
+        calls++;
+        if (calls < 3) throw new TransientError('slow down', { backend: 't' });
+        return 'ok';
+      },
+      { policy, backend: 't', onRetry: (i) => retries.push(i.attempt) },
+    );
+    expect(result).toBe('ok');
+    expect(calls).toBe(3);
+    expect(retries).toEqual([1, 2]);
+  });
+
+  it('never retries a permanent error', async () => {
+    let calls = 0;
+    await expect(
+      withRetry(
+        async () => {
+          calls++;
+          throw new NotFoundError('x');
+        },
+        { policy, backend: 't' },
+      ),
+    ).rejects.toBeInstanceOf(NotFoundError);
+    expect(calls).toBe(1);
+  });
+
+  it('gives up after the policy and surfaces the transient error', async () => {
+    let calls = 0;
+    await expect(
+      withRetry(
+        async () => {
+          calls++;
+          throw new TransientError('503');
+        },
+        { policy, backend: 't' },
+      ),
+    ).rejects.toBeInstanceOf(TransientError);
+    expect(calls).toBe(4);
+  });
+
+  it('stops on abort', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    await expect(withRetry(async () => 1, { policy, backend: 't', signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  it('parses backendArgs.retry, naming bad fields', () => {
+    expect(parseRetryPolicy({ retries: 0 }, 's3').retries).toBe(0);
+    expect(() => parseRetryPolicy({ retries: -1 }, 's3')).toThrow(/\[s3\] option "retry.retries" got -1/);
+    expect(() => parseRetryPolicy({ retry: 1 }, 's3')).toThrow(/unknown retry option "retry"/);
+    expect(() => parseRetryPolicy({ factor: 0.5 }, 's3')).toThrow(/retry.factor/);
+  });
+});
+
+describe('redact', () => {
+  it('removes configured secrets and secret-shaped URL parameters', () => {
+    const out = redact('GET https://a.blob.core.windows.net/c/k?sv=2020&sig=abc%2Fdef&se=1 with key SUPERSECRETKEY', ['SUPERSECRETKEY']);
+    expect(out).not.toContain('abc%2Fdef');
+    expect(out).not.toContain('SUPERSECRETKEY');
+    expect(redact('DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=Eby8vdM02x==;')).not.toContain('Eby8vdM02x');
+  });
+});
