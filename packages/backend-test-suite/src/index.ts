@@ -5,6 +5,15 @@ export {
   type ContractCheck,
   DEFAULT_CAPABILITIES,
 } from './contract-checks.js';
+export {
+  type Call,
+  type Fault,
+  InjectedFault,
+  InstrumentedBackend,
+  MUTATING_OPERATIONS,
+  type Operation,
+} from './instrumented-backend.js';
+export { type PolicyTestOptions, testCheckpointPolicy } from './policy-checks.js';
 export { type CheckFailure, runChecks } from './run-checks.js';
 export {
   type BackendFactory,
@@ -12,6 +21,4 @@ export {
   type TestBackendOptions,
   testBackend,
 } from './test-backend.js';
-export { InstrumentedBackend, InjectedFault, MUTATING_OPERATIONS, type Call, type Fault, type Operation } from './instrumented-backend.js';
-export { testCheckpointPolicy, type PolicyTestOptions } from './policy-checks.js';
 export { ToyModel } from './toy-model.js';

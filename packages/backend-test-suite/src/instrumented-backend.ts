@@ -12,7 +12,18 @@ import type {
   StorageBackend,
 } from '@savepoint/core';
 
-export type Operation = 'exists' | 'isFile' | 'isDir' | 'stat' | 'put' | 'get' | 'getStream' | 'list' | 'remove' | 'rmtree' | 'copy';
+export type Operation =
+  | 'exists'
+  | 'isFile'
+  | 'isDir'
+  | 'stat'
+  | 'put'
+  | 'get'
+  | 'getStream'
+  | 'list'
+  | 'remove'
+  | 'rmtree'
+  | 'copy';
 
 export interface Call {
   op: Operation;

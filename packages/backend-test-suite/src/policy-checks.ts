@@ -8,8 +8,8 @@ import {
   type CheckpointHookOptions,
   checkpointShape,
   loadCheckpoint,
-  readLastCheckpoint,
   ReferenceTrainer,
+  readLastCheckpoint,
   type StorageBackend,
 } from '@savepoint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,7 +150,9 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
           expect(model.steps).toBe(1);
           expect(await names(dir)).toEqual([...regular(mode, [11, 12]), 'last_checkpoint'].sort());
           const last = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, `${mode}_12.safetensors`));
-          expect((last.message_hub as { runtime_info: { keep_ckpt_ids: number[] } }).runtime_info.keep_ckpt_ids).toEqual([11, 12]);
+          expect((last.message_hub as { runtime_info: { keep_ckpt_ids: number[] } }).runtime_info.keep_ckpt_ids).toEqual([
+            11, 12,
+          ]);
           // Weights continued from the checkpoint: 12 steps of +0.5 on weight 0.
           expect((last.state_dict as Record<string, Float32Array>)['fc.weight']?.[0]).toBe(6);
         });
@@ -259,7 +261,10 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
           for (const file of published) {
             const bytes = await ctx.backend.get(ctx.backend.joinPath(dir, file));
             expect(file).toContain(`-${createHash('sha256').update(bytes).digest('hex').slice(0, 8)}.`);
-            expect(Object.keys(await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, file))).sort()).toEqual(['meta', 'state_dict']);
+            expect(Object.keys(await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, file))).sort()).toEqual([
+              'meta',
+              'state_dict',
+            ]);
           }
         });
 
@@ -288,7 +293,14 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
       let mark = 0;
       const model = new ToyModel();
       const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 3, backend: store });
-      const trainer = new ReferenceTrainer({ workDir: dir, model, checkpointHook: hook, itersPerEpoch: 1000, maxIters: 40, backend: store });
+      const trainer = new ReferenceTrainer({
+        workDir: dir,
+        model,
+        checkpointHook: hook,
+        itersPerEpoch: 1000,
+        maxIters: 40,
+        backend: store,
+      });
       await hook.beforeTrain(trainer);
       mark = store.calls.length;
       for (let i = 0; i < 40; i++) {
@@ -321,7 +333,9 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
             const dying = new InstrumentedBackend(ctx.backend, (call) =>
               MUTATING_OPERATIONS.includes(call.op) && seen++ === k ? when : undefined,
             );
-            await expect(train('epoch', dir, { hook: plan, metrics, steps: 6, backend: dying })).rejects.toBeInstanceOf(InjectedFault);
+            await expect(train('epoch', dir, { hook: plan, metrics, steps: 6, backend: dying })).rejects.toBeInstanceOf(
+              InjectedFault,
+            );
             scenarios++;
             const pointer = await readLastCheckpoint(ctx.backend, dir);
             if (pointer !== undefined) {
@@ -334,8 +348,14 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
             // Resume on a healthy store and finish: rotation and best tracking converge.
             await train('epoch', dir, { hook: plan, metrics, steps: 8, resume: true });
             const after = await names(dir);
-            expect(after.filter((n) => /^epoch_\d+\.safetensors$/.test(n)), `k=${k} ${when}: ${after}`).toEqual(['epoch_8.safetensors']);
-            expect(after.filter((n) => n.startsWith('best_acc_')), `k=${k} ${when}: ${after}`).toHaveLength(1);
+            expect(
+              after.filter((n) => /^epoch_\d+\.safetensors$/.test(n)),
+              `k=${k} ${when}: ${after}`,
+            ).toEqual(['epoch_8.safetensors']);
+            expect(
+              after.filter((n) => n.startsWith('best_acc_')),
+              `k=${k} ${when}: ${after}`,
+            ).toHaveLength(1);
           }
         }
         expect(scenarios).toBe(writes * 2);

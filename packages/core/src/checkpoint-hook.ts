@@ -3,8 +3,7 @@
 // the spec says (ours) we order writes so a crash never loses the last good
 // checkpoint: the new checkpoint is complete before the pointer moves, and the
 // pointer moves before anything old is deleted.
-import type { CheckpointCodec } from './codec.js';
-import { ConfigError, SavepointError } from './errors.js';
+
 import {
   DEFAULT_CODEC,
   publishCheckpoint,
@@ -13,10 +12,20 @@ import {
   saveCheckpointFile,
   writeLastCheckpoint,
 } from './checkpoint-io.js';
+import type { CheckpointCodec } from './codec.js';
+import { ConfigError, SavepointError } from './errors.js';
 import { type BackendArgs, getBackend, resolveBackendName, uriScheme } from './registry.js';
 import type { Runner } from './runner.js';
 import type { StorageBackend } from './storage-backend.js';
-import { checkBoolean, checkInteger, checkKnownKeys, checkRecord, checkStringList, configError, describeValue } from './validate.js';
+import {
+  checkBoolean,
+  checkInteger,
+  checkKnownKeys,
+  checkRecord,
+  checkStringList,
+  configError,
+  describeValue,
+} from './validate.js';
 
 export type Rule = 'greater' | 'less';
 
@@ -60,7 +69,18 @@ export interface CheckpointHookConfiguration {
 
 export type CheckpointHookOptions = Partial<CheckpointHookConfiguration>;
 
-export const DEFAULT_GREATER_KEYS: readonly string[] = ['acc', 'top', 'AR@', 'auc', 'precision', 'mAP', 'mDice', 'mIoU', 'mAcc', 'aAcc'];
+export const DEFAULT_GREATER_KEYS: readonly string[] = [
+  'acc',
+  'top',
+  'AR@',
+  'auc',
+  'precision',
+  'mAP',
+  'mDice',
+  'mIoU',
+  'mAcc',
+  'aAcc',
+];
 export const DEFAULT_LESS_KEYS: readonly string[] = ['loss'];
 
 const DEFAULTS = {
@@ -160,14 +180,21 @@ export class CheckpointHook {
     if (layout !== 'file' && layout !== 'directory') throw configError('layout', layout, '"file" or "directory"');
 
     const config: CheckpointHookConfiguration = {
-      interval: o.interval === undefined ? DEFAULTS.interval : checkInteger(o.interval, 'interval', 'an integer (<= 0 never saves by interval)'),
+      interval:
+        o.interval === undefined
+          ? DEFAULTS.interval
+          : checkInteger(o.interval, 'interval', 'an integer (<= 0 never saves by interval)'),
       byEpoch,
       saveOptimizer: o.saveOptimizer === undefined ? DEFAULTS.saveOptimizer : checkBoolean(o.saveOptimizer, 'saveOptimizer'),
       saveParamScheduler:
-        o.saveParamScheduler === undefined ? DEFAULTS.saveParamScheduler : checkBoolean(o.saveParamScheduler, 'saveParamScheduler'),
+        o.saveParamScheduler === undefined
+          ? DEFAULTS.saveParamScheduler
+          : checkBoolean(o.saveParamScheduler, 'saveParamScheduler'),
       outDir: o.outDir === undefined ? undefined : checkPathOption(o.outDir, 'outDir'),
       maxKeepCkpts:
-        o.maxKeepCkpts === undefined ? DEFAULTS.maxKeepCkpts : checkInteger(o.maxKeepCkpts, 'maxKeepCkpts', 'an integer (<= 0 keeps all)'),
+        o.maxKeepCkpts === undefined
+          ? DEFAULTS.maxKeepCkpts
+          : checkInteger(o.maxKeepCkpts, 'maxKeepCkpts', 'an integer (<= 0 keeps all)'),
       saveLast: o.saveLast === undefined ? DEFAULTS.saveLast : checkBoolean(o.saveLast, 'saveLast'),
       saveBest: o.saveBest,
       rule: o.rule,
@@ -205,7 +232,11 @@ export class CheckpointHook {
     const ext = codec.extension;
     const tmpl = o.filenameTmpl ?? (byEpoch ? `epoch_{}${ext}` : `iter_{}${ext}`);
     if (typeof tmpl !== 'string' || tmpl.split('{}').length !== 2) {
-      throw configError('filenameTmpl', o.filenameTmpl, 'a string with exactly one "{}" for the step, e.g. "epoch_{}.safetensors"');
+      throw configError(
+        'filenameTmpl',
+        o.filenameTmpl,
+        'a string with exactly one "{}" for the step, e.g. "epoch_{}.safetensors"',
+      );
     }
     if (/^[\\/]/.test(tmpl) || tmpl.split(/[\\/]/).includes('..') || tmpl.includes('\0')) {
       throw configError('filenameTmpl', tmpl, 'a relative name inside the checkpoint folder (no "..", no leading separator)');
@@ -235,7 +266,8 @@ export class CheckpointHook {
     this.lessKeys = o.lessKeys === undefined ? DEFAULT_LESS_KEYS : checkStringList(o.lessKeys, 'lessKeys');
     if (this.#keyIndicators) this.#initRules(rules, this.#keyIndicators);
 
-    this.publishedKeys = o.publishedKeys === undefined ? undefined : checkStringList(o.publishedKeys, 'publishedKeys', { unique: true });
+    this.publishedKeys =
+      o.publishedKeys === undefined ? undefined : checkStringList(o.publishedKeys, 'publishedKeys', { unique: true });
     this.config = Object.freeze(config);
   }
 
@@ -268,7 +300,9 @@ export class CheckpointHook {
   }
 
   #bestKeys(metric: string): { score: string; ckpt: string } {
-    return this.#single ? { score: 'best_score', ckpt: 'best_ckpt' } : { score: `best_score_${metric}`, ckpt: `best_ckpt_${metric}` };
+    return this.#single
+      ? { score: 'best_score', ckpt: 'best_ckpt' }
+      : { score: `best_score_${metric}`, ckpt: `best_ckpt_${metric}` };
   }
 
   #stepName(step: number): string {
@@ -277,7 +311,10 @@ export class CheckpointHook {
 
   #store_(): StorageBackend {
     if (!this.#store || this.#outDir === undefined) {
-      throw new SavepointError('CONFIG', 'CheckpointHook used before beforeTrain(runner): call it first so that the store is chosen');
+      throw new SavepointError(
+        'CONFIG',
+        'CheckpointHook used before beforeTrain(runner): call it first so that the store is chosen',
+      );
     }
     return this.#store;
   }
@@ -315,7 +352,8 @@ export class CheckpointHook {
     const pending = info.get<string[]>(PENDING_REMOVALS_KEY) ?? [];
     if (runner.rank === 0) {
       for (const path of pending) await this.#removeLogged(runner, path, 'checkpoint left by an interrupted save');
-      if (info.has('last_ckpt') && this.#keyIndicators && !this.#keyIndicators.includes('auto')) await this.#removeOrphanBests(runner);
+      if (info.has('last_ckpt') && this.#keyIndicators && !this.#keyIndicators.includes('auto'))
+        await this.#removeOrphanBests(runner);
     }
     info.set(PENDING_REMOVALS_KEY, []);
   }
@@ -329,7 +367,8 @@ export class CheckpointHook {
     const outDir = this.#outDir as string;
     const stepPattern = this.filenameTmpl.split('{}').map(escapeRegExp).join('\\d+');
     const patterns = (this.#keyIndicators ?? []).map(
-      (metric) => [metric, new RegExp(`^best_${escapeRegExp(metric.replaceAll('/', '_'))}_${stepPattern.replaceAll('/', '_')}$`)] as const,
+      (metric) =>
+        [metric, new RegExp(`^best_${escapeRegExp(metric.replaceAll('/', '_'))}_${stepPattern.replaceAll('/', '_')}$`)] as const,
     );
     for await (const entry of store.list(outDir)) {
       for (const [metric, pattern] of patterns) {
@@ -342,7 +381,8 @@ export class CheckpointHook {
   }
 
   async #removeLogged(runner: Runner, path: string, what: string): Promise<void> {
-    if (await removeCheckpoint(this.#store_(), path, { signal: this.config.signal })) runner.logger.info(`The ${what} ${path} is removed`);
+    if (await removeCheckpoint(this.#store_(), path, { signal: this.config.signal }))
+      runner.logger.info(`The ${what} ${path} is removed`);
   }
 
   async afterTrainEpoch(runner: Runner): Promise<void> {
@@ -368,7 +408,12 @@ export class CheckpointHook {
   }
 
   /** Regular save of `step`: write, move the pointer, then delete what rotation dropped and `extraRemovals`. */
-  async #saveRegular(runner: Runner, step: number, meta: { epoch: number; iter: number }, extraRemovals: string[]): Promise<void> {
+  async #saveRegular(
+    runner: Runner,
+    step: number,
+    meta: { epoch: number; iter: number },
+    extraRemovals: string[],
+  ): Promise<void> {
     const store = this.#store_();
     const outDir = this.#outDir as string;
     const info = runner.runtimeInfo;
@@ -390,12 +435,22 @@ export class CheckpointHook {
     if (runner.rank === 0) {
       await this.#write(runner, path, meta, { optimizer: this.config.saveOptimizer, scheduler: this.config.saveParamScheduler });
       await writeLastCheckpoint(this.#workDirStore as StorageBackend, runner.workDir, path, { signal: this.config.signal });
-      for (const old of removals) await this.#removeLogged(runner, old, removals.indexOf(old) < extraRemovals.length ? 'previous best checkpoint' : 'old checkpoint');
+      for (const old of removals)
+        await this.#removeLogged(
+          runner,
+          old,
+          removals.indexOf(old) < extraRemovals.length ? 'previous best checkpoint' : 'old checkpoint',
+        );
     }
     info.set(PENDING_REMOVALS_KEY, []);
   }
 
-  async #write(runner: Runner, path: string, meta: { epoch: number; iter: number }, include: { optimizer: boolean; scheduler: boolean }) {
+  async #write(
+    runner: Runner,
+    path: string,
+    meta: { epoch: number; iter: number },
+    include: { optimizer: boolean; scheduler: boolean },
+  ) {
     const checkpoint: Record<string, unknown> = {
       meta: { ...(runner.extraMeta?.() ?? {}), ...meta },
       state_dict: runner.modelState(),
@@ -413,7 +468,9 @@ export class CheckpointHook {
 
   async afterValEpoch(runner: Runner, metrics: Record<string, number | null | undefined>): Promise<void> {
     if (!metrics || Object.keys(metrics).length === 0) {
-      runner.logger.warn('Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in this evaluation.');
+      runner.logger.warn(
+        'Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in this evaluation.',
+      );
       return;
     }
     if (!this.#keyIndicators) return;
@@ -447,7 +504,9 @@ export class CheckpointHook {
       this.#bestCkptPaths.set(metric, path);
       if (runner.rank === 0) await this.#write(runner, path, meta, { optimizer: false, scheduler: false });
       if (previous && previous !== path) oldBests.push(previous);
-      runner.logger.info(`The best checkpoint with ${score.toFixed(4)} ${metric} at ${step} ${byEpoch ? 'epoch' : 'iter'} is saved to ${name}.`);
+      runner.logger.info(
+        `The best checkpoint with ${score.toFixed(4)} ${metric} at ${step} ${byEpoch ? 'epoch' : 'iter'} is saved to ${name}.`,
+      );
       if (this.#lastCkpt === undefined && oldBests.length > 0 && runner.rank === 0) {
         // (ours) No regular checkpoint to re-save: the new best is committed, so the old one can go now.
         await this.#removeLogged(runner, oldBests.pop() as string, 'previous best checkpoint');

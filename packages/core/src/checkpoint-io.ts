@@ -118,7 +118,11 @@ export async function readManifest(backend: StorageBackend, dir: string, options
 export type CheckpointShape = 'file' | 'directory' | 'incomplete' | 'missing';
 
 /** What is stored at `path`: a file checkpoint, a complete folder, a folder without its manifest, or nothing. */
-export async function checkpointShape(backend: StorageBackend, path: string, options: SignalOptions = {}): Promise<CheckpointShape> {
+export async function checkpointShape(
+  backend: StorageBackend,
+  path: string,
+  options: SignalOptions = {},
+): Promise<CheckpointShape> {
   if (await backend.isFile(path, options)) return 'file';
   if (await backend.isFile(backend.joinPath(path, MANIFEST_NAME), options)) return 'directory';
   if (await backend.isDir(path, options)) return 'incomplete';

@@ -18,3 +18,24 @@ export function redact(text: string, secrets: readonly (string | undefined)[] = 
   for (const pattern of SECRET_PATTERNS) out = out.replace(pattern, '$1***');
   return out;
 }
+
+/**
+ * A credential-free stand-in for an SDK error, kept as `cause`. SDK errors carry the
+ * raw request and response (headers, signed URLs), which must not reach a log.
+ */
+export function safeCause(error: unknown, secrets: readonly (string | undefined)[] = []): Error {
+  const source = error as {
+    name?: unknown;
+    message?: unknown;
+    code?: unknown;
+    statusCode?: unknown;
+    $metadata?: { httpStatusCode?: unknown };
+  };
+  const out = new Error(redact(String(source?.message ?? error), secrets));
+  out.name = typeof source?.name === 'string' ? source.name : 'Error';
+  const extra = out as Error & { code?: unknown; status?: unknown };
+  if (source?.code !== undefined) extra.code = source.code;
+  const status = source?.$metadata?.httpStatusCode ?? source?.statusCode;
+  if (status !== undefined) extra.status = status;
+  return out;
+}

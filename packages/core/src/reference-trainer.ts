@@ -1,13 +1,14 @@
 // A plain training loop that implements `Runner`: the loop the tests and the demo
 // use, and a template for wiring savepoint into your own loop. Hooks are called
 // after the counters move, so `epoch`/`iter` are always completed counts.
-import type { CheckpointCodec } from './codec.js';
-import { loadCheckpoint, readLastCheckpoint } from './checkpoint-io.js';
+
 import type { CheckpointHook } from './checkpoint-hook.js';
+import { loadCheckpoint, readLastCheckpoint } from './checkpoint-io.js';
+import type { CheckpointCodec } from './codec.js';
 import { ConfigError } from './errors.js';
 import { type BackendArgs, getBackend } from './registry.js';
-import { RuntimeInfo } from './runtime-info.js';
 import type { Logger, Runner } from './runner.js';
+import { RuntimeInfo } from './runtime-info.js';
 import type { StorageBackend } from './storage-backend.js';
 import { checkInteger } from './validate.js';
 
@@ -75,7 +76,9 @@ export class ReferenceTrainer implements Runner {
       this.maxEpochs = Math.ceil(this.maxIters / itersPerEpoch);
     }
     if (!options.model || typeof options.model.trainStep !== 'function') {
-      throw new ConfigError('option "model" must implement TrainableModel (trainStep, stateDict, loadStateDict)', { option: 'model' });
+      throw new ConfigError('option "model" must implement TrainableModel (trainStep, stateDict, loadStateDict)', {
+        option: 'model',
+      });
     }
     this.workDir = options.workDir;
     this.logger = options.logger ?? silentLogger;
@@ -101,7 +104,9 @@ export class ReferenceTrainer implements Runner {
     const store = this.#options.backend ?? getBackend(this.workDir, this.#options.backendArgs ?? {});
     const path = await readLastCheckpoint(store, this.workDir);
     if (!path) return undefined;
-    const checkpoint = await loadCheckpoint(store, path, { codec: this.#options.codec ?? this.#options.checkpointHook.config.codec });
+    const checkpoint = await loadCheckpoint(store, path, {
+      codec: this.#options.codec ?? this.#options.checkpointHook.config.codec,
+    });
     const { model } = this.#options;
     model.loadStateDict(checkpoint.state_dict as Record<string, unknown>);
     if (checkpoint.optimizer) model.loadOptimizerState?.(checkpoint.optimizer as Record<string, unknown>);
@@ -131,7 +136,8 @@ export class ReferenceTrainer implements Runner {
         this.epoch++;
         await hook.afterTrainEpoch(this);
       }
-      const valDue = valInterval > 0 && (this.#byEpoch ? epochDone && this.epoch % valInterval === 0 : this.iter % valInterval === 0);
+      const valDue =
+        valInterval > 0 && (this.#byEpoch ? epochDone && this.epoch % valInterval === 0 : this.iter % valInterval === 0);
       if (valDue && model.evaluate) await hook.afterValEpoch(this, await model.evaluate({ epoch: this.epoch, iter: this.iter }));
       if (this.#options.shouldStop?.({ epoch: this.epoch, iter: this.iter })) return { completed: false };
     }

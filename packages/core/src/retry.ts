@@ -62,6 +62,8 @@ export interface WithRetryOptions {
   policy: RetryPolicy;
   signal?: AbortSignal | undefined;
   backend: string;
+  /** Which failures are worth another try; defaults to transient `SavepointError`s. */
+  isTransient?: ((error: unknown) => boolean) | undefined;
   /** Called before each retry; backends log here (already redacted messages only). */
   onRetry?: ((info: RetryInfo) => void) | undefined;
 }
@@ -69,6 +71,7 @@ export interface WithRetryOptions {
 /** Runs `operation`, retrying it while it throws a transient `SavepointError`. */
 export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: WithRetryOptions): Promise<T> {
   const { policy, signal, backend } = options;
+  const classify = options.isTransient ?? isTransient;
   if (signal?.aborted) throw new AbortedError('operation aborted before it started', { backend, cause: signal.reason });
   try {
     return await pRetry(operation, {
@@ -78,9 +81,9 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       maxTimeout: policy.maxDelayMs,
       randomize: true,
       signal,
-      shouldRetry: ({ error }) => isTransient(error),
+      shouldRetry: ({ error }) => classify(error),
       onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        if (retriesLeft > 0 && isTransient(error)) options.onRetry?.({ attempt: attemptNumber, retriesLeft, error });
+        if (retriesLeft > 0 && classify(error)) options.onRetry?.({ attempt: attemptNumber, retriesLeft, error });
       },
     });
   } catch (error) {

@@ -42,7 +42,10 @@ export function splitCheckpoint(checkpoint: Checkpoint): { metadata: Record<stri
   const walk = (value: unknown, name: string): unknown => {
     if (value instanceof Tensor || isTypedArray(value)) {
       if (names.has(name)) {
-        throw new SavepointError('CONFIG', `two tensors would both be named "${name}"; rename a key so that dotted paths are unique`);
+        throw new SavepointError(
+          'CONFIG',
+          `two tensors would both be named "${name}"; rename a key so that dotted paths are unique`,
+        );
       }
       names.add(name);
       const tensor = value instanceof Tensor ? value : new Tensor(value);
@@ -144,7 +147,8 @@ export function encodeSafetensors(metadata: Record<string, string>, tensors: rea
 
 /** Parses the header; `bytes` needs only the first `8 + headerLength` bytes. */
 export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
-  if (bytes.byteLength < 8) throw new CorruptCheckpointError(`not a safetensors file: ${bytes.byteLength} bytes, need at least 8`);
+  if (bytes.byteLength < 8)
+    throw new CorruptCheckpointError(`not a safetensors file: ${bytes.byteLength} bytes, need at least 8`);
   const length = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (length > BigInt(MAX_HEADER_BYTES)) throw new CorruptCheckpointError(`safetensors header length ${length} is implausible`);
   const dataStart = 8 + Number(length);
@@ -171,7 +175,10 @@ export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
 }
 
 /** Decodes a whole safetensors file into metadata and tensors. */
-export function decodeSafetensors(bytes: Uint8Array): { metadata: Record<string, string>; tensors: Map<string, Tensor | TypedArray> } {
+export function decodeSafetensors(bytes: Uint8Array): {
+  metadata: Record<string, string>;
+  tensors: Map<string, Tensor | TypedArray>;
+} {
   const header = parseSafetensorsHeader(bytes);
   const tensors = new Map<string, Tensor | TypedArray>();
   for (const [name, entry] of Object.entries(header.tensors)) {
@@ -184,7 +191,8 @@ export function decodeSafetensors(bytes: Uint8Array): { metadata: Record<string,
     }
     // slice() copies into a fresh, aligned buffer: typed arrays need aligned offsets.
     const data = typedArrayFor(entry.dtype, bytes.slice(start, stop));
-    const plain = entry.shape.length === 1 && ['F32', 'F64', 'I8', 'I16', 'I32', 'U8', 'U16', 'U32', 'I64', 'U64'].includes(entry.dtype);
+    const plain =
+      entry.shape.length === 1 && ['F32', 'F64', 'I8', 'I16', 'I32', 'U8', 'U16', 'U32', 'I64', 'U64'].includes(entry.dtype);
     tensors.set(name, plain ? data : new Tensor(data, entry.shape, entry.dtype));
   }
   return { metadata: header.metadata, tensors };

@@ -26,7 +26,9 @@ export class Tensor {
     const elements = shape.reduce((a, b) => a * b, 1);
     const width = DTYPE_BYTES[dtype];
     if (!shape.every((d) => Number.isInteger(d) && d >= 0) || elements * width !== data.byteLength) {
-      throw new RangeError(`tensor shape [${shape.join(', ')}] of ${dtype} needs ${elements * width} bytes, data has ${data.byteLength}`);
+      throw new RangeError(
+        `tensor shape [${shape.join(', ')}] of ${dtype} needs ${elements * width} bytes, data has ${data.byteLength}`,
+      );
     }
     this.data = data;
     this.shape = [...shape];

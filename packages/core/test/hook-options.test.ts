@@ -1,6 +1,6 @@
 // Validation at construction and rule inference: store-independent, so not in the matrix.
 import { describe, expect, it } from 'vitest';
-import { CheckpointHook, ConfigError, inferRule, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS } from '../src/index.js';
+import { CheckpointHook, ConfigError, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, inferRule } from '../src/index.js';
 
 const bad = (options: Record<string, unknown>) => () => new CheckpointHook(options as never);
 
@@ -17,7 +17,10 @@ describe('CheckpointHook options', () => {
     [{ saveBest: ['auto', 'acc'] }, /"saveBest".*"auto" alone/],
     [{ saveBest: ['acc', 'acc'] }, /"saveBest" has the duplicate entry "acc"/],
     [{ saveBest: 'acc', rule: 'bigger' }, /"rule" got "bigger" \(string\); accepted: "greater" or "less"/],
-    [{ saveBest: ['acc', 'loss'], rule: ['greater', 'less', 'less'] }, /"rule" got an array of 3; accepted: one rule, or one per saveBest metric \(2\)/],
+    [
+      { saveBest: ['acc', 'loss'], rule: ['greater', 'less', 'less'] },
+      /"rule" got an array of 3; accepted: one rule, or one per saveBest metric \(2\)/,
+    ],
     [{ saveBest: 'acc', rule: 5 }, /"rule" got 5/],
     [{ saveBest: 'acc', rule: ['greater', 'nope'] }, /"rule\[1\]" got "nope"/],
     [{ greaterKeys: [1] }, /"greaterKeys"/],
@@ -40,7 +43,12 @@ describe('CheckpointHook options', () => {
   });
 
   it('accepts the documented forms', () => {
-    const hook = new CheckpointHook({ saveBest: ['acc', 'FID'], rule: ['greater', 'less'], greaterKeys: 'score', lessKeys: 'err' });
+    const hook = new CheckpointHook({
+      saveBest: ['acc', 'FID'],
+      rule: ['greater', 'less'],
+      greaterKeys: 'score',
+      lessKeys: 'err',
+    });
     expect(hook.greaterKeys).toEqual(['score']);
     expect(hook.lessKeys).toEqual(['err']);
     expect(new CheckpointHook().filenameTmpl).toBe('epoch_{}.safetensors');

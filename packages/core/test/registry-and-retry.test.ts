@@ -88,7 +88,9 @@ describe('retry helper', () => {
   it('stops on abort', async () => {
     const controller = new AbortController();
     controller.abort();
-    await expect(withRetry(async () => 1, { policy, backend: 't', signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+    await expect(withRetry(async () => 1, { policy, backend: 't', signal: controller.signal })).rejects.toBeInstanceOf(
+      AbortedError,
+    );
   });
 
   it('parses backendArgs.retry, naming bad fields', () => {
@@ -101,7 +103,9 @@ describe('retry helper', () => {
 
 describe('redact', () => {
   it('removes configured secrets and secret-shaped URL parameters', () => {
-    const out = redact('GET https://a.blob.core.windows.net/c/k?sv=2020&sig=abc%2Fdef&se=1 with key SUPERSECRETKEY', ['SUPERSECRETKEY']);
+    const out = redact('GET https://a.blob.core.windows.net/c/k?sv=2020&sig=abc%2Fdef&se=1 with key SUPERSECRETKEY', [
+      'SUPERSECRETKEY',
+    ]);
     expect(out).not.toContain('abc%2Fdef');
     expect(out).not.toContain('SUPERSECRETKEY');
     expect(redact('DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=Eby8vdM02x==;')).not.toContain('Eby8vdM02x');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptCheckpointError, parseSafetensorsHeader, SafetensorsCodec, Tensor, collect } from '../src/index.js';
+import { CorruptCheckpointError, collect, parseSafetensorsHeader, SafetensorsCodec, Tensor } from '../src/index.js';
 
 const codec = new SafetensorsCodec();
 
@@ -50,7 +50,9 @@ describe('safetensors codec', () => {
   });
 
   it('refuses two tensors with the same dotted name', () => {
-    expect(() => codec.encode({ s: { 'a.b': new Float32Array(1), a: { b: new Float32Array(1) } } })).toThrow(/both be named "s.a.b"/);
+    expect(() => codec.encode({ s: { 'a.b': new Float32Array(1), a: { b: new Float32Array(1) } } })).toThrow(
+      /both be named "s.a.b"/,
+    );
   });
 
   it('reports truncated and corrupt files as CorruptCheckpointError', async () => {

@@ -1,0 +1,3 @@
+export { registerS3Backend, S3Backend } from './s3-backend.js';
+export { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
+export type { S3BackendOptions, S3Credentials } from './s3-options.js';

@@ -1,0 +1,136 @@
+// Parses `backendArgs` for S3, using the SDK's own option names, and builds the client.
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import {
+  checkBoolean,
+  checkInteger,
+  checkKnownKeys,
+  checkRecord,
+  checkString,
+  configError,
+  parseRetryPolicy,
+  type RetryPolicy,
+} from '@savepoint/core';
+import { BACKEND_NAME } from './s3-errors.js';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3BackendOptions {
+  /** An already-built client: its own region, credentials and retry settings are used as they are. */
+  client?: S3Client;
+  region?: string;
+  /** For S3-compatible servers: `http://127.0.0.1:9000`. */
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Static credentials; without them the SDK's default provider chain is used. */
+  credentials?: S3Credentials;
+  /** A named profile from the shared AWS config files. */
+  profile?: string;
+  /** savepoint's retry policy (`{ retries, minDelayMs, maxDelayMs, factor }`), applied to every HTTP request. */
+  retry?: Partial<RetryPolicy>;
+  /** Multipart part size in bytes (>= 5 MiB). Memory per upload is about partSize x queueSize. */
+  partSize?: number;
+  /** Parts uploaded at once. */
+  queueSize?: number;
+  /** DeleteObjects batches in flight at once during rmtree. */
+  deleteConcurrency?: number;
+}
+
+export interface ResolvedS3Options {
+  retry: RetryPolicy;
+  partSize: number;
+  queueSize: number;
+  deleteConcurrency: number;
+  secrets: (string | undefined)[];
+  clientConfig: S3ClientConfig | undefined;
+  client: S3Client | undefined;
+}
+
+const KNOWN = [
+  'client',
+  'region',
+  'endpoint',
+  'forcePathStyle',
+  'credentials',
+  'profile',
+  'retry',
+  'partSize',
+  'queueSize',
+  'deleteConcurrency',
+];
+const MIN_PART = 5 * 1024 * 1024;
+const ctx = { backend: BACKEND_NAME };
+
+export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
+  const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
+  checkKnownKeys(raw, KNOWN, 's3 backend', ctx);
+  const o = raw as S3BackendOptions;
+  if (o.client !== undefined && !(o.client instanceof S3Client))
+    throw configError('client', o.client, 'an S3Client from @aws-sdk/client-s3', ctx);
+  const secrets: (string | undefined)[] = [];
+  let credentials: S3Credentials | undefined;
+  if (o.credentials !== undefined) {
+    const c = checkRecord(o.credentials, 'credentials', ctx) ?? {};
+    // The SDK tags credential objects it has used with `$source`; such a reused object is fine.
+    checkKnownKeys(
+      Object.fromEntries(Object.entries(c).filter(([k]) => !k.startsWith('$'))),
+      ['accessKeyId', 'secretAccessKey', 'sessionToken'],
+      's3 credentials',
+      ctx,
+    );
+    // Never echo a credential value back in an error: describe the field only.
+    if (typeof c.accessKeyId !== 'string' || c.accessKeyId === '')
+      throw configError('credentials.accessKeyId', '<hidden>', 'a non-empty string', ctx);
+    if (typeof c.secretAccessKey !== 'string' || c.secretAccessKey === '') {
+      throw configError('credentials.secretAccessKey', '<hidden>', 'a non-empty string', ctx);
+    }
+    if (c.sessionToken !== undefined && typeof c.sessionToken !== 'string') {
+      throw configError('credentials.sessionToken', '<hidden>', 'a string', ctx);
+    }
+    credentials = {
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      sessionToken: c.sessionToken as string | undefined,
+    };
+    secrets.push(credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken);
+  }
+  const region =
+    o.region === undefined ? undefined : checkString(o.region, 'region', 'an AWS region name such as "us-east-1"', ctx);
+  let endpoint: string | undefined;
+  if (o.endpoint !== undefined) {
+    endpoint = checkString(o.endpoint, 'endpoint', 'an http(s) URL such as "http://127.0.0.1:9000"', ctx);
+    if (!/^https?:\/\/[^/]+/.test(endpoint))
+      throw configError('endpoint', o.endpoint, 'an http(s) URL such as "http://127.0.0.1:9000"', ctx);
+  }
+  const forcePathStyle = o.forcePathStyle === undefined ? undefined : checkBoolean(o.forcePathStyle, 'forcePathStyle', ctx);
+  const profile =
+    o.profile === undefined ? undefined : checkString(o.profile, 'profile', 'a profile name from ~/.aws/config', ctx);
+  const partSize =
+    o.partSize === undefined
+      ? 8 * 1024 * 1024
+      : checkInteger(o.partSize, 'partSize', `an integer >= ${MIN_PART} (5 MiB, S3's minimum part)`, { ...ctx, min: MIN_PART });
+  const queueSize = o.queueSize === undefined ? 4 : checkInteger(o.queueSize, 'queueSize', 'an integer >= 1', { ...ctx, min: 1 });
+  const deleteConcurrency =
+    o.deleteConcurrency === undefined
+      ? 4
+      : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
+  const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
+  const clientConfig: S3ClientConfig | undefined = o.client
+    ? undefined
+    : {
+        region: region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+        ...(endpoint ? { endpoint } : {}),
+        ...(forcePathStyle !== undefined ? { forcePathStyle } : {}),
+        ...(credentials ? { credentials } : {}),
+        ...(profile ? { profile } : {}),
+        // savepoint's retry middleware owns retries (one policy for every backend).
+        maxAttempts: 1,
+        // S3-compatible servers differ in checksum support; only send them when the API requires one.
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      };
+  return { retry, partSize, queueSize, deleteConcurrency, secrets, clientConfig, client: o.client };
+}

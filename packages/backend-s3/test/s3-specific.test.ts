@@ -1,0 +1,93 @@
+// What the contract suite cannot see: multipart hygiene, one PutObject for small
+// bodies, batch deletes, and the error mapping of moto's real answers.
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { ConfigError, NotFoundError } from '@savepoint/core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { S3Backend } from '../src/index.js';
+import { BUCKET, ensureBucket, s3Args, server } from './s3-setup.js';
+
+const MiB = 1024 * 1024;
+
+function recordCommands(backend: S3Backend): string[] {
+  const names: string[] = [];
+  backend.client.middlewareStack.add(
+    (next, context) => (args) => {
+      names.push(String(context.commandName));
+      return next(args);
+    },
+    { step: 'initialize', name: `recorder${Math.random()}` },
+  );
+  return names;
+}
+
+describe.skipIf(!!server.skipReason)(`s3 backend specifics${server.skipReason ? ` (skipped: ${server.skipReason})` : ''}`, () => {
+  const base = `s3://${BUCKET}/specific-${Date.now()}`;
+  beforeAll(() => ensureBucket());
+
+  it('a failed multipart stream leaves no object and no dangling multipart upload', async () => {
+    const backend = new S3Backend(s3Args({ partSize: 5 * MiB, queueSize: 2 }));
+    const commands = recordCommands(backend);
+    async function* failing() {
+      for (let i = 0; i < 12; i++) yield new Uint8Array(MiB).fill(i);
+      throw new Error('source died');
+    }
+    const path = `${base}/multipart.bin`;
+    await expect(backend.put(path, failing())).rejects.toThrow();
+    expect(commands).toContain('CreateMultipartUploadCommand');
+    expect(commands).toContain('AbortMultipartUploadCommand');
+    expect(await backend.exists(path)).toBe(false);
+    const uploads = await backend.client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: 'specific-' }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    await backend.close();
+  });
+
+  it('small bodies and small streams go in one PutObject', async () => {
+    const backend = new S3Backend(s3Args());
+    const commands = recordCommands(backend);
+    await backend.put(`${base}/small.txt`, 'tiny');
+    async function* stream() {
+      yield new Uint8Array(1000);
+    }
+    await backend.put(`${base}/small-stream.bin`, stream());
+    expect(commands.filter((c) => c !== 'PutObjectCommand')).toEqual([]);
+    expect(commands).toHaveLength(2);
+    await backend.close();
+  });
+
+  it('rmtree deletes 2,500 keys in DeleteObjects batches of at most 1,000', async () => {
+    const backend = new S3Backend(s3Args());
+    const dir = `${base}/batch`;
+    const keys = Array.from({ length: 2500 }, (_, i) => `${dir}/k${i}`);
+    for (let i = 0; i < keys.length; i += 100) await Promise.all(keys.slice(i, i + 100).map((k) => backend.put(k, 'x')));
+    const commands = recordCommands(backend);
+    await backend.rmtree(dir);
+    expect(commands.filter((c) => c === 'DeleteObjectsCommand')).toHaveLength(3);
+    expect(commands.filter((c) => c === 'DeleteObjectCommand')).toHaveLength(0);
+    expect(await backend.isDir(dir)).toBe(false);
+    await backend.close();
+  }, 120_000);
+
+  it('a missing bucket is NotFoundError with a hint, and checks resolve false', async () => {
+    const backend = new S3Backend(s3Args({ retry: { retries: 0 } }));
+    await expect(backend.get('s3://no-such-bucket-savepoint/k')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(backend.get('s3://no-such-bucket-savepoint/k')).rejects.toThrow(/\[s3\]/);
+    expect(await backend.isDir('s3://no-such-bucket-savepoint/k')).toBe(false);
+    await backend.close();
+  });
+
+  it('bad options fail at construction, naming the option and never echoing a secret', () => {
+    expect(() => new S3Backend({ partSize: 1024 })).toThrow(ConfigError);
+    expect(() => new S3Backend({ partSize: 1024 })).toThrow(/"partSize" got 1024 \(number\); accepted: an integer >= 5242880/);
+    expect(() => new S3Backend({ endpoint: 'localhost:9000' })).toThrow(/"endpoint"/);
+    expect(() => new S3Backend({ regoin: 'x' } as never)).toThrow(/unknown s3 backend option "regoin"/);
+    const attempt = () => new S3Backend({ credentials: { accessKeyId: 'AKIASECRETVALUE', secretAccessKey: 42 } as never });
+    expect(attempt).toThrow(/credentials.secretAccessKey/);
+    try {
+      attempt();
+    } catch (error) {
+      expect(String(error)).not.toContain('AKIASECRETVALUE');
+    }
+    expect(() => new S3Backend({ queueSize: 0 })).toThrow(/"queueSize"/);
+    expect(() => new S3Backend({ retry: { retries: 'many' } } as never)).toThrow(/retry.retries/);
+  });
+});

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Starts (or stops) the local servers that speak each cloud's wire protocol, on
+# 127.0.0.1: moto (S3), fake-gcs-server (GCS), Azurite (Azure Blob). Installs
+# them first when missing. Writes their addresses to .cache/servers.env, which
+# the tests read; `stop` kills them by PID.
+#   bash scripts/servers.sh start | stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE="$PWD/.cache"
+mkdir -p "$CACHE/logs"
+ENV_FILE="$CACHE/servers.env"
+
+MOTO_VERSION="5.2.1"
+FAKE_GCS_VERSION="v1.56.1"
+S3_PORT="${SAVEPOINT_S3_PORT:-45001}"
+GCS_PORT="${SAVEPOINT_GCS_PORT:-45002}"
+AZURE_PORT="${SAVEPOINT_AZURE_PORT:-45003}"
+
+log() { printf '[servers] %s\n' "$*" >&2; }
+
+wait_for() { # name url
+  for _ in $(seq 1 120); do
+    if curl -s -o /dev/null "$2"; then log "$1 is up at $2"; return 0; fi
+    sleep 0.5
+  done
+  log "$1 did not answer at $2; see $CACHE/logs/$1.log"
+  tail -20 "$CACHE/logs/$1.log" >&2 || true
+  return 1
+}
+
+start_one() { # name pidfile command...
+  local name=$1; shift
+  local pidfile="$CACHE/$name.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    log "$name already running (pid $(cat "$pidfile"))"
+    return 0
+  fi
+  nohup "$@" >"$CACHE/logs/$name.log" 2>&1 &
+  echo $! >"$pidfile"
+}
+
+install_moto() {
+  if python3 -c "import moto, flask, werkzeug; import moto.server" 2>/dev/null; then return 0; fi
+  log "installing moto[server]==$MOTO_VERSION"
+  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" >&2
+}
+
+install_fake_gcs() {
+  FAKE_GCS_BIN="$CACHE/bin/fake-gcs-server-$FAKE_GCS_VERSION"
+  if [ -x "$FAKE_GCS_BIN" ]; then return 0; fi
+  log "building fake-gcs-server $FAKE_GCS_VERSION with go install (first run takes a few minutes)"
+  mkdir -p "$CACHE/bin" "$CACHE/gobin"
+  GOBIN="$CACHE/gobin" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" >&2
+  mv "$CACHE/gobin/fake-gcs-server" "$FAKE_GCS_BIN"
+}
+
+start() {
+  install_moto
+  install_fake_gcs
+  local azurite="$PWD/node_modules/.bin/azurite-blob"
+  [ -x "$azurite" ] || { log "azurite is missing: run pnpm install first"; exit 1; }
+
+  start_one moto python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT"
+  start_one fake-gcs "$FAKE_GCS_BIN" -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
+    -public-host "127.0.0.1:$GCS_PORT" -external-url "http://127.0.0.1:$GCS_PORT" -backend memory -log-level warn
+  start_one azurite "$azurite" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" --inMemoryPersistence --silent \
+    --disableTelemetry --skipApiVersionCheck
+
+  wait_for moto "http://127.0.0.1:$S3_PORT/moto-api/"
+  wait_for fake-gcs "http://127.0.0.1:$GCS_PORT/storage/v1/b"
+  wait_for azurite "http://127.0.0.1:$AZURE_PORT/devstoreaccount1?comp=list"
+  cat >"$ENV_FILE" <<ENV
+SAVEPOINT_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+SAVEPOINT_TEST_GCS_ENDPOINT=http://127.0.0.1:$GCS_PORT
+SAVEPOINT_TEST_AZURE_ENDPOINT=http://127.0.0.1:$AZURE_PORT/devstoreaccount1
+ENV
+  log "addresses written to $ENV_FILE"
+}
+
+stop() {
+  for name in moto fake-gcs azurite; do
+    local pidfile="$CACHE/$name.pid"
+    if [ -f "$pidfile" ]; then
+      kill "$(cat "$pidfile")" 2>/dev/null || true
+      rm -f "$pidfile"
+    fi
+  done
+  rm -f "$ENV_FILE"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac
