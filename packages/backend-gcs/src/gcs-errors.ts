@@ -1,0 +1,46 @@
+// The one place that reads @google-cloud/storage's error shapes.
+import { BackendError, NotFoundError, PermissionDeniedError, redact, type SavepointError, safeCause, TransientError } from '@savepoint/core';
+
+export const BACKEND_NAME = 'gcs';
+
+const NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+
+function statusOf(error: unknown): number | undefined {
+  const e = error as { code?: unknown; status?: unknown; response?: { status?: unknown } } | undefined;
+  for (const candidate of [e?.code, e?.status, e?.response?.status]) {
+    if (typeof candidate === 'number') return candidate;
+    if (typeof candidate === 'string' && /^\d{3}$/.test(candidate)) return Number(candidate);
+  }
+  return undefined;
+}
+
+/** 429, 5xx and dropped connections (a pooled socket closed by the server shows up as "socket hang up"). */
+export function isTransientGcsError(error: unknown): boolean {
+  const status = statusOf(error);
+  if (status !== undefined) return status === 408 || status === 429 || status >= 500;
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  return /socket hang up|ECONNRESET|EPIPE|premature close|network/i.test(String((error as Error)?.message ?? ''));
+}
+
+export function isGcsNotFound(error: unknown): boolean {
+  return statusOf(error) === 404;
+}
+
+export function mapGcsError(error: unknown, path: string, operation: string, secrets: readonly (string | undefined)[]): SavepointError {
+  const status = statusOf(error);
+  const options = { backend: BACKEND_NAME, cause: safeCause(error, secrets) };
+  const detail = redact(`${status ? `HTTP ${status}: ` : ''}${String((error as Error)?.message ?? error)}`, secrets);
+  if (status === 404) {
+    const bucketMissing = /bucket/i.test(detail) && !/object|no such key/i.test(detail);
+    return new NotFoundError(path, {
+      ...options,
+      message: bucketMissing ? `${operation} ${path}: the bucket does not exist; create it or fix the URI` : `${operation}: no object at ${path}`,
+    });
+  }
+  if (status === 401 || status === 403) {
+    return new PermissionDeniedError(`${operation} ${path}: access denied (${detail}); check the credentials and the bucket's IAM`, options);
+  }
+  if (isTransientGcsError(error)) return new TransientError(`${operation} ${path}: ${detail}`, options);
+  return new BackendError(`${operation} ${path}: ${detail}`, options);
+}

@@ -1,0 +1,78 @@
+// Parses `backendArgs` for GCS, using the client's own option names.
+import { Storage, type StorageOptions } from '@google-cloud/storage';
+import { checkInteger, checkKnownKeys, checkRecord, checkString, configError, parseRetryPolicy, type RetryPolicy } from '@savepoint/core';
+import { BACKEND_NAME } from './gcs-errors.js';
+
+export interface GcsBackendOptions {
+  /** An already-built client, used as it is. */
+  storage?: Storage;
+  /** Required with emulators; otherwise detected by the client. */
+  projectId?: string;
+  /** A service-account key file. */
+  keyFilename?: string;
+  /** Service-account credentials (`client_email`, `private_key`). Without them and keyFilename, Application Default Credentials. */
+  credentials?: { client_email: string; private_key: string };
+  /** For emulators and compatible endpoints: `http://127.0.0.1:4443`. */
+  apiEndpoint?: string;
+  retry?: Partial<RetryPolicy>;
+  /** Resumable upload chunk size in bytes (a multiple of 256 KiB). Bounds memory per upload. */
+  chunkSize?: number;
+  /** Deletes in flight at once during rmtree (the client has no batch delete). */
+  deleteConcurrency?: number;
+}
+
+export interface ResolvedGcsOptions {
+  retry: RetryPolicy;
+  chunkSize: number;
+  deleteConcurrency: number;
+  secrets: (string | undefined)[];
+  storage: Storage | undefined;
+  storageOptions: StorageOptions | undefined;
+}
+
+const KNOWN = ['storage', 'projectId', 'keyFilename', 'credentials', 'apiEndpoint', 'retry', 'chunkSize', 'deleteConcurrency'];
+const ctx = { backend: BACKEND_NAME };
+const CHUNK_UNIT = 256 * 1024;
+
+export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOptions {
+  const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
+  checkKnownKeys(raw, KNOWN, 'gcs backend', ctx);
+  const o = raw as GcsBackendOptions;
+  if (o.storage !== undefined && !(o.storage instanceof Storage)) throw configError('storage', o.storage, 'a Storage from @google-cloud/storage', ctx);
+  const secrets: (string | undefined)[] = [];
+  const projectId = o.projectId === undefined ? undefined : checkString(o.projectId, 'projectId', 'a GCP project id', ctx);
+  const keyFilename = o.keyFilename === undefined ? undefined : checkString(o.keyFilename, 'keyFilename', 'a path to a service-account JSON key', ctx);
+  let credentials: GcsBackendOptions['credentials'];
+  if (o.credentials !== undefined) {
+    const c = checkRecord(o.credentials, 'credentials', ctx) ?? {};
+    if (typeof c.client_email !== 'string' || typeof c.private_key !== 'string') {
+      throw configError('credentials', '<hidden>', 'an object with client_email and private_key strings', ctx);
+    }
+    credentials = { client_email: c.client_email, private_key: c.private_key };
+    secrets.push(c.private_key);
+  }
+  let apiEndpoint: string | undefined;
+  if (o.apiEndpoint !== undefined) {
+    apiEndpoint = checkString(o.apiEndpoint, 'apiEndpoint', 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
+    if (!/^https?:\/\/[^/]+/.test(apiEndpoint)) throw configError('apiEndpoint', o.apiEndpoint, 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
+  }
+  const chunkSize =
+    o.chunkSize === undefined
+      ? 8 * 1024 * 1024
+      : checkInteger(o.chunkSize, 'chunkSize', `a positive multiple of ${CHUNK_UNIT} (256 KiB)`, { ...ctx, min: CHUNK_UNIT });
+  if (chunkSize % CHUNK_UNIT !== 0) throw configError('chunkSize', o.chunkSize, `a positive multiple of ${CHUNK_UNIT} (256 KiB)`, ctx);
+  const deleteConcurrency =
+    o.deleteConcurrency === undefined ? 16 : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
+  const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
+  const storageOptions: StorageOptions | undefined = o.storage
+    ? undefined
+    : {
+        ...(projectId ? { projectId } : {}),
+        ...(keyFilename ? { keyFilename } : {}),
+        ...(credentials ? { credentials } : {}),
+        ...(apiEndpoint ? { apiEndpoint } : {}),
+        // savepoint's retry helper owns retries (one policy for every backend).
+        retryOptions: { autoRetry: false, maxRetries: 0 },
+      };
+  return { retry, chunkSize, deleteConcurrency, secrets, storage: o.storage, storageOptions };
+}

@@ -1,0 +1,22 @@
+// Builds GCS backends against the local fake-gcs-server for this package's tests.
+import { Storage } from '@google-cloud/storage';
+import { localServer } from '../../../test-support/servers.js';
+import { GcsBackend, type GcsBackendOptions } from '../src/index.js';
+
+export const server = localServer('GCS');
+export const BUCKET = 'savepoint-test';
+
+export function gcsArgs(extra: GcsBackendOptions = {}): GcsBackendOptions {
+  return { apiEndpoint: server.endpoint, projectId: 'savepoint-test', retry: { retries: 3, minDelayMs: 20, maxDelayMs: 200 }, ...extra };
+}
+
+export async function ensureBucket(name = BUCKET): Promise<void> {
+  const storage = new Storage({ apiEndpoint: server.endpoint, projectId: 'savepoint-test' });
+  const [exists] = await storage.bucket(name).exists();
+  if (!exists) await storage.createBucket(name);
+}
+
+export async function gcsContext() {
+  await ensureBucket();
+  return { backend: new GcsBackend(gcsArgs()), root: `gs://${BUCKET}/`, storeRoot: `gs://${BUCKET}` };
+}
