@@ -1,0 +1,27 @@
+// Builds Azure backends against the local Azurite for this package's tests. The
+// development account and key are Azurite's public, well-known ones.
+import { BlobServiceClient } from '@azure/storage-blob';
+import { localServer } from '../../../test-support/servers.js';
+import { AzureBackend, type AzureBackendOptions } from '../src/index.js';
+
+export const server = localServer('AZURE');
+export const CONTAINER = 'savepoint-test';
+export const AZURITE_ACCOUNT = 'devstoreaccount1';
+export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+export function connectionString(): string {
+  return `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${server.endpoint};`;
+}
+
+export function azureArgs(extra: AzureBackendOptions = {}): AzureBackendOptions {
+  return { connectionString: connectionString(), retry: { retries: 3, minDelayMs: 20, maxDelayMs: 200 }, ...extra };
+}
+
+export async function ensureContainer(name = CONTAINER): Promise<void> {
+  await BlobServiceClient.fromConnectionString(connectionString()).getContainerClient(name).createIfNotExists();
+}
+
+export async function azureContext() {
+  await ensureContainer();
+  return { backend: new AzureBackend(azureArgs()), root: `az://${CONTAINER}/`, storeRoot: `az://${CONTAINER}` };
+}
