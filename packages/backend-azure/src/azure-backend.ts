@@ -20,11 +20,11 @@ import {
   type ListOptions,
   NotFoundError,
   type ObjectStat,
-  parseObjectUri,
   type PutBody,
   type PutOptions,
-  registerBackend,
+  parseObjectUri,
   type RmtreeOptions,
+  registerBackend,
   type SignalOptions,
   type StorageBackend,
   withRetry,
@@ -68,13 +68,19 @@ export class AzureBackend implements StorageBackend {
   #container(loc: Location, path: string): ContainerClient {
     const { containerClient, serviceClient, accountName } = this.#options;
     if (loc.account && accountName && loc.account !== accountName.toLowerCase()) {
-      throw new InvalidPathError(path, `this backend is configured for account "${accountName}", the URL names "${loc.account}"`, {
-        backend: BACKEND_NAME,
-      });
+      throw new InvalidPathError(
+        path,
+        `this backend is configured for account "${accountName}", the URL names "${loc.account}"`,
+        {
+          backend: BACKEND_NAME,
+        },
+      );
     }
     if (containerClient) {
       if (containerClient.containerName !== loc.container) {
-        throw new InvalidPathError(path, `this backend serves container "${containerClient.containerName}" only`, { backend: BACKEND_NAME });
+        throw new InvalidPathError(path, `this backend serves container "${containerClient.containerName}" only`, {
+          backend: BACKEND_NAME,
+        });
       }
       return containerClient;
     }
@@ -87,7 +93,9 @@ export class AzureBackend implements StorageBackend {
     }
     let client = this.#perAccount.get(loc.account);
     if (!client) {
-      client = new BlobServiceClient(`https://${loc.account}.blob.core.windows.net`, new DefaultAzureCredential(), { retryOptions: { maxTries: 1 } });
+      client = new BlobServiceClient(`https://${loc.account}.blob.core.windows.net`, new DefaultAzureCredential(), {
+        retryOptions: { maxTries: 1 },
+      });
       this.#perAccount.set(loc.account, client);
     }
     return client.getContainerClient(loc.container);
@@ -95,7 +103,8 @@ export class AzureBackend implements StorageBackend {
 
   #blob(path: string, operation: string) {
     const loc = this.#loc(path);
-    if (loc.key === '') throw new InvalidPathError(path, `${operation} needs a blob name, not just a container`, { backend: BACKEND_NAME });
+    if (loc.key === '')
+      throw new InvalidPathError(path, `${operation} needs a blob name, not just a container`, { backend: BACKEND_NAME });
     return this.#container(loc, path).getBlockBlobClient(loc.key);
   }
 
@@ -121,7 +130,8 @@ export class AzureBackend implements StorageBackend {
 
   joinPath(base: string, ...parts: string[]): string {
     for (const part of parts) {
-      if (part.split('/').includes('..')) throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
+      if (part.split('/').includes('..'))
+        throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
     }
     return joinObjectPath(base, parts);
   }
@@ -146,7 +156,10 @@ export class AzureBackend implements StorageBackend {
     const container = this.#container(loc, path);
     try {
       const page = await this.#call(path, 'isDir', options.signal, async () => {
-        const result = await container.listBlobsFlat({ prefix: dirPrefix(loc.key) }).byPage({ maxPageSize: 1 }).next();
+        const result = await container
+          .listBlobsFlat({ prefix: dirPrefix(loc.key) })
+          .byPage({ maxPageSize: 1 })
+          .next();
         return result.value;
       });
       return (page?.segment?.blobItems?.length ?? 0) > 0;
@@ -165,7 +178,8 @@ export class AzureBackend implements StorageBackend {
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const blob = this.#blob(path, 'put');
     const { signal } = options;
-    if (signal?.aborted) throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
+    if (signal?.aborted)
+      throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
     const headers = options.contentType ? { blobHTTPHeaders: { blobContentType: options.contentType } } : {};
     const bytes = bodyBytes(body);
     if (bytes && bytes.byteLength <= this.#options.blockSize) {
@@ -185,7 +199,9 @@ export class AzureBackend implements StorageBackend {
         if (signal?.aborted) throw new AbortedError(`put ${path}: aborted`, { backend: BACKEND_NAME, cause: signal.reason });
         const id = Buffer.from(`${uploadId}-${String(index++).padStart(6, '0')}`).toString('base64');
         ids.push(id);
-        const task = this.#call(path, 'put', signal, () => blob.stageBlock(id, part, part.byteLength, { abortSignal: signal }).then(() => {}))
+        const task = this.#call(path, 'put', signal, () =>
+          blob.stageBlock(id, part, part.byteLength, { abortSignal: signal }).then(() => {}),
+        )
           .catch((error) => {
             failure ??= error;
           })
@@ -209,17 +225,23 @@ export class AzureBackend implements StorageBackend {
     const blob = this.#blob(path, 'get');
     const range = options.range;
     if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
-      throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, { backend: BACKEND_NAME });
+      throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, {
+        backend: BACKEND_NAME,
+      });
     }
     if (range && (range.end === range.start || range.start > 0)) {
       // Clamp against the real size: a range past the end is an error on Azure.
       const { size } = await this.stat(path, options);
       const end = Math.min(range.end ?? size, size);
       if (range.start >= end) return undefined;
-      return this.#call(path, 'get', options.signal, () => blob.download(range.start, end - range.start, { abortSignal: options.signal }));
+      return this.#call(path, 'get', options.signal, () =>
+        blob.download(range.start, end - range.start, { abortSignal: options.signal }),
+      );
     }
     const count = range?.end === undefined ? undefined : range.end - range.start;
-    return this.#call(path, 'get', options.signal, () => blob.download(range?.start ?? 0, count, { abortSignal: options.signal }));
+    return this.#call(path, 'get', options.signal, () =>
+      blob.download(range?.start ?? 0, count, { abortSignal: options.signal }),
+    );
   }
 
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
@@ -258,7 +280,8 @@ export class AzureBackend implements StorageBackend {
       if (result.done) return;
       const segment = (result.value as { segment: { blobItems?: BlobItemLike[]; blobPrefixes?: { name: string }[] } }).segment;
       const entries: ListEntry[] = [];
-      for (const p of segment.blobPrefixes ?? []) entries.push({ path: `${root}${p.name.slice(0, -1)}`, name: p.name.slice(prefix.length, -1), type: 'dir' });
+      for (const p of segment.blobPrefixes ?? [])
+        entries.push({ path: `${root}${p.name.slice(0, -1)}`, name: p.name.slice(prefix.length, -1), type: 'dir' });
       for (const item of segment.blobItems ?? []) {
         if (item.name.endsWith('/')) continue;
         entries.push({
@@ -282,12 +305,15 @@ export class AzureBackend implements StorageBackend {
   async rmtree(path: string, options: RmtreeOptions = {}): Promise<void> {
     const loc = this.#loc(path);
     if (loc.key === '' && !options.allowRoot) {
-      throw new InvalidPathError(path, 'refusing to rmtree a whole container; pass { allowRoot: true } if you mean it', { backend: BACKEND_NAME });
+      throw new InvalidPathError(path, 'refusing to rmtree a whole container; pass { allowRoot: true } if you mean it', {
+        backend: BACKEND_NAME,
+      });
     }
     const container = this.#container(loc, path);
     const root = `${loc.base}${loc.container}/`;
     const names: string[] = [];
-    for await (const entry of this.list(path, { recursive: true, signal: options.signal })) names.push(entry.path.slice(root.length));
+    for await (const entry of this.list(path, { recursive: true, signal: options.signal }))
+      names.push(entry.path.slice(root.length));
     let pending = names;
     for (let round = 0; round < DELETE_ROUNDS && pending.length > 0; round++) {
       const batches: string[][] = [];
@@ -304,7 +330,12 @@ export class AzureBackend implements StorageBackend {
       );
       pending = failed;
     }
-    if (pending.length > 0) throw new IncompleteDeleteError(path, pending.map((n) => `${root}${n}`), { backend: BACKEND_NAME });
+    if (pending.length > 0)
+      throw new IncompleteDeleteError(
+        path,
+        pending.map((n) => `${root}${n}`),
+        { backend: BACKEND_NAME },
+      );
   }
 
   /** One BlobBatch of deletes; returns the names whose sub-request failed (a 404 counts as deleted). */

@@ -1,11 +1,28 @@
 // The one place that reads @azure/storage-blob's error shapes. Not-found has two:
 // getProperties gives a 404 RestError with an empty `code` and
 // `details.errorCode: 'BlobNotFound'`; download gives `code: 'BlobNotFound'`.
-import { BackendError, NotFoundError, PermissionDeniedError, redact, type SavepointError, safeCause, TransientError } from '@savepoint/core';
+import {
+  BackendError,
+  NotFoundError,
+  PermissionDeniedError,
+  redact,
+  type SavepointError,
+  safeCause,
+  TransientError,
+} from '@savepoint/core';
 
 export const BACKEND_NAME = 'azure';
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'REQUEST_SEND_ERROR']);
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'REQUEST_SEND_ERROR',
+]);
 const TRANSIENT_CODES = new Set(['ServerBusy', 'InternalError', 'OperationTimedOut']);
 
 interface RestErrorShape {
@@ -32,18 +49,33 @@ export function isAzureNotFound(error: unknown): boolean {
   return (error as RestErrorShape)?.statusCode === 404;
 }
 
-export function mapAzureError(error: unknown, path: string, operation: string, secrets: readonly (string | undefined)[]): SavepointError {
+export function mapAzureError(
+  error: unknown,
+  path: string,
+  operation: string,
+  secrets: readonly (string | undefined)[],
+): SavepointError {
   const e = (error ?? {}) as RestErrorShape;
   const code = azureErrorCode(error);
   const options = { backend: BACKEND_NAME, cause: safeCause(error, secrets) };
   // Azure messages can quote the request URL, SAS included: redact before use.
-  const detail = redact(`${code ?? 'Error'}${e.statusCode ? ` (HTTP ${e.statusCode})` : ''}: ${String(e.message ?? error).split('\n')[0]}`, secrets);
+  const detail = redact(
+    `${code ?? 'Error'}${e.statusCode ? ` (HTTP ${e.statusCode})` : ''}: ${String(e.message ?? error).split('\n')[0]}`,
+    secrets,
+  );
   if (code === 'ContainerNotFound') {
-    return new NotFoundError(path, { ...options, message: `${operation} ${path}: the container does not exist; create it or fix the URI` });
+    return new NotFoundError(path, {
+      ...options,
+      message: `${operation} ${path}: the container does not exist; create it or fix the URI`,
+    });
   }
-  if (e.statusCode === 404 || code === 'BlobNotFound') return new NotFoundError(path, { ...options, message: `${operation}: no blob at ${path}` });
+  if (e.statusCode === 404 || code === 'BlobNotFound')
+    return new NotFoundError(path, { ...options, message: `${operation}: no blob at ${path}` });
   if (e.statusCode === 401 || e.statusCode === 403) {
-    return new PermissionDeniedError(`${operation} ${path}: access denied (${detail}); check the account key, SAS or role assignment`, options);
+    return new PermissionDeniedError(
+      `${operation} ${path}: access denied (${detail}); check the account key, SAS or role assignment`,
+      options,
+    );
   }
   if (isTransientAzureError(error)) return new TransientError(`${operation} ${path}: ${detail}`, options);
   return new BackendError(`${operation} ${path}: ${detail}`, options);

@@ -1,7 +1,15 @@
 // Parses `backendArgs` for Azure Blob and builds the service client.
 import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, ContainerClient, type StoragePipelineOptions, StorageSharedKeyCredential } from '@azure/storage-blob';
-import { checkInteger, checkKnownKeys, checkRecord, checkString, configError, parseRetryPolicy, type RetryPolicy } from '@savepoint/core';
+import {
+  checkInteger,
+  checkKnownKeys,
+  checkRecord,
+  checkString,
+  configError,
+  parseRetryPolicy,
+  type RetryPolicy,
+} from '@savepoint/core';
 import { BACKEND_NAME } from './azure-errors.js';
 
 export interface AzureBackendOptions {
@@ -88,32 +96,59 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
     o.blockSize === undefined
       ? 8 * 1024 * 1024
       : checkInteger(o.blockSize, 'blockSize', 'an integer between 1 and 4000 MiB (bytes)', { ...ctx, min: 1 });
-  if (blockSize > 4000 * 1024 * 1024) throw configError('blockSize', o.blockSize, 'an integer between 1 and 4000 MiB (bytes)', ctx);
-  const concurrency = o.concurrency === undefined ? 4 : checkInteger(o.concurrency, 'concurrency', 'an integer >= 1', { ...ctx, min: 1 });
+  if (blockSize > 4000 * 1024 * 1024)
+    throw configError('blockSize', o.blockSize, 'an integer between 1 and 4000 MiB (bytes)', ctx);
+  const concurrency =
+    o.concurrency === undefined ? 4 : checkInteger(o.concurrency, 'concurrency', 'an integer >= 1', { ...ctx, min: 1 });
   const deleteConcurrency =
-    o.deleteConcurrency === undefined ? 4 : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
+    o.deleteConcurrency === undefined
+      ? 4
+      : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
   const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
   const base = { retry, blockSize, concurrency, deleteConcurrency };
 
-  if (o.containerClient) return { ...base, secrets: [], serviceClient: undefined, containerClient: o.containerClient, accountName: o.containerClient.accountName };
-  if (o.serviceClient) return { ...base, secrets: [], serviceClient: o.serviceClient, containerClient: undefined, accountName: o.serviceClient.accountName };
+  if (o.containerClient)
+    return {
+      ...base,
+      secrets: [],
+      serviceClient: undefined,
+      containerClient: o.containerClient,
+      accountName: o.containerClient.accountName,
+    };
+  if (o.serviceClient)
+    return {
+      ...base,
+      secrets: [],
+      serviceClient: o.serviceClient,
+      containerClient: undefined,
+      accountName: o.serviceClient.accountName,
+    };
 
   const endpoint = o.endpoint === undefined ? undefined : checkString(o.endpoint, 'endpoint', 'an http(s) URL', ctx);
-  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint)) throw configError('endpoint', o.endpoint, 'an http(s) URL', ctx);
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint))
+    throw configError('endpoint', o.endpoint, 'an http(s) URL', ctx);
 
   const connectionString = o.connectionString ?? (o.accountName || o.url ? undefined : env.AZURE_STORAGE_CONNECTION_STRING);
   if (connectionString !== undefined) {
     const cs = secretString(connectionString, 'connectionString');
     const account = accountFromConnectionString(cs);
     const secrets = [cs, account.key, account.sas];
-    return { ...base, secrets, serviceClient: BlobServiceClient.fromConnectionString(cs, PIPELINE), containerClient: undefined, accountName: account.name };
+    return {
+      ...base,
+      secrets,
+      serviceClient: BlobServiceClient.fromConnectionString(cs, PIPELINE),
+      containerClient: undefined,
+      accountName: account.name,
+    };
   }
   const accountName = o.accountName ?? (o.url ? undefined : env.AZURE_STORAGE_ACCOUNT);
   if (accountName !== undefined) checkString(accountName, 'accountName', 'a storage account name', ctx);
   const serviceUrl = o.url ?? endpoint ?? (accountName ? `https://${accountName}.blob.core.windows.net` : undefined);
   // No account yet: https://<account>.blob.core.windows.net URLs name it, az:// URIs then fail with a ConfigError.
-  if (serviceUrl === undefined) return { ...base, secrets: [], serviceClient: undefined, containerClient: undefined, accountName: undefined };
-  if (o.url !== undefined && !/^https?:\/\/[^/]+/.test(o.url)) throw configError('url', o.url, 'the service URL, e.g. https://acct.blob.core.windows.net', ctx);
+  if (serviceUrl === undefined)
+    return { ...base, secrets: [], serviceClient: undefined, containerClient: undefined, accountName: undefined };
+  if (o.url !== undefined && !/^https?:\/\/[^/]+/.test(o.url))
+    throw configError('url', o.url, 'the service URL, e.g. https://acct.blob.core.windows.net', ctx);
   const accountKey = o.accountKey ?? (o.accountName === undefined ? env.AZURE_STORAGE_KEY : undefined);
   if (accountKey !== undefined) {
     if (!accountName) throw configError('accountKey', '<hidden>', 'an account key together with accountName', ctx);
@@ -132,5 +167,11 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
     };
   }
   // Nothing explicit: managed identity, environment, Azure CLI... through DefaultAzureCredential.
-  return { ...base, secrets: [], serviceClient: new BlobServiceClient(serviceUrl, new DefaultAzureCredential(), PIPELINE), containerClient: undefined, accountName };
+  return {
+    ...base,
+    secrets: [],
+    serviceClient: new BlobServiceClient(serviceUrl, new DefaultAzureCredential(), PIPELINE),
+    containerClient: undefined,
+    accountName,
+  };
 }

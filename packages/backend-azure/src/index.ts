@@ -1,3 +1,3 @@
 export { AzureBackend, registerAzureBackend } from './azure-backend.js';
-export type { AzureBackendOptions } from './azure-options.js';
 export { BACKEND_NAME, isTransientAzureError, mapAzureError } from './azure-errors.js';
+export type { AzureBackendOptions } from './azure-options.js';

@@ -1,7 +1,7 @@
 // The GCS store: gs://bucket/key. Small bodies go in one request; streams of
 // unknown length go through a resumable upload with CRC32C validation, which
 // creates the object only when the last chunk lands.
-import { Readable, Writable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type File, Storage } from '@google-cloud/storage';
 import {
@@ -17,11 +17,11 @@ import {
   type ListOptions,
   NotFoundError,
   type ObjectStat,
-  parseObjectUri,
   type PutBody,
   type PutOptions,
-  registerBackend,
+  parseObjectUri,
   type RmtreeOptions,
+  registerBackend,
   type SignalOptions,
   type StorageBackend,
   withRetry,
@@ -54,7 +54,8 @@ export class GcsBackend implements StorageBackend {
 
   #file(path: string, operation: string): File {
     const { bucket, key } = this.#loc(path);
-    if (key === '') throw new InvalidPathError(path, `${operation} needs an object key, not just a bucket`, { backend: BACKEND_NAME });
+    if (key === '')
+      throw new InvalidPathError(path, `${operation} needs an object key, not just a bucket`, { backend: BACKEND_NAME });
     return this.storage.bucket(bucket).file(key);
   }
 
@@ -81,7 +82,8 @@ export class GcsBackend implements StorageBackend {
 
   joinPath(base: string, ...parts: string[]): string {
     for (const part of parts) {
-      if (part.split('/').includes('..')) throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
+      if (part.split('/').includes('..'))
+        throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
     }
     return joinObjectPath(base, parts);
   }
@@ -128,7 +130,8 @@ export class GcsBackend implements StorageBackend {
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const file = this.#file(path, 'put');
     const { signal } = options;
-    if (signal?.aborted) throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
+    if (signal?.aborted)
+      throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
     const bytes = bodyBytes(body);
     if (bytes && bytes.byteLength <= this.#options.chunkSize) {
       // A buffer can be re-sent, so a single-request upload is retried as a whole.
@@ -158,7 +161,9 @@ export class GcsBackend implements StorageBackend {
 
   #checkRange(path: string, range: GetOptions['range']) {
     if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
-      throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, { backend: BACKEND_NAME });
+      throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, {
+        backend: BACKEND_NAME,
+      });
     }
   }
 
@@ -171,7 +176,9 @@ export class GcsBackend implements StorageBackend {
       const { size } = await this.stat(path, options);
       const end = Math.min(range.end ?? size, size);
       if (range.start >= end) return new Uint8Array(0);
-      const [data] = await this.#call(path, 'get', options.signal, () => file.download({ start: range.start, end: end - 1, validation: false }));
+      const [data] = await this.#call(path, 'get', options.signal, () =>
+        file.download({ start: range.start, end: end - 1, validation: false }),
+      );
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     }
     const [data] = await this.#call(path, 'get', options.signal, () => file.download({ validation: 'crc32c' }));
@@ -187,7 +194,9 @@ export class GcsBackend implements StorageBackend {
     const end = Math.min(options.range?.end ?? size, size);
     if (start >= end) return Readable.from([]);
     // The client validates CRC32C only on whole-object reads.
-    const stream = options.range ? file.createReadStream({ start, end: end - 1, validation: false }) : file.createReadStream({ validation: 'crc32c' });
+    const stream = options.range
+      ? file.createReadStream({ start, end: end - 1, validation: false })
+      : file.createReadStream({ validation: 'crc32c' });
     const secrets = this.#options.secrets;
     return (async function* () {
       try {
@@ -216,7 +225,8 @@ export class GcsBackend implements StorageBackend {
         throw error;
       }
       const entries: ListEntry[] = [];
-      for (const p of page.prefixes ?? []) entries.push({ path: `gs://${bucket}/${p.slice(0, -1)}`, name: p.slice(prefix.length, -1), type: 'dir' });
+      for (const p of page.prefixes ?? [])
+        entries.push({ path: `gs://${bucket}/${p.slice(0, -1)}`, name: p.slice(prefix.length, -1), type: 'dir' });
       for (const item of page.items ?? []) {
         if (!item.name || item.name.endsWith('/')) continue;
         entries.push({
@@ -244,9 +254,11 @@ export class GcsBackend implements StorageBackend {
   }
 
   async rmtree(path: string, options: RmtreeOptions = {}): Promise<void> {
-    const { bucket, key } = this.#loc(path);
+    const { key } = this.#loc(path);
     if (key === '' && !options.allowRoot) {
-      throw new InvalidPathError(path, 'refusing to rmtree a whole bucket; pass { allowRoot: true } if you mean it', { backend: BACKEND_NAME });
+      throw new InvalidPathError(path, 'refusing to rmtree a whole bucket; pass { allowRoot: true } if you mean it', {
+        backend: BACKEND_NAME,
+      });
     }
     let pending: string[] = [];
     for await (const entry of this.list(path, { recursive: true, signal: options.signal })) pending.push(entry.path);
@@ -284,4 +296,7 @@ export function registerGcsBackend(): void {
   registerBackend(BACKEND_NAME, GCS_REGISTRATION, { replace: true });
 }
 
-const GCS_REGISTRATION = { schemes: SCHEMES, create: (args: Record<string, unknown>) => new GcsBackend(args as GcsBackendOptions) };
+const GCS_REGISTRATION = {
+  schemes: SCHEMES,
+  create: (args: Record<string, unknown>) => new GcsBackend(args as GcsBackendOptions),
+};

@@ -1,9 +1,25 @@
 // The one place that reads @google-cloud/storage's error shapes.
-import { BackendError, NotFoundError, PermissionDeniedError, redact, type SavepointError, safeCause, TransientError } from '@savepoint/core';
+import {
+  BackendError,
+  NotFoundError,
+  PermissionDeniedError,
+  redact,
+  type SavepointError,
+  safeCause,
+  TransientError,
+} from '@savepoint/core';
 
 export const BACKEND_NAME = 'gcs';
 
-const NETWORK_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+]);
 
 function statusOf(error: unknown): number | undefined {
   const e = error as { code?: unknown; status?: unknown; response?: { status?: unknown } } | undefined;
@@ -27,7 +43,12 @@ export function isGcsNotFound(error: unknown): boolean {
   return statusOf(error) === 404;
 }
 
-export function mapGcsError(error: unknown, path: string, operation: string, secrets: readonly (string | undefined)[]): SavepointError {
+export function mapGcsError(
+  error: unknown,
+  path: string,
+  operation: string,
+  secrets: readonly (string | undefined)[],
+): SavepointError {
   const status = statusOf(error);
   const options = { backend: BACKEND_NAME, cause: safeCause(error, secrets) };
   const detail = redact(`${status ? `HTTP ${status}: ` : ''}${String((error as Error)?.message ?? error)}`, secrets);
@@ -35,11 +56,16 @@ export function mapGcsError(error: unknown, path: string, operation: string, sec
     const bucketMissing = /bucket/i.test(detail) && !/object|no such key/i.test(detail);
     return new NotFoundError(path, {
       ...options,
-      message: bucketMissing ? `${operation} ${path}: the bucket does not exist; create it or fix the URI` : `${operation}: no object at ${path}`,
+      message: bucketMissing
+        ? `${operation} ${path}: the bucket does not exist; create it or fix the URI`
+        : `${operation}: no object at ${path}`,
     });
   }
   if (status === 401 || status === 403) {
-    return new PermissionDeniedError(`${operation} ${path}: access denied (${detail}); check the credentials and the bucket's IAM`, options);
+    return new PermissionDeniedError(
+      `${operation} ${path}: access denied (${detail}); check the credentials and the bucket's IAM`,
+      options,
+    );
   }
   if (isTransientGcsError(error)) return new TransientError(`${operation} ${path}: ${detail}`, options);
   return new BackendError(`${operation} ${path}: ${detail}`, options);

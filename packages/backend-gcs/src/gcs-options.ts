@@ -1,6 +1,14 @@
 // Parses `backendArgs` for GCS, using the client's own option names.
 import { Storage, type StorageOptions } from '@google-cloud/storage';
-import { checkInteger, checkKnownKeys, checkRecord, checkString, configError, parseRetryPolicy, type RetryPolicy } from '@savepoint/core';
+import {
+  checkInteger,
+  checkKnownKeys,
+  checkRecord,
+  checkString,
+  configError,
+  parseRetryPolicy,
+  type RetryPolicy,
+} from '@savepoint/core';
 import { BACKEND_NAME } from './gcs-errors.js';
 
 export interface GcsBackendOptions {
@@ -38,10 +46,14 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
   checkKnownKeys(raw, KNOWN, 'gcs backend', ctx);
   const o = raw as GcsBackendOptions;
-  if (o.storage !== undefined && !(o.storage instanceof Storage)) throw configError('storage', o.storage, 'a Storage from @google-cloud/storage', ctx);
+  if (o.storage !== undefined && !(o.storage instanceof Storage))
+    throw configError('storage', o.storage, 'a Storage from @google-cloud/storage', ctx);
   const secrets: (string | undefined)[] = [];
   const projectId = o.projectId === undefined ? undefined : checkString(o.projectId, 'projectId', 'a GCP project id', ctx);
-  const keyFilename = o.keyFilename === undefined ? undefined : checkString(o.keyFilename, 'keyFilename', 'a path to a service-account JSON key', ctx);
+  const keyFilename =
+    o.keyFilename === undefined
+      ? undefined
+      : checkString(o.keyFilename, 'keyFilename', 'a path to a service-account JSON key', ctx);
   let credentials: GcsBackendOptions['credentials'];
   if (o.credentials !== undefined) {
     const c = checkRecord(o.credentials, 'credentials', ctx) ?? {};
@@ -54,15 +66,19 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
   let apiEndpoint: string | undefined;
   if (o.apiEndpoint !== undefined) {
     apiEndpoint = checkString(o.apiEndpoint, 'apiEndpoint', 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
-    if (!/^https?:\/\/[^/]+/.test(apiEndpoint)) throw configError('apiEndpoint', o.apiEndpoint, 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
+    if (!/^https?:\/\/[^/]+/.test(apiEndpoint))
+      throw configError('apiEndpoint', o.apiEndpoint, 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
   }
   const chunkSize =
     o.chunkSize === undefined
       ? 8 * 1024 * 1024
       : checkInteger(o.chunkSize, 'chunkSize', `a positive multiple of ${CHUNK_UNIT} (256 KiB)`, { ...ctx, min: CHUNK_UNIT });
-  if (chunkSize % CHUNK_UNIT !== 0) throw configError('chunkSize', o.chunkSize, `a positive multiple of ${CHUNK_UNIT} (256 KiB)`, ctx);
+  if (chunkSize % CHUNK_UNIT !== 0)
+    throw configError('chunkSize', o.chunkSize, `a positive multiple of ${CHUNK_UNIT} (256 KiB)`, ctx);
   const deleteConcurrency =
-    o.deleteConcurrency === undefined ? 16 : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
+    o.deleteConcurrency === undefined
+      ? 16
+      : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
   const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
   const storageOptions: StorageOptions | undefined = o.storage
     ? undefined

@@ -1,3 +1,3 @@
 export { GcsBackend, registerGcsBackend } from './gcs-backend.js';
-export type { GcsBackendOptions } from './gcs-options.js';
 export { BACKEND_NAME, isTransientGcsError, mapGcsError } from './gcs-errors.js';
+export type { GcsBackendOptions } from './gcs-options.js';

@@ -7,7 +7,12 @@ export const server = localServer('GCS');
 export const BUCKET = 'savepoint-test';
 
 export function gcsArgs(extra: GcsBackendOptions = {}): GcsBackendOptions {
-  return { apiEndpoint: server.endpoint, projectId: 'savepoint-test', retry: { retries: 3, minDelayMs: 20, maxDelayMs: 200 }, ...extra };
+  return {
+    apiEndpoint: server.endpoint,
+    projectId: 'savepoint-test',
+    retry: { retries: 3, minDelayMs: 20, maxDelayMs: 200 },
+    ...extra,
+  };
 }
 
 export async function ensureBucket(name = BUCKET): Promise<void> {

@@ -108,8 +108,8 @@ export function joinCheckpoint(metadata: Record<string, string>, tensors: Map<st
       checkpoint[top] = tensor;
       continue;
     }
-    const group = (checkpoint[top] ??= {}) as Record<string, unknown>;
-    group[name.slice(dot + 1)] = tensor;
+    if (checkpoint[top] === undefined) checkpoint[top] = {};
+    (checkpoint[top] as Record<string, unknown>)[name.slice(dot + 1)] = tensor;
   }
   return checkpoint;
 }

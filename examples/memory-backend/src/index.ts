@@ -1,0 +1,154 @@
+// A third-party backend, written against the published contract only: objects live
+// in a Map keyed by `bucket/key`. Small enough to read in one sitting; see
+// docs/writing-a-backend.md for the walk-through.
+import {
+  AbortedError,
+  bodyChunks,
+  dirPrefix,
+  type GetOptions,
+  InvalidPathError,
+  joinObjectPath,
+  type ListEntry,
+  type ListOptions,
+  NotFoundError,
+  type ObjectStat,
+  type PutBody,
+  type PutOptions,
+  parseObjectUri,
+  type RmtreeOptions,
+  registerBackend,
+  type SignalOptions,
+  type StorageBackend,
+} from '@savepoint/core';
+
+export const BACKEND_NAME = 'memory';
+const SCHEMES = ['mem'];
+
+interface StoredObject {
+  data: Uint8Array;
+  lastModified: Date;
+}
+
+export class MemoryBackend implements StorageBackend {
+  readonly name = BACKEND_NAME;
+  readonly #objects = new Map<string, StoredObject>();
+
+  #key(path: string): { bucket: string; key: string; full: string } {
+    const { bucket, key } = parseObjectUri(path, SCHEMES, BACKEND_NAME);
+    return { bucket, key, full: `${bucket}/${key}` };
+  }
+
+  #checkSignal(signal: AbortSignal | undefined, path: string) {
+    if (signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: signal.reason });
+  }
+
+  joinPath(base: string, ...parts: string[]): string {
+    for (const part of parts) {
+      if (part.split('/').includes('..'))
+        throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
+    }
+    return joinObjectPath(base, parts);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return (await this.isFile(path)) || (await this.isDir(path));
+  }
+
+  async isFile(path: string): Promise<boolean> {
+    const { key, full } = this.#key(path);
+    return key !== '' && this.#objects.has(full);
+  }
+
+  async isDir(path: string): Promise<boolean> {
+    const { bucket, key } = this.#key(path);
+    const prefix = `${bucket}/${dirPrefix(key)}`;
+    for (const name of this.#objects.keys()) if (name.startsWith(prefix)) return true;
+    return false;
+  }
+
+  async stat(path: string): Promise<ObjectStat> {
+    const object = this.#objects.get(this.#key(path).full);
+    if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
+    return { path, size: object.data.byteLength, lastModified: object.lastModified };
+  }
+
+  async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
+    const { key, full } = this.#key(path);
+    if (key === '') throw new InvalidPathError(path, 'a put needs a key', { backend: BACKEND_NAME });
+    this.#checkSignal(options.signal, path);
+    // Collect first, store last: a failing stream never leaves a partial object.
+    const parts: Uint8Array[] = [];
+    for await (const chunk of bodyChunks(body)) {
+      this.#checkSignal(options.signal, path);
+      parts.push(chunk.slice());
+    }
+    this.#checkSignal(options.signal, path);
+    this.#objects.set(full, { data: new Uint8Array(Buffer.concat(parts)), lastModified: new Date() });
+  }
+
+  async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const object = this.#objects.get(this.#key(path).full);
+    if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
+    const { range } = options;
+    if (!range) return object.data.slice();
+    if (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start)) {
+      throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}`, { backend: BACKEND_NAME });
+    }
+    return object.data.slice(range.start, range.end);
+  }
+
+  async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    const data = await this.get(path, options);
+    return (async function* () {
+      yield data;
+    })();
+  }
+
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
+    const { bucket, key } = this.#key(path);
+    const prefix = `${bucket}/${dirPrefix(key)}`;
+    const entries = new Map<string, ListEntry>();
+    for (const [name, object] of this.#objects) {
+      if (!name.startsWith(prefix)) continue;
+      const rest = name.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      if (options.recursive || slash < 0) {
+        entries.set(name, {
+          path: `mem://${name}`,
+          name: rest.slice(rest.lastIndexOf('/') + 1),
+          type: 'file',
+          size: object.data.byteLength,
+          lastModified: object.lastModified,
+        });
+      } else {
+        const dir = `${prefix}${rest.slice(0, slash)}`;
+        entries.set(`${dir}/`, { path: `mem://${dir}`, name: rest.slice(0, slash), type: 'dir' });
+      }
+    }
+    const sorted = [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    yield* sorted;
+  }
+
+  async remove(path: string, options: SignalOptions = {}): Promise<void> {
+    this.#checkSignal(options.signal, path);
+    this.#objects.delete(this.#key(path).full);
+  }
+
+  async rmtree(path: string, options: RmtreeOptions = {}): Promise<void> {
+    const { bucket, key } = this.#key(path);
+    if (key === '' && !options.allowRoot) {
+      throw new InvalidPathError(path, 'refusing to rmtree a whole bucket; pass { allowRoot: true }', { backend: BACKEND_NAME });
+    }
+    const prefix = `${bucket}/${dirPrefix(key)}`;
+    for (const name of [...this.#objects.keys()]) if (name.startsWith(prefix)) this.#objects.delete(name);
+  }
+
+  async copy(source: string, destination: string): Promise<void> {
+    await this.put(destination, await this.get(source));
+  }
+}
+
+/** Registers the example under `mem://`. */
+export function registerMemoryBackend(): void {
+  registerBackend(BACKEND_NAME, { schemes: SCHEMES, create: () => new MemoryBackend() }, { replace: true });
+}

@@ -1,0 +1,8 @@
+// A third party's whole test file: build the backend, hand it to the suite.
+import { testBackend, testCheckpointPolicy } from '@savepoint/backend-test-suite';
+import { MemoryBackend } from '../src/index.js';
+
+const factory = () => ({ backend: new MemoryBackend(), root: 'mem://bucket/', storeRoot: 'mem://bucket' });
+
+testBackend('memory (example)', factory, { capabilities: { largeObjectBytes: 16 * 1024 * 1024 } });
+testCheckpointPolicy('memory (example)', factory);

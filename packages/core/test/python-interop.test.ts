@@ -1,0 +1,57 @@
+// Python's own `safetensors` must open a savepoint checkpoint with the same
+// tensors and metadata. Needs python3 with numpy and safetensors (scripts/test-all.sh
+// installs them); without them the test skips on a laptop and fails under CI=true.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalBackend } from '../../backend-local/src/index.js';
+import { saveCheckpointFile, Tensor } from '../src/index.js';
+
+const probe = spawnSync('python3', ['-c', 'import numpy, safetensors'], { encoding: 'utf8' });
+const available = probe.status === 0;
+if (!available && process.env.CI === 'true') {
+  throw new Error(`CI=true but python3 cannot import numpy and safetensors: ${probe.stderr || probe.error}`);
+}
+const reason = available ? '' : ' (skipped: python3 with numpy and safetensors is missing; pip install numpy safetensors)';
+
+const READER = `
+import json, sys
+from safetensors import safe_open
+from safetensors.numpy import load_file
+tensors = load_file(sys.argv[1])
+with safe_open(sys.argv[1], framework="np") as f:
+    meta = f.metadata()
+print(json.dumps({
+  "tensors": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "values": v.flatten().tolist()} for k, v in tensors.items()},
+  "metadata": meta,
+}))
+`;
+
+describe.skipIf(!available)(`Python safetensors reads savepoint checkpoints${reason}`, () => {
+  it('loads the same tensors, dtypes, shapes and metadata', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-py-'));
+    try {
+      const path = join(dir, 'epoch_1.safetensors');
+      await saveCheckpointFile(new LocalBackend(), path, {
+        meta: { epoch: 1, iter: 10 },
+        state_dict: {
+          'fc.weight': new Tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]),
+          'fc.bias': new Float64Array([0.5, -0.5]),
+        },
+        optimizer: { state: { 0: { step: new Int32Array([7]) } }, param_groups: [{ lr: 0.01 }] },
+        message_hub: { runtime_info: { keep_ckpt_ids: [1], last_ckpt: path } },
+      });
+      const out = JSON.parse(execFileSync('python3', ['-c', READER, path], { encoding: 'utf8' }));
+      expect(out.tensors['state_dict.fc.weight']).toEqual({ dtype: 'float32', shape: [2, 3], values: [1, 2, 3, 4, 5, 6] });
+      expect(out.tensors['state_dict.fc.bias']).toEqual({ dtype: 'float64', shape: [2], values: [0.5, -0.5] });
+      expect(out.tensors['optimizer.state.0.step']).toEqual({ dtype: 'int32', shape: [1], values: [7] });
+      expect(JSON.parse(out.metadata.meta)).toEqual({ epoch: 1, iter: 10 });
+      expect(JSON.parse(out.metadata.message_hub)).toEqual({ runtime_info: { keep_ckpt_ids: [1], last_ckpt: path } });
+      expect(JSON.parse(out.metadata.optimizer).param_groups).toEqual([{ lr: 0.01 }]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one test command (README quickstart, and what .ci/run calls): installs
+# everything, builds, starts the local S3/GCS/Azure servers, runs every test,
+# stops the servers, and prints the totals from vitest's JSON report.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION="12.4.2"
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  echo "[test-all] installing pnpm $PNPM_VERSION" >&2
+  npm install --global "pnpm@$PNPM_VERSION" >&2 || exit 1
+fi
+pnpm install --frozen-lockfile >&2 || exit 1
+pnpm run build >&2 || exit 1
+
+# Python side of the format check: Python's own safetensors must open our files.
+python3 -m pip install --quiet --disable-pip-version-check "numpy==2.4.6" "safetensors==0.8.0" >&2 \
+  || echo "[test-all] could not install numpy/safetensors: the Python format check will say why" >&2
+
+trap 'bash scripts/servers.sh stop' EXIT
+bash scripts/servers.sh start || exit 1
+
+mkdir -p test-results
+rm -f test-results/vitest.json
+pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
+status=$?
+node scripts/test-totals.mjs test-results/vitest.json || status=1
+exit $status
