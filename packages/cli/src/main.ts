@@ -1,0 +1,213 @@
+// The `savepoint` command line. Exit codes: 0 ok; 1 not found or a failed check;
+// 2 bad usage. Errors name the path and the fix; stacks only with --verbose.
+
+import { ConfigError, InvalidPathError, NotFoundError, redact, SavepointError, type StorageBackend } from '@savepoint/core';
+import { Command, CommanderError, Option } from 'commander';
+import { CheckFailed, cp, inspect, latest, ls, prune, publish, verify } from './commands.js';
+import { terminalProgress } from './progress.js';
+import type { CheckpointInfo } from './run-folder.js';
+import { parseBackendArgs, registerAllBackends, storeFor } from './stores.js';
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env };
+
+function human(bytes: number | undefined): string {
+  if (bytes === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function marks(c: CheckpointInfo): string {
+  const out: string[] = [];
+  if (c.isPointerTarget) out.push('<- last_checkpoint');
+  if (c.kind === 'best') out.push(`best(${c.metric})`);
+  if (c.kind === 'published') out.push('published');
+  if (c.shape === 'incomplete') out.push('INCOMPLETE (no manifest)');
+  else if (c.shape === 'directory') out.push('folder');
+  return out.join(' ');
+}
+
+function exitCodeFor(error: unknown): number {
+  if (error instanceof CheckFailed || error instanceof NotFoundError) return 1;
+  if (error instanceof ConfigError || error instanceof InvalidPathError) return 2;
+  return 1;
+}
+
+const EXAMPLES = `
+Examples:
+  savepoint ls ./work_dirs/demo
+  savepoint latest s3://my-bucket/runs/exp1
+  savepoint inspect gs://my-bucket/runs/exp1/epoch_10.safetensors --json
+  savepoint verify az://ckpts/exp1
+  savepoint prune ./work_dirs/demo --keep 2 --yes
+  savepoint publish ./work_dirs/demo/epoch_10.safetensors --keys meta,state_dict
+  savepoint cp ./work_dirs/demo/epoch_10.safetensors s3://my-bucket/exp1/epoch_10.safetensors
+
+Store settings: --backend-args '<json>' or SAVEPOINT_BACKEND_ARGS, with the backends' own keys
+(e.g. '{"endpoint":"http://127.0.0.1:9000","forcePathStyle":true}'), or keyed by backend
+('{"s3":{...},"gcs":{...}}') when a command touches two stores.`;
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  registerAllBackends();
+  let verbose = argv.includes('--verbose');
+  let json = false;
+  const program = new Command('savepoint')
+    .description('List, inspect, verify, prune, publish and copy ML training checkpoints on any store.')
+    .addOption(new Option('--backend-args <json>', 'store settings as JSON (default: $SAVEPOINT_BACKEND_ARGS)'))
+    .option('--json', 'machine-readable output')
+    .option('--verbose', 'show stack traces on errors')
+    .addHelpText('after', EXAMPLES)
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(run savepoint --help for usage)');
+
+  const settings = () => {
+    const opts = program.opts<{ backendArgs?: string; json?: boolean; verbose?: boolean }>();
+    json = !!opts.json;
+    verbose = !!opts.verbose;
+    const raw = opts.backendArgs ?? io.env.SAVEPOINT_BACKEND_ARGS;
+    return parseBackendArgs(raw, opts.backendArgs !== undefined ? '--backend-args' : 'SAVEPOINT_BACKEND_ARGS');
+  };
+  const store = (path: string): StorageBackend => storeFor(path, settings());
+  const print = (data: unknown, text: () => string) => io.out(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
+
+  program
+    .command('ls')
+    .argument('<dir>', 'run folder (path or URI)')
+    .description(
+      'list the checkpoints in a run folder, marking the pointer target, bests, published copies and incomplete folders',
+    )
+    .action(async (dir: string) => {
+      const result = await ls(store(dir), dir);
+      print(result, () =>
+        result.checkpoints.length === 0
+          ? `no checkpoints in ${dir}`
+          : result.checkpoints
+              .map((c) =>
+                [
+                  c.name.padEnd(40),
+                  `step ${c.step ?? '-'}`.padEnd(10),
+                  human(c.size).padStart(10),
+                  (c.modified?.toISOString() ?? '-').padEnd(25),
+                  marks(c),
+                ]
+                  .join('  ')
+                  .trimEnd(),
+              )
+              .join('\n'),
+      );
+    });
+
+  program
+    .command('latest')
+    .argument('<dir>', 'work dir holding last_checkpoint')
+    .description('print the checkpoint that last_checkpoint names; exit 1 if there is none')
+    .action(async (dir: string) => {
+      const result = await latest(store(dir), dir);
+      print(result, () => result.pointer);
+    });
+
+  program
+    .command('inspect')
+    .argument('<checkpoint>', 'checkpoint file or folder')
+    .description('show tensors (name, dtype, shape, bytes) and metadata, reading only the header')
+    .action(async (path: string) => {
+      const result = await inspect(store(path), path);
+      print(result, () =>
+        [
+          `${path} (${result.shape}, header ${human(result.bytesRead)} read)`,
+          'tensors:',
+          ...result.tensors.map((t) => `  ${t.name.padEnd(40)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]  ${human(t.bytes)}`),
+          'metadata:',
+          ...Object.entries(result.metadata).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
+        ].join('\n'),
+      );
+    });
+
+  program
+    .command('verify')
+    .argument('<path>', 'a checkpoint, or a run folder to verify every checkpoint in it')
+    .description('check that every checkpoint opens and that each folder checkpoint matches its manifest')
+    .action(async (path: string) => {
+      const result = await verify(store(path), path);
+      print(result, () =>
+        result.results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'}  ${r.path}${r.error ? `: ${r.error}` : ''}`).join('\n'),
+      );
+      if (!result.ok) throw new CheckFailed(`${result.results.filter((r) => !r.ok).length} checkpoint(s) failed verification`);
+    });
+
+  program
+    .command('prune')
+    .argument('<dir>', 'run folder')
+    .requiredOption('--keep <n>', 'regular checkpoints to keep (the newest)', (v) => {
+      if (!/^\d+$/.test(v))
+        throw new ConfigError(`--keep got ${JSON.stringify(v)}; accepted: an integer >= 0`, { option: '--keep' });
+      return Number(v);
+    })
+    .option('--yes', 'delete (without it, only show what would be deleted)')
+    .description('delete old regular checkpoints; never the pointer target or a best')
+    .action(async (dir: string, opts: { keep: number; yes?: boolean }) => {
+      const result = await prune(store(dir), dir, opts.keep, !!opts.yes);
+      print(result, () =>
+        result.toDelete.length === 0
+          ? 'nothing to delete'
+          : [`${result.deleted ? 'deleted' : 'would delete (add --yes)'}:`, ...result.toDelete.map((p) => `  ${p}`)].join('\n'),
+      );
+    });
+
+  program
+    .command('publish')
+    .argument('<checkpoint>', 'checkpoint to publish')
+    .requiredOption('--keys <keys>', 'top-level keys to keep, comma-separated (e.g. meta,state_dict)')
+    .description('write the slim published copy next to the checkpoint, named by the SHA-256 of its bytes')
+    .action(async (path: string, opts: { keys: string }) => {
+      const keys = opts.keys
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean);
+      if (keys.length === 0)
+        throw new ConfigError('--keys got no key; accepted: a comma-separated list such as meta,state_dict', {
+          option: '--keys',
+        });
+      const result = await publish(store(path), path, keys);
+      print(result, () => `${result.path}${result.removedKeys.length ? ` (dropped ${result.removedKeys.join(', ')})` : ''}`);
+    });
+
+  program
+    .command('cp')
+    .argument('<src>', 'checkpoint file or folder')
+    .argument('<dst>', 'destination path or URI')
+    .description('copy a checkpoint file or folder between any two stores, streaming')
+    .action(async (src: string, dst: string) => {
+      const result = await cp(store(src), src, store(dst), dst, json ? undefined : terminalProgress());
+      print(result, () => `copied ${result.files} file(s), ${human(result.bytes)}`);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version')
+        return 0;
+      // commander has already printed the usage problem.
+      return 2;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    io.err(`savepoint: ${redact(message)}\n`);
+    if (verbose && error instanceof Error && error.stack) io.err(`${redact(error.stack)}\n`);
+    if (error instanceof SavepointError && error.code === 'PERMISSION_DENIED') return 1;
+    return exitCodeFor(error);
+  }
+}

@@ -1,0 +1,55 @@
+// Turns a path and the user's backend settings into a store. Settings come from
+// --backend-args or SAVEPOINT_BACKEND_ARGS (JSON), with the backends' own keys;
+// they may also be keyed by backend name ({"s3": {...}, "gcs": {...}}) so that a
+// copy between two clouds configures each side.
+import { registerAzureBackend } from '@savepoint/backend-azure';
+import { registerGcsBackend } from '@savepoint/backend-gcs';
+import { registerLocalBackend } from '@savepoint/backend-local';
+import { registerS3Backend } from '@savepoint/backend-s3';
+import {
+  type BackendArgs,
+  ConfigError,
+  getBackend,
+  LOCAL_BACKEND_NAME,
+  resolveBackendName,
+  type StorageBackend,
+} from '@savepoint/core';
+
+export function registerAllBackends(): void {
+  registerLocalBackend();
+  registerS3Backend();
+  registerGcsBackend();
+  registerAzureBackend();
+}
+
+const BACKEND_NAMES = ['local', 's3', 'gcs', 'azure'];
+
+export function parseBackendArgs(raw: string | undefined, source: string): Record<string, unknown> {
+  if (raw === undefined || raw.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new ConfigError(
+      `${source} is not valid JSON (${(error as Error).message}); give an object such as '{"region":"us-east-1"}'`,
+      {
+        option: source,
+      },
+    );
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`${source} must be a JSON object, such as '{"region":"us-east-1"}'`, { option: source });
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** The store for `path`, configured with the part of `args` that belongs to its backend. */
+export function storeFor(path: string, args: Record<string, unknown>): StorageBackend {
+  const keyedByBackend = Object.keys(args).length > 0 && Object.keys(args).every((k) => BACKEND_NAMES.includes(k));
+  const name = resolveBackendName(path, keyedByBackend ? {} : (args as BackendArgs));
+  let own: Record<string, unknown>;
+  if (keyedByBackend) own = (args[name] as Record<string, unknown> | undefined) ?? {};
+  else if (name === LOCAL_BACKEND_NAME && args.backend === undefined) own = {};
+  else own = args;
+  return getBackend(path, { ...own, ...(keyedByBackend ? {} : { backend: args.backend as string | undefined }) } as BackendArgs);
+}
