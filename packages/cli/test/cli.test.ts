@@ -1,0 +1,247 @@
+// The CLI end to end against every store: local disk, and each network backend's
+// local server through that backend's own test setup.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ToyModel } from '@savepoint/backend-test-suite';
+import { CheckpointHook, ReferenceTrainer, type StorageBackend } from '@savepoint/core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { azureArgs, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
+import { ensureBucket as ensureGcsBucket, gcsArgs, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
+import { ensureBucket as ensureS3Bucket, s3Args, server as s3Server } from '../../backend-s3/test/s3-setup.js';
+import { main, registerAllBackends, storeFor } from '../src/index.js';
+
+interface StoreConfig {
+  name: string;
+  skipReason?: string | undefined;
+  setup(): Promise<{ root: string; args: Record<string, unknown>; cleanup?: () => Promise<void> }>;
+}
+
+const stores: StoreConfig[] = [
+  {
+    name: 'local',
+    async setup() {
+      const root = await mkdtemp(join(tmpdir(), 'savepoint-cli-'));
+      return { root, args: {}, cleanup: () => rm(root, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 's3',
+    skipReason: s3Server.skipReason,
+    async setup() {
+      await ensureS3Bucket();
+      return { root: `s3://savepoint-test/cli-${Date.now()}`, args: { ...s3Args() } };
+    },
+  },
+  {
+    name: 'gcs',
+    skipReason: gcsServer.skipReason,
+    async setup() {
+      await ensureGcsBucket();
+      return { root: `gs://savepoint-test/cli-${Date.now()}`, args: { ...gcsArgs() } };
+    },
+  },
+  {
+    name: 'azure',
+    skipReason: azureServer.skipReason,
+    async setup() {
+      await ensureContainer();
+      return { root: `az://savepoint-test/cli-${Date.now()}`, args: { ...azureArgs() } };
+    },
+  },
+];
+
+async function run(argv: string[], env: Record<string, string> = {}) {
+  let out = '';
+  let err = '';
+  const code = await main(argv, { out: (t) => (out += t), err: (t) => (err += t), env });
+  return { code, out, err };
+}
+
+for (const config of stores) {
+  describe.skipIf(!!config.skipReason)(
+    `savepoint CLI on ${config.name}${config.skipReason ? ` (skipped: ${config.skipReason})` : ''}`,
+    () => {
+      let root: string;
+      let args: Record<string, unknown>;
+      let cleanup: (() => Promise<void>) | undefined;
+      let store: StorageBackend;
+      let dir: string;
+      let flag: string[];
+
+      beforeAll(async () => {
+        ({ root, args, cleanup } = await config.setup());
+        registerAllBackends();
+        store = storeFor(root, args);
+        flag = ['--backend-args', JSON.stringify(args)];
+        dir = store.joinPath(root, 'run');
+        const hook = new CheckpointHook({
+          interval: 1,
+          maxKeepCkpts: 3,
+          saveBest: 'acc',
+          publishedKeys: ['meta', 'state_dict'],
+          backend: store,
+        });
+        const acc = [0.2, 0.9, 0.5, 0.4, 0.3];
+        const trainer = new ReferenceTrainer({
+          workDir: dir,
+          model: new ToyModel((p) => ({ acc: acc[p.epoch - 1] ?? 0 })),
+          checkpointHook: hook,
+          itersPerEpoch: 1,
+          maxEpochs: 5,
+          valInterval: 1,
+          backend: store,
+        });
+        await trainer.train();
+      }, 120_000);
+
+      afterAll(async () => {
+        await store?.rmtree(root).catch(() => {});
+        await cleanup?.();
+      });
+
+      it('ls marks the pointer target, the best and the published copies', async () => {
+        const { code, out } = await run(['ls', dir, ...flag]);
+        expect(code).toBe(0);
+        const lines = out.trim().split('\n');
+        expect(lines.find((l) => l.startsWith('epoch_5.safetensors'))).toContain('<- last_checkpoint');
+        expect(lines.find((l) => l.startsWith('best_acc_epoch_2.safetensors'))).toContain('best(acc)');
+        expect(lines.filter((l) => l.includes('published'))).toHaveLength(2);
+        expect(lines.filter((l) => /^epoch_\d\.safetensors/.test(l)).map((l) => l.split(' ')[0])).toEqual([
+          'epoch_3.safetensors',
+          'epoch_4.safetensors',
+          'epoch_5.safetensors',
+        ]);
+        const json = JSON.parse((await run(['ls', dir, '--json', ...flag])).out);
+        expect(json.pointer).toBe(store.joinPath(dir, 'epoch_5.safetensors'));
+        expect(json.checkpoints.find((c: { name: string }) => c.name === 'epoch_5.safetensors').step).toBe(5);
+      });
+
+      it('latest prints the pointer, and exits 1 where there is none', async () => {
+        expect(await run(['latest', dir, ...flag])).toMatchObject({
+          code: 0,
+          out: `${store.joinPath(dir, 'epoch_5.safetensors')}\n`,
+        });
+        const none = await run(['latest', store.joinPath(root, 'empty'), ...flag]);
+        expect(none.code).toBe(1);
+        expect(none.err).toMatch(/no last_checkpoint/);
+      });
+
+      it('inspect shows tensors and metadata from the header alone', async () => {
+        const path = store.joinPath(dir, 'epoch_5.safetensors');
+        const { code, out } = await run(['inspect', path, '--json', ...flag]);
+        expect(code).toBe(0);
+        const header = JSON.parse(out);
+        expect(header.tensors.find((t: { name: string }) => t.name === 'state_dict.fc.weight')).toMatchObject({
+          dtype: 'F32',
+          shape: [4],
+          bytes: 16,
+        });
+        expect(header.metadata.meta).toEqual({ epoch: 5, iter: 5 });
+        expect(header.bytesRead).toBeLessThan((await store.stat(path)).size);
+        expect((await run(['inspect', path, ...flag])).out).toMatch(/state_dict\.fc\.weight\s+F32\s+\[4\]/);
+      });
+
+      it('verify passes a good run folder and fails a corrupted checkpoint', async () => {
+        expect((await run(['verify', dir, ...flag])).code).toBe(0);
+        const bad = store.joinPath(root, 'bad');
+        await store.put(store.joinPath(bad, 'epoch_1.safetensors'), 'this is not a checkpoint');
+        const result = await run(['verify', bad, ...flag]);
+        expect(result.code).toBe(1);
+        expect(result.out).toMatch(/FAIL\s+.*epoch_1\.safetensors/);
+      });
+
+      it('prune shows, then deletes with --yes, never the pointer target or a best', async () => {
+        const dry = await run(['prune', dir, '--keep', '0', ...flag]);
+        expect(dry.code).toBe(0);
+        expect(dry.out).toMatch(/would delete/);
+        expect(dry.out).toContain('epoch_3.safetensors');
+        expect(dry.out).not.toContain('epoch_5.safetensors');
+        expect(dry.out).not.toContain('best_acc');
+        expect(await store.isFile(store.joinPath(dir, 'epoch_3.safetensors'))).toBe(true);
+        const copy = store.joinPath(root, 'prune-copy');
+        for (const name of [
+          'epoch_3.safetensors',
+          'epoch_4.safetensors',
+          'epoch_5.safetensors',
+          'best_acc_epoch_2.safetensors',
+          'last_checkpoint',
+        ]) {
+          await store.copy(store.joinPath(dir, name), store.joinPath(copy, name));
+        }
+        await store.put(store.joinPath(copy, 'last_checkpoint'), store.joinPath(copy, 'epoch_4.safetensors'));
+        const real = await run(['prune', copy, '--keep', '0', '--yes', ...flag]);
+        expect(real.code).toBe(0);
+        expect(await store.isFile(store.joinPath(copy, 'epoch_3.safetensors'))).toBe(false);
+        expect(await store.isFile(store.joinPath(copy, 'epoch_5.safetensors'))).toBe(false);
+        expect(await store.isFile(store.joinPath(copy, 'epoch_4.safetensors'))).toBe(true);
+        expect(await store.isFile(store.joinPath(copy, 'best_acc_epoch_2.safetensors'))).toBe(true);
+      });
+
+      it('publish writes the slim copy named by its hash', async () => {
+        const { code, out } = await run([
+          'publish',
+          store.joinPath(dir, 'epoch_4.safetensors'),
+          '--keys',
+          'meta',
+          '--json',
+          ...flag,
+        ]);
+        expect(code).toBe(0);
+        const result = JSON.parse(out);
+        expect(result.path).toMatch(/epoch_4-[0-9a-f]{8}\.safetensors$/);
+        expect(result.removedKeys.sort()).toEqual(['message_hub', 'optimizer', 'param_schedulers', 'state_dict']);
+        expect(await store.isFile(result.path)).toBe(true);
+      });
+
+      it('cp copies a checkpoint to local disk and back into the store, byte-identical', async () => {
+        const local = await mkdtemp(join(tmpdir(), 'savepoint-cp-'));
+        try {
+          const src = store.joinPath(dir, 'epoch_5.safetensors');
+          const keyed = JSON.stringify(config.name === 'local' ? {} : { [config.name]: args });
+          const down = await run(['cp', src, join(local, 'e5.safetensors'), '--backend-args', keyed]);
+          expect(down.code).toBe(0);
+          const back = store.joinPath(root, 'copied', 'e5.safetensors');
+          expect((await run(['cp', join(local, 'e5.safetensors'), back, '--backend-args', keyed])).code).toBe(0);
+          expect(Buffer.from(await store.get(back)).equals(Buffer.from(await store.get(src)))).toBe(true);
+        } finally {
+          await rm(local, { recursive: true, force: true });
+        }
+      });
+
+      it('errors name the path and the fix, without a stack trace', async () => {
+        const missing = await run(['ls', store.joinPath(root, 'no-such-run'), ...flag]);
+        expect(missing.code).toBe(1);
+        expect(missing.err).toContain('no-such-run');
+        expect(missing.err).not.toMatch(/\n\s+at /);
+      });
+    },
+  );
+}
+
+describe('savepoint CLI usage errors', () => {
+  it('a wrong scheme is exit 2 and lists the registered backends', async () => {
+    const result = await run(['ls', 'zz://bucket/run']);
+    expect(result.code).toBe(2);
+    expect(result.err).toMatch(/no backend serves "zz:\/\/".*s3/);
+    expect(result.err).not.toMatch(/\n\s+at /);
+  });
+  it('bad flags are exit 2', async () => {
+    expect((await run(['prune', '/tmp/x'])).code).toBe(2);
+    expect((await run(['prune', '/tmp/x', '--keep', 'many'])).code).toBe(2);
+    expect((await run(['frobnicate'])).code).toBe(2);
+    const badJson = await run(['ls', '/tmp/x', '--backend-args', '{oops']);
+    expect(badJson.code).toBe(2);
+    expect(badJson.err).toMatch(/--backend-args is not valid JSON/);
+    const badEnv = await run(['ls', 's3://b/x'], { SAVEPOINT_BACKEND_ARGS: '{"partSize": 1}' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.err).toMatch(/partSize/);
+  });
+  it('--verbose adds the stack; --help shows examples', async () => {
+    const verbose = await run(['ls', 'zz://bucket/run', '--verbose']);
+    expect(verbose.err).toMatch(/\n\s+at /);
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('Examples:');
+  });
+});
