@@ -81,7 +81,12 @@ stop() {
   for name in moto fake-gcs azurite; do
     local pidfile="$CACHE/$name.pid"
     if [ -f "$pidfile" ]; then
-      kill "$(cat "$pidfile")" 2>/dev/null || true
+      local pid
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      # Wait for the port to be free, so that the next start does not race the old server.
+      for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
       rm -f "$pidfile"
     fi
   done

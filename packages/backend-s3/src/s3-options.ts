@@ -128,9 +128,6 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
         ...(profile ? { profile } : {}),
         // savepoint's retry middleware owns retries (one policy for every backend).
         maxAttempts: 1,
-        // S3-compatible servers differ in checksum support; only send them when the API requires one.
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-        responseChecksumValidation: 'WHEN_REQUIRED',
       };
   return { retry, partSize, queueSize, deleteConcurrency, secrets, clientConfig, client: o.client };
 }

@@ -1,0 +1,160 @@
+// One benchmark measurement in its own process (so peak RSS is its own); prints JSON.
+import { randomBytes } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { Storage } from '@google-cloud/storage';
+import { AzureBackend } from '@savepoint/backend-azure';
+import { GcsBackend } from '@savepoint/backend-gcs';
+import { LocalBackend } from '@savepoint/backend-local';
+import { S3Backend } from '@savepoint/backend-s3';
+import { InstrumentedBackend } from '@savepoint/backend-test-suite';
+import { CheckpointHook, ReferenceTrainer } from '@savepoint/core';
+
+const PART = 8 * 1024 * 1024;
+const CONCURRENCY = 4;
+const CHUNK = 1024 * 1024;
+const creds = { accessKeyId: 'bench', secretAccessKey: 'bench-secret-key-000000' };
+const AZURITE =
+  'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;';
+
+let requests = 0;
+diagnostics.subscribe('http.client.request.start', () => {
+  requests++;
+});
+
+async function* source(bytes) {
+  // Buffers (which are Uint8Arrays): the Azure SDK's uploadStream needs Buffer chunks.
+  for (let left = bytes; left > 0; left -= CHUNK) yield Buffer.alloc(Math.min(CHUNK, left), left & 0xff);
+}
+async function drain(stream) {
+  let n = 0;
+  for await (const chunk of stream) n += chunk.byteLength;
+  return n;
+}
+const timed = async (fn) => {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+};
+
+async function setup(store) {
+  if (store === 's3') {
+    const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
+    const client = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { ...creds } });
+    await client.send(new CreateBucketCommand({ Bucket: 'savepoint-bench' })).catch(() => {});
+    return {
+      client,
+      backend: new S3Backend({
+        endpoint,
+        forcePathStyle: true,
+        region: 'us-east-1',
+        credentials: { ...creds },
+        partSize: PART,
+        queueSize: CONCURRENCY,
+      }),
+      root: 's3://savepoint-bench',
+      rawUp: (key, body) =>
+        new Upload({
+          client,
+          params: { Bucket: 'savepoint-bench', Key: key, Body: Readable.from(body) },
+          partSize: PART,
+          queueSize: CONCURRENCY,
+        }).done(),
+      rawDown: async (key) => drain((await client.send(new GetObjectCommand({ Bucket: 'savepoint-bench', Key: key }))).Body),
+    };
+  }
+  if (store === 'gcs') {
+    const apiEndpoint = process.env.SAVEPOINT_TEST_GCS_ENDPOINT;
+    const storage = new Storage({ apiEndpoint, projectId: 'bench' });
+    const [exists] = await storage.bucket('savepoint-bench').exists();
+    if (!exists) await storage.createBucket('savepoint-bench');
+    const bucket = storage.bucket('savepoint-bench');
+    return {
+      backend: new GcsBackend({ apiEndpoint, projectId: 'bench', chunkSize: PART }),
+      root: 'gs://savepoint-bench',
+      rawUp: (key, body) =>
+        pipeline(
+          Readable.from(body),
+          bucket.file(key).createWriteStream({ resumable: true, chunkSize: PART, validation: 'crc32c' }),
+        ),
+      rawDown: (key) => drain(bucket.file(key).createReadStream({ validation: 'crc32c' })),
+    };
+  }
+  const cs = `${AZURITE}BlobEndpoint=${process.env.SAVEPOINT_TEST_AZURE_ENDPOINT};`;
+  const container = BlobServiceClient.fromConnectionString(cs).getContainerClient('savepoint-bench');
+  await container.createIfNotExists();
+  return {
+    backend: new AzureBackend({ connectionString: cs, blockSize: PART, concurrency: CONCURRENCY }),
+    root: 'az://savepoint-bench',
+    rawUp: (key, body) => container.getBlockBlobClient(key).uploadStream(Readable.from(body), PART, CONCURRENCY),
+    rawDown: async (key) => drain((await container.getBlockBlobClient(key).download()).readableStreamBody),
+  };
+}
+
+const [kind, store, impl, size] = process.argv.slice(2);
+let result;
+if (kind === 'calls') {
+  const dir = mkdtempSync(join(tmpdir(), 'savepoint-bench-'));
+  const backend = new InstrumentedBackend(new LocalBackend());
+  const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 3, backend });
+  const model = { trainStep: () => 0, stateDict: () => ({ w: new Float32Array(16) }), loadStateDict() {} };
+  const trainer = new ReferenceTrainer({
+    workDir: dir,
+    model,
+    checkpointHook: hook,
+    itersPerEpoch: 100,
+    maxIters: 1000,
+    backend,
+  });
+  await hook.beforeTrain(trainer);
+  const perSave = [];
+  for (let i = 0; i < 1000; i++) {
+    const before = backend.calls.length;
+    trainer.iter++;
+    await hook.afterTrainIter(trainer);
+    perSave.push(backend.calls.length - before);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  result = {
+    first: perSave[0],
+    steady: [...new Set(perSave.slice(10))],
+    listings: backend.calls.filter((c) => c.op === 'list').length,
+  };
+} else if (kind === 'stream') {
+  const bytes = Number(size);
+  const s = await setup(store);
+  const key = `stream-${impl}-${randomBytes(4).toString('hex')}`;
+  let up;
+  let down;
+  if (impl === 'raw') {
+    up = await timed(() => s.rawUp(key, source(bytes)));
+    down = await timed(() => s.rawDown(key));
+  } else {
+    const path = `${s.root}/${key}`;
+    up = await timed(() => s.backend.put(path, source(bytes)));
+    down = await timed(async () => drain(await s.backend.getStream(path)));
+  }
+  await s.backend.remove(`${s.root}/${key}`);
+  result = { up, down, maxRss: process.resourceUsage().maxRSS * 1024 };
+} else if (kind === 'delete') {
+  const n = Number(size);
+  const s = await setup(store);
+  const dir = `${s.root}/delete-${impl}-${randomBytes(4).toString('hex')}`;
+  const paths = Array.from({ length: n }, (_, i) => `${dir}/o${i}`);
+  for (let i = 0; i < n; i += 64) await Promise.all(paths.slice(i, i + 64).map((p) => s.backend.put(p, 'x')));
+  requests = 0;
+  const seconds = await timed(async () => {
+    if (impl === 'rmtree') await s.backend.rmtree(dir);
+    else for (const p of paths) await s.backend.remove(p);
+  });
+  result = { seconds, requests };
+}
+console.log(JSON.stringify(result));
+process.exit(0);

@@ -1,0 +1,72 @@
+// `pnpm bench`: measurements, not tests. Each figure is printed next to a
+// baseline measured in the same run, as a ratio:
+//   1. store calls per save at steady state (policy engine, counting wrapper);
+//   2. per network store: a 1 GiB stream up and down through savepoint vs the raw
+//      SDK with the same part size and concurrency, with peak RSS (each in its own process);
+//   3. per network store: rmtree of 10,000 objects vs deleting them one by one.
+// BENCH_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
+const OBJECTS = Number(process.env.BENCH_OBJECTS ?? 10_000);
+const only = process.argv.slice(2);
+
+function run(args) {
+  const out = spawnSync(process.execPath, ['--expose-gc', `${root}scripts/bench-worker.mjs`, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: process.env,
+    maxBuffer: 1 << 24,
+  });
+  if (out.status !== 0) throw new Error(`bench worker ${args.join(' ')} failed:\n${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split('\n').pop());
+}
+
+const mib = (b) => (b / 1024 / 1024).toFixed(0);
+const ratio = (a, b) => (b === 0 ? 'n/a' : (a / b).toFixed(3));
+
+console.log('== store calls per save (local disk, maxKeepCkpts 3, 1,000 iterations) ==');
+const calls = run(['calls']);
+console.log(
+  `steady-state calls per save: ${calls.steady.join('/')} (distinct counts: ${new Set(calls.steady).size}); listings: ${calls.listings}; ` +
+    `first save: ${calls.first} calls; ratio steady/first: ${ratio(calls.steady[0], calls.first)}`,
+);
+
+let started = false;
+if (!existsSync(`${root}.cache/servers.env`)) {
+  execFileSync('bash', [`${root}scripts/servers.sh`, 'start'], { stdio: 'inherit' });
+  started = true;
+}
+for (const line of readFileSync(`${root}.cache/servers.env`, 'utf8').split('\n')) {
+  const [k, ...v] = line.split('=');
+  if (k) process.env[k] = v.join('=');
+}
+try {
+  for (const store of ['s3', 'gcs', 'azure']) {
+    if (only.length && !only.includes(store)) continue;
+    console.log(`\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency) ==`);
+    const raw = run(['stream', store, 'raw', String(BYTES)]);
+    const ours = run(['stream', store, 'savepoint', String(BYTES)]);
+    for (const dir of ['up', 'down']) {
+      const r = BYTES / raw[dir] / 1024 / 1024;
+      const s = BYTES / ours[dir] / 1024 / 1024;
+      console.log(
+        `${dir.padEnd(4)} raw ${r.toFixed(1)} MiB/s  savepoint ${s.toFixed(1)} MiB/s  ratio ${ratio(s, r)} (target >= 0.95)`,
+      );
+    }
+    console.log(`peak RSS: raw ${mib(raw.maxRss)} MiB, savepoint ${mib(ours.maxRss)} MiB (target < 160 MiB)`);
+
+    console.log(`== ${store}: delete ${OBJECTS} objects ==`);
+    const one = run(['delete', store, 'one-by-one', String(OBJECTS)]);
+    const tree = run(['delete', store, 'rmtree', String(OBJECTS)]);
+    console.log(
+      `one by one: ${one.requests} requests, ${one.seconds.toFixed(2)} s; rmtree: ${tree.requests} requests, ${tree.seconds.toFixed(2)} s; ` +
+        `speed-up ${ratio(one.seconds, tree.seconds)}x, requests ratio ${ratio(tree.requests, one.requests)}`,
+    );
+  }
+} finally {
+  if (started) execFileSync('bash', [`${root}scripts/servers.sh`, 'stop'], { stdio: 'inherit' });
+}
