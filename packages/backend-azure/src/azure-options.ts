@@ -144,6 +144,7 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
   const accountName = o.accountName ?? (o.url ? undefined : env.AZURE_STORAGE_ACCOUNT);
   if (accountName !== undefined) checkString(accountName, 'accountName', 'a storage account name', ctx);
   const serviceUrl = o.url ?? endpoint ?? (accountName ? `https://${accountName}.blob.core.windows.net` : undefined);
+  if (o.accountKey !== undefined && !accountName) throw configError('accountKey', '<hidden>', 'an account key together with accountName', ctx);
   // No account yet: https://<account>.blob.core.windows.net URLs name it, az:// URIs then fail with a ConfigError.
   if (serviceUrl === undefined)
     return { ...base, secrets: [], serviceClient: undefined, containerClient: undefined, accountName: undefined };
