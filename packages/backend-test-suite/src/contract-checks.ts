@@ -3,6 +3,7 @@
 // them directly against deliberately broken backends to prove each can fail.
 import { createHash, randomBytes } from 'node:crypto';
 import { InvalidPathError, NotFoundError, type StorageBackend } from '@savepoint/core';
+import fc from 'fast-check';
 import { expect } from 'vitest';
 
 export interface Capabilities {
@@ -12,12 +13,15 @@ export interface Capabilities {
   manyKeys: number;
   /** A file and a folder may share a name (`a/b` and `a/b/c`): true on object stores, false on disk. */
   fileAndFolderSameName: boolean;
+  /** Random key sets tried by the property check (each run writes and deletes a few dozen keys). */
+  propertyRuns: number;
 }
 
 export const DEFAULT_CAPABILITIES: Capabilities = {
   largeObjectBytes: 64 * 1024 * 1024,
   manyKeys: 1_100,
   fileAndFolderSameName: true,
+  propertyRuns: 20,
 };
 
 export interface CheckContext {
@@ -90,6 +94,16 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
       }
     }),
   );
+}
+
+/** Path segments that share prefixes and carry separators-in-disguise, unicode and reserved characters. */
+const SEGMENT = fc.constantFrom('a', 'a1', 'a.b', 'ab', 'a-b', 'run1', 'run10', 'é', '模型', 'x y', 'p+q', '50%', 'h#t', 'k=v&w', '~', '_');
+
+/** Drops keys that would need a file and a folder of the same name (`a` and `a/b`) where the store cannot hold both. */
+function storable(keys: string[][], sameName: boolean): string[][] {
+  const unique = [...new Map(keys.map((k) => [k.join('/'), k])).values()];
+  if (sameName) return unique;
+  return unique.filter((k) => !unique.some((other) => other.length > k.length && other.slice(0, k.length).join('/') === k.join('/')));
 }
 
 export const CONTRACT_CHECKS: readonly ContractCheck[] = [
@@ -356,6 +370,45 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
         await expect(backend.rmtree(storeRoot)).rejects.toBeInstanceOf(InvalidPathError);
       }
       expect(text(await backend.get(backend.joinPath(dir, 'survivor.txt')))).toBe('still here');
+    },
+  },
+  {
+    name: 'property: rmtree and remove never delete outside their target (random keys with shared prefixes and odd characters)',
+    timeoutMs: 600_000,
+    async run({ backend, dir, caps }) {
+      let round = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.array(SEGMENT, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 12 }),
+          fc.array(SEGMENT, { minLength: 1, maxLength: 2 }),
+          fc.nat(),
+          async (rawKeys, target, pick) => {
+            const base = backend.joinPath(dir, `p${round++}`);
+            const usable = storable(rawKeys, caps.fileAndFolderSameName);
+            const paths = usable.map((k) => backend.joinPath(base, ...k));
+            for (const p of paths) await backend.put(p, p);
+            const targetPath = backend.joinPath(base, ...target);
+            const targetKey = target.join('/');
+            await backend.rmtree(targetPath);
+            for (const [i, k] of usable.entries()) {
+              const inside = k.join('/').startsWith(`${targetKey}/`);
+              expect(await backend.isFile(paths[i] as string), `${k.join('/')} after rmtree(${targetKey})`).toBe(!inside);
+            }
+            const survivors = usable.filter((k) => !k.join('/').startsWith(`${targetKey}/`));
+            if (survivors.length > 0) {
+              const victim = survivors[pick % survivors.length] as string[];
+              await backend.remove(backend.joinPath(base, ...victim));
+              for (const k of survivors) {
+                expect(await backend.isFile(backend.joinPath(base, ...k)), `${k.join('/')} after remove(${victim.join('/')})`).toBe(
+                  k.join('/') !== victim.join('/'),
+                );
+              }
+            }
+            await backend.rmtree(base);
+          },
+        ),
+        { numRuns: caps.propertyRuns, seed: 20261129 },
+      );
     },
   },
 ];
