@@ -7,8 +7,7 @@ import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import {
   AbortedError,
-  bodyBytes,
-  bodyChunks,
+  bufferIfSmall,
   ConfigError,
   dirPrefix,
   fixedSizeParts,
@@ -181,8 +180,8 @@ export class AzureBackend implements StorageBackend {
     if (signal?.aborted)
       throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
     const headers = options.contentType ? { blobHTTPHeaders: { blobContentType: options.contentType } } : {};
-    const bytes = bodyBytes(body);
-    if (bytes && bytes.byteLength <= this.#options.blockSize) {
+    const { bytes, stream } = await bufferIfSmall(body, this.#options.blockSize);
+    if (bytes) {
       await this.#call(path, 'put', signal, () => blob.upload(bytes, bytes.byteLength, { abortSignal: signal, ...headers }));
       return;
     }
@@ -194,7 +193,7 @@ export class AzureBackend implements StorageBackend {
     let failure: unknown;
     try {
       let index = 0;
-      for await (const part of fixedSizeParts(bodyChunks(body), this.#options.blockSize)) {
+      for await (const part of fixedSizeParts(stream, this.#options.blockSize)) {
         if (failure) break;
         if (signal?.aborted) throw new AbortedError(`put ${path}: aborted`, { backend: BACKEND_NAME, cause: signal.reason });
         const id = Buffer.from(`${uploadId}-${String(index++).padStart(6, '0')}`).toString('base64');

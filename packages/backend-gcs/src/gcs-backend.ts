@@ -6,8 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { type File, Storage } from '@google-cloud/storage';
 import {
   AbortedError,
-  bodyBytes,
-  bodyChunks,
+  bufferIfSmall,
   dirPrefix,
   type GetOptions,
   IncompleteDeleteError,
@@ -26,7 +25,7 @@ import {
   type StorageBackend,
   withRetry,
 } from '@savepoint/core';
-import { BACKEND_NAME, mapGcsError } from './gcs-errors.js';
+import { BACKEND_NAME, isTransientGcsError, mapGcsError } from './gcs-errors.js';
 import { type GcsBackendOptions, type ResolvedGcsOptions, resolveGcsOptions } from './gcs-options.js';
 
 const SCHEMES = ['gs'] as const;
@@ -42,10 +41,31 @@ export class GcsBackend implements StorageBackend {
   readonly name = BACKEND_NAME;
   readonly storage: Storage;
   readonly #options: ResolvedGcsOptions;
+  /** Same account and endpoint, with the client's own retries on: only for resumable uploads. */
+  readonly #uploadStorage: Storage;
 
   constructor(options: GcsBackendOptions = {}) {
     this.#options = resolveGcsOptions(options);
     this.storage = this.#options.storage ?? new Storage(this.#options.storageOptions);
+    const { retry } = this.#options;
+    this.#uploadStorage = this.#options.storage
+      ? this.storage
+      : new Storage({
+          ...this.#options.storageOptions,
+          retryOptions: {
+            autoRetry: retry.retries > 0,
+            maxRetries: retry.retries,
+            retryDelayMultiplier: retry.factor,
+            // The client starts at 1 s between tries and refuses a lower ceiling.
+            maxRetryDelay: Math.max(1, retry.maxDelayMs / 1000),
+            retryableErrorFn: isTransientGcsError,
+          },
+        });
+  }
+
+  #resumable(path: string): File {
+    const { bucket, key } = this.#loc(path);
+    return this.#uploadStorage.bucket(bucket).file(key);
   }
 
   #loc(path: string) {
@@ -132,8 +152,8 @@ export class GcsBackend implements StorageBackend {
     const { signal } = options;
     if (signal?.aborted)
       throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
-    const bytes = bodyBytes(body);
-    if (bytes && bytes.byteLength <= this.#options.chunkSize) {
+    const { bytes, stream } = await bufferIfSmall(body, this.#options.chunkSize);
+    if (bytes) {
       // A buffer can be re-sent, so a single-request upload is retried as a whole.
       await this.#call(path, 'put', signal, () =>
         file.save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
@@ -144,14 +164,16 @@ export class GcsBackend implements StorageBackend {
       );
       return;
     }
-    const sink = file.createWriteStream({
+    // A stream cannot be replayed by withRetry: the resumable upload retries its own
+    // chunks (from where the server says it stopped), on a client configured with our policy.
+    const sink = this.#resumable(path).createWriteStream({
       resumable: true,
       chunkSize: this.#options.chunkSize,
       validation: 'crc32c',
       contentType: options.contentType,
     });
     try {
-      await pipeline(Readable.from(bodyChunks(body)), sink as Writable, { signal });
+      await pipeline(Readable.from(stream), sink as Writable, { signal });
     } catch (error) {
       if (signal?.aborted) throw new AbortedError(`put ${path}: aborted`, { backend: BACKEND_NAME, cause: signal.reason });
       if (error instanceof Error && 'backend' in error) throw error;

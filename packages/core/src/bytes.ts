@@ -65,3 +65,40 @@ export async function* fixedSizeParts(chunks: AsyncIterable<Uint8Array>, size: n
   }
   if (filled > 0) yield buffer.subarray(0, filled);
 }
+
+/**
+ * Reads a body until it ends or passes `limit` bytes. A small body comes back whole
+ * (so it can be sent in one retryable request); a larger one comes back as a stream
+ * that replays what was read, then the rest. Memory stays within `limit` plus one chunk.
+ */
+export async function bufferIfSmall(
+  body: PutBody,
+  limit: number,
+): Promise<{ bytes: Uint8Array; stream?: undefined } | { bytes?: undefined; stream: AsyncIterable<Uint8Array> }> {
+  const whole = bodyBytes(body);
+  if (whole) return whole.byteLength <= limit ? { bytes: whole } : { stream: bodyChunks(whole) };
+  const iterator = bodyChunks(body)[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let size = 0;
+  while (size <= limit) {
+    const next = await iterator.next();
+    if (next.done) {
+      async function* one() {
+        for (const chunk of head) yield chunk;
+      }
+      return { bytes: await collect(one()) };
+    }
+    head.push(next.value);
+    size += next.value.byteLength;
+  }
+  return {
+    stream: (async function* () {
+      yield* head;
+      while (true) {
+        const next = await iterator.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    })(),
+  };
+}
