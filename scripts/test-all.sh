@@ -21,8 +21,9 @@ trap 'bash scripts/servers.sh stop' EXIT
 bash scripts/servers.sh start || exit 1
 
 mkdir -p test-results
-rm -f test-results/vitest.json
+rm -rf test-results/vitest.json test-results/reliability
 pnpm exec vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json
 status=$?
+node scripts/reliability-report.mjs || true
 node scripts/test-totals.mjs test-results/vitest.json || status=1
 exit $status

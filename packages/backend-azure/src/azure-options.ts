@@ -46,7 +46,7 @@ export interface ResolvedAzureOptions {
   accountName: string | undefined;
 }
 
-const KNOWN = [
+export const AZURE_OPTION_NAMES = [
   'serviceClient',
   'containerClient',
   'connectionString',
@@ -84,7 +84,7 @@ function accountFromConnectionString(cs: string): { name?: string; key?: string;
 
 export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.ProcessEnv = process.env): ResolvedAzureOptions {
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
-  checkKnownKeys(raw, KNOWN, 'azure backend', ctx);
+  checkKnownKeys(raw, AZURE_OPTION_NAMES, 'azure backend', ctx);
   const o = raw as AzureBackendOptions;
   if (o.serviceClient !== undefined && !(o.serviceClient instanceof BlobServiceClient)) {
     throw configError('serviceClient', o.serviceClient, 'a BlobServiceClient from @azure/storage-blob', ctx);
@@ -124,6 +124,10 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
       accountName: o.serviceClient.accountName,
     };
 
+  if (o.sasToken !== undefined) secretString(o.sasToken, 'sasToken');
+  if (o.url !== undefined && (typeof o.url !== 'string' || !/^https?:\/\/[^/]+/.test(o.url))) {
+    throw configError('url', o.url, 'the service URL, e.g. https://acct.blob.core.windows.net', ctx);
+  }
   const endpoint = o.endpoint === undefined ? undefined : checkString(o.endpoint, 'endpoint', 'an http(s) URL', ctx);
   if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint))
     throw configError('endpoint', o.endpoint, 'an http(s) URL', ctx);
@@ -144,7 +148,8 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
   const accountName = o.accountName ?? (o.url ? undefined : env.AZURE_STORAGE_ACCOUNT);
   if (accountName !== undefined) checkString(accountName, 'accountName', 'a storage account name', ctx);
   const serviceUrl = o.url ?? endpoint ?? (accountName ? `https://${accountName}.blob.core.windows.net` : undefined);
-  if (o.accountKey !== undefined && !accountName) throw configError('accountKey', '<hidden>', 'an account key together with accountName', ctx);
+  if (o.accountKey !== undefined && !accountName)
+    throw configError('accountKey', '<hidden>', 'an account key together with accountName', ctx);
   // No account yet: https://<account>.blob.core.windows.net URLs name it, az:// URIs then fail with a ConfigError.
   if (serviceUrl === undefined)
     return { ...base, secrets: [], serviceClient: undefined, containerClient: undefined, accountName: undefined };

@@ -38,13 +38,22 @@ export interface ResolvedGcsOptions {
   storageOptions: StorageOptions | undefined;
 }
 
-const KNOWN = ['storage', 'projectId', 'keyFilename', 'credentials', 'apiEndpoint', 'retry', 'chunkSize', 'deleteConcurrency'];
+export const GCS_OPTION_NAMES = [
+  'storage',
+  'projectId',
+  'keyFilename',
+  'credentials',
+  'apiEndpoint',
+  'retry',
+  'chunkSize',
+  'deleteConcurrency',
+];
 const ctx = { backend: BACKEND_NAME };
 const CHUNK_UNIT = 256 * 1024;
 
 export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOptions {
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
-  checkKnownKeys(raw, KNOWN, 'gcs backend', ctx);
+  checkKnownKeys(raw, GCS_OPTION_NAMES, 'gcs backend', ctx);
   const o = raw as GcsBackendOptions;
   if (o.storage !== undefined && !(o.storage instanceof Storage))
     throw configError('storage', o.storage, 'a Storage from @google-cloud/storage', ctx);

@@ -1,1 +1,7 @@
-export { BACKEND_NAME, LocalBackend, type LocalBackendOptions, registerLocalBackend } from './local-backend.js';
+export {
+  BACKEND_NAME,
+  LOCAL_OPTION_NAMES,
+  LocalBackend,
+  type LocalBackendOptions,
+  registerLocalBackend,
+} from './local-backend.js';

@@ -30,6 +30,7 @@ import {
 } from '@savepoint/core';
 
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;
+export const LOCAL_OPTION_NAMES = ['root'];
 
 /** Marks our temporary files so that listings skip them and cleanup can find them. */
 const TEMP_MARKER = '.savepoint-tmp-';
@@ -85,7 +86,7 @@ export class LocalBackend implements StorageBackend {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidPathError(String(options), 'LocalBackend options must be an object');
     }
-    checkKnownKeys(options as Record<string, unknown>, ['root'], 'local backend', { backend: BACKEND_NAME });
+    checkKnownKeys(options as Record<string, unknown>, LOCAL_OPTION_NAMES, 'local backend', { backend: BACKEND_NAME });
     this.#root =
       options.root === undefined
         ? undefined

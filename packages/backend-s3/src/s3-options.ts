@@ -49,7 +49,7 @@ export interface ResolvedS3Options {
   client: S3Client | undefined;
 }
 
-const KNOWN = [
+export const S3_OPTION_NAMES = [
   'client',
   'region',
   'endpoint',
@@ -66,7 +66,7 @@ const ctx = { backend: BACKEND_NAME };
 
 export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
-  checkKnownKeys(raw, KNOWN, 's3 backend', ctx);
+  checkKnownKeys(raw, S3_OPTION_NAMES, 's3 backend', ctx);
   const o = raw as S3BackendOptions;
   if (o.client !== undefined && !(o.client instanceof S3Client))
     throw configError('client', o.client, 'an S3Client from @aws-sdk/client-s3', ctx);

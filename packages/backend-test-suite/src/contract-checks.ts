@@ -97,13 +97,32 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
 }
 
 /** Path segments that share prefixes and carry separators-in-disguise, unicode and reserved characters. */
-const SEGMENT = fc.constantFrom('a', 'a1', 'a.b', 'ab', 'a-b', 'run1', 'run10', 'é', '模型', 'x y', 'p+q', '50%', 'h#t', 'k=v&w', '~', '_');
+const SEGMENT = fc.constantFrom(
+  'a',
+  'a1',
+  'a.b',
+  'ab',
+  'a-b',
+  'run1',
+  'run10',
+  'é',
+  '模型',
+  'x y',
+  'p+q',
+  '50%',
+  'h#t',
+  'k=v&w',
+  '~',
+  '_',
+);
 
 /** Drops keys that would need a file and a folder of the same name (`a` and `a/b`) where the store cannot hold both. */
 function storable(keys: string[][], sameName: boolean): string[][] {
   const unique = [...new Map(keys.map((k) => [k.join('/'), k])).values()];
   if (sameName) return unique;
-  return unique.filter((k) => !unique.some((other) => other.length > k.length && other.slice(0, k.length).join('/') === k.join('/')));
+  return unique.filter(
+    (k) => !unique.some((other) => other.length > k.length && other.slice(0, k.length).join('/') === k.join('/')),
+  );
 }
 
 export const CONTRACT_CHECKS: readonly ContractCheck[] = [
@@ -399,9 +418,10 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
               const victim = survivors[pick % survivors.length] as string[];
               await backend.remove(backend.joinPath(base, ...victim));
               for (const k of survivors) {
-                expect(await backend.isFile(backend.joinPath(base, ...k)), `${k.join('/')} after remove(${victim.join('/')})`).toBe(
-                  k.join('/') !== victim.join('/'),
-                );
+                expect(
+                  await backend.isFile(backend.joinPath(base, ...k)),
+                  `${k.join('/')} after remove(${victim.join('/')})`,
+                ).toBe(k.join('/') !== victim.join('/'));
               }
             }
             await backend.rmtree(base);

@@ -95,7 +95,7 @@ const DEFAULTS = {
   maxShardBytes: 1024 * 1024 * 1024,
 } as const;
 
-const OPTION_NAMES: readonly (keyof CheckpointHookConfiguration)[] = [
+export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookConfiguration)[] = [
   'interval',
   'byEpoch',
   'saveOptimizer',
@@ -169,7 +169,7 @@ export class CheckpointHook {
     if (typeof options !== 'object' || options === null || Array.isArray(options)) {
       throw new ConfigError(`CheckpointHook options must be an object, got ${describeValue(options)}`);
     }
-    checkKnownKeys(options as Record<string, unknown>, OPTION_NAMES, 'CheckpointHook');
+    checkKnownKeys(options as Record<string, unknown>, CHECKPOINT_HOOK_OPTION_NAMES, 'CheckpointHook');
     const o = options;
     const codec = o.codec ?? DEFAULT_CODEC;
     if (typeof codec?.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.extension !== 'string') {

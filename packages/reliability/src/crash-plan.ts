@@ -1,0 +1,20 @@
+// What the crash child and the crash test agree on: the hook options and metrics.
+import type { CheckpointHookOptions } from '@savepoint/core';
+
+export interface CrashConfig {
+  workDir: string;
+  backendArgs: Record<string, unknown>;
+  epochs: number;
+  layout: 'file' | 'directory';
+}
+
+export const CRASH_MAX_KEEP = 2;
+
+export function crashHookOptions(config: CrashConfig): CheckpointHookOptions {
+  return { interval: 1, maxKeepCkpts: CRASH_MAX_KEEP, saveBest: 'acc', layout: config.layout, maxShardBytes: 24 };
+}
+
+/** Improves often, so bests move (write new, delete old) throughout the run. */
+export function crashMetrics(position: { epoch: number }): Record<string, number> {
+  return { acc: [0.1, 0.3, 0.2, 0.5, 0.6, 0.4, 0.8, 0.7, 0.9, 0.95][(position.epoch - 1) % 10] ?? 0 };
+}

@@ -1,0 +1,147 @@
+// A fault-injecting HTTP proxy that sits between an SDK and its local server.
+// For each request it makes a seeded choice: answer 500/503/429 with the cloud's
+// own throttling body, reset the connection mid-body, stall, or pass through.
+// Faults happen before the server sees the request, so a retried write is never
+// applied twice. `deny` mode answers every request with a 403.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Cloud = 's3' | 'gcs' | 'azure';
+export type FaultKind = 'status500' | 'status503' | 'status429' | 'reset' | 'stall';
+
+export interface FaultProxyOptions {
+  /** The real server: `http://127.0.0.1:45001`. */
+  target: string;
+  cloud: Cloud;
+  seed: number;
+  /** Share of requests that get a fault, 0..1. */
+  faultRate?: number;
+  /** `deny`: every request gets a 403. */
+  mode?: 'random' | 'deny';
+  stallMs?: number;
+}
+
+export interface FaultStats {
+  requests: number;
+  faults: Record<FaultKind | 'status403', number>;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function errorBody(cloud: Cloud, status: number): { headers: Record<string, string>; body: string } {
+  if (cloud === 'gcs') {
+    const reason = status === 429 ? 'rateLimitExceeded' : status === 403 ? 'forbidden' : 'backendError';
+    return {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ error: { code: status, message: reason, errors: [{ domain: 'global', reason, message: reason }] } }),
+    };
+  }
+  const code =
+    cloud === 's3'
+      ? { 500: 'InternalError', 503: 'SlowDown', 429: 'SlowDown', 403: 'AccessDenied' }[status]
+      : { 500: 'InternalError', 503: 'ServerBusy', 429: 'ServerBusy', 403: 'AuthorizationFailure' }[status];
+  return {
+    headers: { 'content-type': 'application/xml', ...(cloud === 'azure' ? { 'x-ms-error-code': String(code) } : {}) },
+    body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected by the fault proxy</Message></Error>`,
+  };
+}
+
+export class FaultProxy {
+  readonly stats: FaultStats = {
+    requests: 0,
+    faults: { status500: 0, status503: 0, status429: 0, reset: 0, stall: 0, status403: 0 },
+  };
+  #server: http.Server | undefined;
+  #url = '';
+  readonly #random: () => number;
+  readonly #target: URL;
+
+  constructor(private readonly options: FaultProxyOptions) {
+    this.#random = mulberry32(options.seed);
+    this.#target = new URL(options.target);
+  }
+
+  get url(): string {
+    return this.#url;
+  }
+
+  get faultsInjected(): number {
+    return Object.values(this.stats.faults).reduce((a, b) => a + b, 0);
+  }
+
+  #choose(): FaultKind | undefined {
+    if (this.#random() >= (this.options.faultRate ?? 0.1)) return undefined;
+    const kinds: FaultKind[] = ['status500', 'status503', 'status429', 'reset', 'stall'];
+    return kinds[Math.floor(this.#random() * kinds.length)];
+  }
+
+  async start(): Promise<this> {
+    this.#server = http.createServer((req, res) => this.#handle(req, res));
+    this.#server.keepAliveTimeout = 1000;
+    await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve));
+    this.#url = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.#server?.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server?.close(() => resolve()) ?? resolve());
+  }
+
+  #reply(req: http.IncomingMessage, res: http.ServerResponse, status: number) {
+    const { headers, body } = errorBody(this.options.cloud, status);
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(status, { ...headers, 'content-length': Buffer.byteLength(body), connection: 'close' });
+      res.end(body);
+    });
+  }
+
+  #handle(req: http.IncomingMessage, res: http.ServerResponse) {
+    this.stats.requests++;
+    if (this.options.mode === 'deny') {
+      this.stats.faults.status403++;
+      this.#reply(req, res, 403);
+      return;
+    }
+    const fault = this.#choose();
+    if (fault) this.stats.faults[fault]++;
+    if (fault === 'status500') return this.#reply(req, res, 500);
+    if (fault === 'status503') return this.#reply(req, res, 503);
+    if (fault === 'status429') return this.#reply(req, res, 429);
+    if (fault === 'reset') {
+      // Cut the connection while the request is in flight: the client sees a reset.
+      req.once('data', () => req.socket.destroy());
+      req.once('end', () => req.socket.destroy());
+      setTimeout(() => req.socket.destroy(), 5);
+      return;
+    }
+    const forward = () => this.#forward(req, res);
+    if (fault === 'stall') setTimeout(forward, this.options.stallMs ?? 150);
+    else forward();
+  }
+
+  #forward(req: http.IncomingMessage, res: http.ServerResponse) {
+    const upstream = http.request(
+      { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        const headers = { ...answer.headers };
+        // Resumable-upload URLs point at the server; send the client back through the proxy.
+        if (typeof headers.location === 'string') headers.location = headers.location.replace(this.#target.origin, this.#url);
+        res.writeHead(answer.statusCode ?? 502, headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  }
+}

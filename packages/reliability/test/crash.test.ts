@@ -1,0 +1,190 @@
+// Crash tests with real processes: a child trains against each store and is
+// killed with SIGKILL at seeded moments (during uploads, pointer moves and
+// deletes). After every kill: the pointer names a complete checkpoint that loads,
+// a complete regular checkpoint exists, and resuming brings rotation back down to
+// maxKeepCkpts with one best, whatever the killed save left behind.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalBackend } from '@savepoint/backend-local';
+import { ToyModel } from '@savepoint/backend-test-suite';
+import {
+  CheckpointHook,
+  checkpointShape,
+  loadCheckpoint,
+  ReferenceTrainer,
+  readLastCheckpoint,
+  type StorageBackend,
+} from '@savepoint/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics, recordFigures } from '../src/index.js';
+import { NETWORK_STORES } from './stores.js';
+
+const CHILD = fileURLToPath(new URL('../dist/crash-child.js', import.meta.url));
+const KILLS = 30;
+const EPOCHS = 6;
+
+function mulberry32(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function describeWrite(op: string, path: string): string {
+  if (op !== 'put') return `delete (${op})`;
+  if (path.endsWith('/last_checkpoint')) return 'pointer move';
+  if (path.endsWith('/savepoint-manifest.json')) return 'manifest write';
+  if (/\/shard-[^/]+$/.test(path)) return 'shard upload';
+  return 'checkpoint upload';
+}
+
+/** Runs the child and SIGKILLs it `delayMs` after it announces store write number `killAt`. */
+function runChild(
+  config: CrashConfig,
+  killAt: number,
+  delayMs: number,
+): Promise<{ killed: boolean; interrupted: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(process.execPath, [CHILD], {
+      env: { ...process.env, SAVEPOINT_CRASH_CONFIG: JSON.stringify(config) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let interrupted: string | undefined;
+    let buffer = '';
+    let stderr = '';
+    child.stderr?.on('data', (d) => (stderr += d));
+    child.stdout?.on('data', (data) => {
+      buffer += data;
+      let newline = buffer.indexOf('\n');
+      while (newline >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        const match = /^op (\d+) (\w+) (.*)$/.exec(line);
+        if (match && Number(match[1]) === killAt && !interrupted) {
+          interrupted = describeWrite(match[2] as string, match[3] as string);
+          setTimeout(() => child.kill('SIGKILL'), delayMs);
+        }
+        newline = buffer.indexOf('\n');
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') resolve({ killed: true, interrupted });
+      else if (code === 0) resolve({ killed: false, interrupted });
+      else reject(new Error(`crash child exited ${code}: ${stderr}`));
+    });
+  });
+}
+
+async function regularCheckpoints(store: StorageBackend, dir: string) {
+  const complete: string[] = [];
+  for await (const entry of store.list(dir)) {
+    if (!/^epoch_\d+\.safetensors$/.test(entry.name)) continue;
+    const shape = await checkpointShape(store, entry.path);
+    if (shape === 'file' || shape === 'directory') complete.push(entry.name);
+  }
+  return complete;
+}
+
+async function bests(store: StorageBackend, dir: string) {
+  const out: string[] = [];
+  for await (const entry of store.list(dir)) if (entry.name.startsWith('best_acc_')) out.push(entry.name);
+  return out;
+}
+
+const figures: Record<string, unknown> = {};
+afterAll(() => recordFigures('crash', { stores: figures }));
+
+interface CrashTarget {
+  name: string;
+  skipReason: string | undefined;
+  setup(): Promise<{ root: string; store: StorageBackend; args: Record<string, unknown>; cleanup?: () => Promise<void> }>;
+}
+
+const targets: CrashTarget[] = [
+  {
+    name: 'local',
+    skipReason: undefined,
+    async setup() {
+      const root = await mkdtemp(join(tmpdir(), 'savepoint-crash-'));
+      return { root, store: new LocalBackend(), args: {}, cleanup: () => rm(root, { recursive: true, force: true }) };
+    },
+  },
+  ...NETWORK_STORES.map((net) => ({
+    name: net.cloud,
+    skipReason: net.skipReason,
+    async setup() {
+      await net.prepare();
+      const args = net.args(net.origin as string, { retries: 3, minDelayMs: 5, maxDelayMs: 50 });
+      return { root: `${net.root}/crash-${Date.now()}`, store: net.make(net.origin as string), args };
+    },
+  })),
+];
+
+for (const target of targets) {
+  describe.skipIf(!!target.skipReason)(
+    `SIGKILL crash tests on ${target.name}${target.skipReason ? ` (skipped: ${target.skipReason})` : ''}`,
+    () => {
+      it(`${KILLS} seeded kills: the pointer always names a loadable checkpoint and rotation recovers`, async () => {
+        const { root, store, args, cleanup } = await target.setup();
+        const random = mulberry32(0xc0ffee);
+        const interrupted: Record<string, number> = {};
+        let kills = 0;
+        let recoveries = 0;
+        try {
+          for (let i = 0; i < KILLS; i++) {
+            const layout = i % 3 === 2 ? 'directory' : 'file';
+            const workDir = store.joinPath(root, `run${i}`);
+            const config: CrashConfig = { workDir, backendArgs: args, epochs: EPOCHS, layout };
+            const killAt = Math.floor(random() * (layout === 'directory' ? 45 : 28));
+            const outcome = await runChild(config, killAt, Math.floor(random() * 12));
+            if (outcome.killed) {
+              kills++;
+              interrupted[outcome.interrupted ?? 'before any write'] =
+                (interrupted[outcome.interrupted ?? 'before any write'] ?? 0) + 1;
+            }
+            const context = `kill ${i} (${layout}, at write ${killAt}, ${outcome.interrupted})`;
+            const pointer = await readLastCheckpoint(store, workDir);
+            if (pointer !== undefined) {
+              const checkpoint = await loadCheckpoint(store, pointer);
+              expect(checkpoint.state_dict, context).toBeDefined();
+              expect((await regularCheckpoints(store, workDir)).length, context).toBeGreaterThanOrEqual(1);
+            }
+            // Resume in this process on a healthy store and train two more epochs.
+            const trainer = new ReferenceTrainer({
+              workDir,
+              model: new ToyModel(crashMetrics),
+              checkpointHook: new CheckpointHook({ ...crashHookOptions(config), backend: store }),
+              itersPerEpoch: 1,
+              maxEpochs: EPOCHS + 2,
+              valInterval: 1,
+              resume: true,
+              backend: store,
+            });
+            await trainer.train();
+            expect(await regularCheckpoints(store, workDir), context).toEqual(
+              [`epoch_${EPOCHS + 1}.safetensors`, `epoch_${EPOCHS + 2}.safetensors`].slice(-CRASH_MAX_KEEP),
+            );
+            expect((await bests(store, workDir)).length, context).toBe(1);
+            const last = await readLastCheckpoint(store, workDir);
+            expect(last, context).toBe(store.joinPath(workDir, `epoch_${EPOCHS + 2}.safetensors`));
+            await loadCheckpoint(store, last as string);
+            recoveries++;
+            await store.rmtree(workDir);
+          }
+          expect(kills).toBeGreaterThanOrEqual(KILLS - 3);
+          figures[target.name] = { runs: KILLS, kills, recoveries, interruptedDuring: interrupted };
+        } finally {
+          await store.rmtree(root).catch(() => {});
+          await cleanup?.();
+        }
+      }, 900_000);
+    },
+  );
+}

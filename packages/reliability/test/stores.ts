@@ -1,0 +1,70 @@
+// The three network stores, built against their local servers (optionally through
+// a proxy) with each backend's own test setup.
+import { AzureBackend } from '@savepoint/backend-azure';
+import { GcsBackend } from '@savepoint/backend-gcs';
+import { S3Backend } from '@savepoint/backend-s3';
+import type { RetryPolicy, StorageBackend } from '@savepoint/core';
+import { AZURITE_ACCOUNT, AZURITE_KEY, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
+import { ensureBucket as ensureGcsBucket, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
+import { ensureBucket as ensureS3Bucket, server as s3Server, testCredentials } from '../../backend-s3/test/s3-setup.js';
+import type { Cloud } from '../src/index.js';
+
+export interface NetworkStore {
+  cloud: Cloud;
+  skipReason: string | undefined;
+  /** The server's origin (what a proxy forwards to). */
+  origin: string | undefined;
+  root: string;
+  prepare(): Promise<void>;
+  /** A backend talking to `origin` (the server, or a proxy in front of it). */
+  make(origin: string, retry?: Partial<RetryPolicy>): StorageBackend;
+  /** backendArgs for the same, as a CLI or a child process would pass them. */
+  args(origin: string, retry?: Partial<RetryPolicy>): Record<string, unknown>;
+}
+
+const originOf = (url: string | undefined) => (url ? new URL(url).origin : undefined);
+
+export const NETWORK_STORES: NetworkStore[] = [
+  {
+    cloud: 's3',
+    skipReason: s3Server.skipReason,
+    origin: originOf(s3Server.endpoint),
+    root: 's3://savepoint-test',
+    prepare: () => ensureS3Bucket(),
+    args: (origin, retry) => ({
+      endpoint: origin,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { ...testCredentials },
+      retry,
+    }),
+    make(origin, retry) {
+      return new S3Backend(this.args(origin, retry));
+    },
+  },
+  {
+    cloud: 'gcs',
+    skipReason: gcsServer.skipReason,
+    origin: originOf(gcsServer.endpoint),
+    root: 'gs://savepoint-test',
+    prepare: () => ensureGcsBucket(),
+    args: (origin, retry) => ({ apiEndpoint: origin, projectId: 'savepoint-test', retry }),
+    make(origin, retry) {
+      return new GcsBackend(this.args(origin, retry));
+    },
+  },
+  {
+    cloud: 'azure',
+    skipReason: azureServer.skipReason,
+    origin: originOf(azureServer.endpoint),
+    root: 'az://savepoint-test',
+    prepare: () => ensureContainer(),
+    args: (origin, retry) => ({
+      connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${origin}/${AZURITE_ACCOUNT};`,
+      retry,
+    }),
+    make(origin, retry) {
+      return new AzureBackend(this.args(origin, retry));
+    },
+  },
+];
