@@ -43,11 +43,7 @@ export class MemoryBackend implements StorageBackend {
   }
 
   joinPath(base: string, ...parts: string[]): string {
-    for (const part of parts) {
-      if (part.split('/').includes('..'))
-        throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
-    }
-    return joinObjectPath(base, parts);
+    return joinObjectPath(base, parts, BACKEND_NAME);
   }
 
   async exists(path: string): Promise<boolean> {

@@ -81,31 +81,16 @@ export class GcsBackend implements StorageBackend {
 
   /** Runs one request with the retry policy, mapping every failure in one place. */
   async #call<T>(path: string, operation: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await withRetry(
-        async () => {
-          try {
-            return await fn();
-          } catch (error) {
-            throw mapGcsError(error, path, operation, this.#options.secrets);
-          }
-        },
-        { policy: this.#options.retry, backend: BACKEND_NAME, signal },
-      );
-    } catch (error) {
-      if (signal?.aborted && !(error instanceof AbortedError)) {
-        throw new AbortedError(`${operation} ${path}: aborted`, { backend: BACKEND_NAME, cause: signal.reason });
-      }
-      throw error;
-    }
+    return withRetry(fn, {
+      policy: this.#options.retry,
+      backend: BACKEND_NAME,
+      signal,
+      mapError: (error) => mapGcsError(error, path, operation, this.#options.secrets),
+    });
   }
 
   joinPath(base: string, ...parts: string[]): string {
-    for (const part of parts) {
-      if (part.split('/').includes('..'))
-        throw new InvalidPathError(part, '".." segments are not allowed', { backend: BACKEND_NAME });
-    }
-    return joinObjectPath(base, parts);
+    return joinObjectPath(base, parts, BACKEND_NAME);
   }
 
   async exists(path: string, options: SignalOptions = {}): Promise<boolean> {

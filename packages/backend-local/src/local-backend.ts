@@ -148,16 +148,7 @@ export class LocalBackend implements StorageBackend {
   async isDir(path: string): Promise<boolean> {
     const abs = this.#resolve(path);
     try {
-      // Object stores have no empty folders; a folder counts when it holds something.
-      const dir = await fs.opendir(abs);
-      try {
-        for await (const entry of dir) {
-          if (!entry.name.includes(TEMP_MARKER)) return true;
-        }
-        return false;
-      } finally {
-        await dir.close().catch(() => {});
-      }
+      return await hasFiles(abs);
     } catch (error) {
       if (isNotFound(error)) return false;
       throw mapFsError(error, path, 'isDir');
@@ -276,7 +267,8 @@ export class LocalBackend implements StorageBackend {
       const childPath = this.joinPath(display, entry.name);
       if (entry.isDirectory()) {
         if (options.recursive) yield* this.#walk(childAbs, childPath, options);
-        else yield { path: childPath, name: entry.name, type: 'dir' };
+        // A folder with no file below it (left by an interrupted rmtree) does not exist on an object store either.
+        else if (await hasFiles(childAbs).catch(() => false)) yield { path: childPath, name: entry.name, type: 'dir' };
       } else if (entry.isFile()) {
         const st = await fs.stat(childAbs).catch(() => undefined);
         if (st) yield { path: childPath, name: entry.name, type: 'file', size: st.size, lastModified: st.mtime };
@@ -328,6 +320,24 @@ export class LocalBackend implements StorageBackend {
       throw mapFsError(error, source, 'copy');
     }
     await this.put(destination, stream, options);
+  }
+}
+
+/**
+ * Object stores have no empty folders: a folder exists when some file lives below it.
+ * Stops at the first file found; our temp files do not count.
+ */
+async function hasFiles(abs: string): Promise<boolean> {
+  const dir = await fs.opendir(abs);
+  try {
+    for await (const entry of dir) {
+      if (entry.name.includes(TEMP_MARKER)) continue;
+      if (!entry.isDirectory()) return true;
+      if (await hasFiles(nodePath.join(abs, entry.name)).catch(() => false)) return true;
+    }
+    return false;
+  } finally {
+    await dir.close().catch(() => {});
   }
 }
 

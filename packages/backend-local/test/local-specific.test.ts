@@ -48,3 +48,23 @@ describe('LocalBackend', () => {
     expect(() => new LocalBackend({ rooot: '/tmp' } as never)).toThrow(/rooot.*accepted: root/);
   });
 });
+
+describe('LocalBackend folders behave like object-store prefixes', () => {
+  it('a folder with no file below it (left by an interrupted rmtree) is neither a dir nor listed', async () => {
+    const { mkdir } = await import('node:fs/promises');
+    const root = await mkdtemp(join(tmpdir(), 'savepoint-local-'));
+    try {
+      await mkdir(join(root, 'best_acc_epoch_1.safetensors', 'nested'), { recursive: true });
+      await writeFile(join(root, 'best_acc_epoch_1.safetensors', '.x.savepoint-tmp-1'), 'temp');
+      const backend = new LocalBackend();
+      expect(await backend.isDir(join(root, 'best_acc_epoch_1.safetensors'))).toBe(false);
+      const names: string[] = [];
+      for await (const entry of backend.list(root)) names.push(entry.name);
+      expect(names).toEqual([]);
+      await writeFile(join(root, 'best_acc_epoch_1.safetensors', 'nested', 'f'), 'x');
+      expect(await backend.isDir(join(root, 'best_acc_epoch_1.safetensors'))).toBe(true);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

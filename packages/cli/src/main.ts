@@ -84,6 +84,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('ls')
+    .addHelpText('after', `\nExamples:\n  savepoint ls ./work_dirs/demo\n  savepoint ls s3://bucket/runs/exp1 --json`)
     .argument('<dir>', 'run folder (path or URI)')
     .description(
       'list the checkpoints in a run folder, marking the pointer target, bests, published copies and incomplete folders',
@@ -111,6 +112,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('latest')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  savepoint latest ./work_dirs/demo\n  savepoint latest gs://bucket/runs/exp1 || echo 'nothing saved yet'`,
+    )
     .argument('<dir>', 'work dir holding last_checkpoint')
     .description('print the checkpoint that last_checkpoint names; exit 1 if there is none')
     .action(async (dir: string) => {
@@ -120,6 +125,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('inspect')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  savepoint inspect ./work_dirs/demo/epoch_10.safetensors\n  savepoint inspect az://ckpts/exp1/best_acc_epoch_8.safetensors --json`,
+    )
     .argument('<checkpoint>', 'checkpoint file or folder')
     .description('show tensors (name, dtype, shape, bytes) and metadata, reading only the header')
     .action(async (path: string) => {
@@ -137,6 +146,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('verify')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  savepoint verify ./work_dirs/demo\n  savepoint verify s3://bucket/runs/exp1/epoch_10.safetensors`,
+    )
     .argument('<path>', 'a checkpoint, or a run folder to verify every checkpoint in it')
     .description('check that every checkpoint opens and that each folder checkpoint matches its manifest')
     .action(async (path: string) => {
@@ -149,6 +162,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('prune')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  savepoint prune ./work_dirs/demo --keep 2        # show what would go\n  savepoint prune ./work_dirs/demo --keep 2 --yes  # delete it`,
+    )
     .argument('<dir>', 'run folder')
     .requiredOption('--keep <n>', 'regular checkpoints to keep (the newest)', (v) => {
       if (!/^\d+$/.test(v))
@@ -168,6 +185,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('publish')
+    .addHelpText('after', `\nExamples:\n  savepoint publish ./work_dirs/demo/epoch_10.safetensors --keys meta,state_dict`)
     .argument('<checkpoint>', 'checkpoint to publish')
     .requiredOption('--keys <keys>', 'top-level keys to keep, comma-separated (e.g. meta,state_dict)')
     .description('write the slim published copy next to the checkpoint, named by the SHA-256 of its bytes')
@@ -186,6 +204,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('cp')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  savepoint cp ./work_dirs/demo/epoch_10.safetensors s3://bucket/exp1/epoch_10.safetensors\n  savepoint cp gs://a/run/epoch_4.safetensors az://b/run/epoch_4.safetensors --backend-args '{"gcs":{...},"azure":{...}}'`,
+    )
     .argument('<src>', 'checkpoint file or folder')
     .argument('<dst>', 'destination path or URI')
     .description('copy a checkpoint file or folder between any two stores, streaming')

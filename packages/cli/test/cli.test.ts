@@ -243,5 +243,10 @@ describe('savepoint CLI usage errors', () => {
     const help = await run(['--help']);
     expect(help.code).toBe(0);
     expect(help.out).toContain('Examples:');
+    for (const command of ['ls', 'latest', 'inspect', 'verify', 'prune', 'publish', 'cp']) {
+      const own = await run([command, '--help']);
+      expect(own.code, command).toBe(0);
+      expect(own.out, command).toMatch(new RegExp(`Examples:\\n\\s+savepoint ${command} `));
+    }
   });
 });

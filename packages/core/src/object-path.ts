@@ -47,8 +47,11 @@ export function dirPrefix(key: string): string {
   return key === '' ? '' : `${key}/`;
 }
 
-/** `joinPath` for object stores: one `/` between parts, no I/O. */
-export function joinObjectPath(base: string, parts: readonly string[]): string {
+/** `joinPath` for object stores: one `/` between parts, no I/O; a `..` segment is refused. */
+export function joinObjectPath(base: string, parts: readonly string[], backend = 'core'): string {
+  for (const part of parts) {
+    if (part.split('/').includes('..')) throw new InvalidPathError(part, '".." segments are not allowed', { backend });
+  }
   let out = base;
   for (const part of parts) {
     if (part.length === 0) continue;

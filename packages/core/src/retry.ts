@@ -62,6 +62,8 @@ export interface WithRetryOptions {
   policy: RetryPolicy;
   signal?: AbortSignal | undefined;
   backend: string;
+  /** Turns each failure into the contract's error before it is classified (a backend's error mapper). */
+  mapError?: ((error: unknown) => unknown) | undefined;
   /** Which failures are worth another try; defaults to transient `SavepointError`s. */
   isTransient?: ((error: unknown) => boolean) | undefined;
   /** Called before each retry; backends log here (already redacted messages only). */
@@ -74,7 +76,16 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
   const classify = options.isTransient ?? isTransient;
   if (signal?.aborted) throw new AbortedError('operation aborted before it started', { backend, cause: signal.reason });
   try {
-    return await pRetry(operation, {
+    const attempt = options.mapError
+      ? async (n: number) => {
+          try {
+            return await operation(n);
+          } catch (error) {
+            throw options.mapError?.(error) ?? error;
+          }
+        }
+      : operation;
+    return await pRetry(attempt, {
       retries: policy.retries,
       factor: policy.factor,
       minTimeout: policy.minDelayMs,

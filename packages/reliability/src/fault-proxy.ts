@@ -26,7 +26,8 @@ export interface FaultStats {
   faults: Record<FaultKind | 'status403', number>;
 }
 
-function mulberry32(seed: number): () => number {
+/** mulberry32: a small seeded PRNG, so every faulted run is the same run. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -66,7 +67,7 @@ export class FaultProxy {
   readonly #target: URL;
 
   constructor(private readonly options: FaultProxyOptions) {
-    this.#random = mulberry32(options.seed);
+    this.#random = seededRandom(options.seed);
     this.#target = new URL(options.target);
   }
 

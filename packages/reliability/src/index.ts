@@ -1,3 +1,3 @@
 export { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics } from './crash-plan.js';
-export { type Cloud, type FaultKind, FaultProxy, type FaultProxyOptions, type FaultStats } from './fault-proxy.js';
+export { type Cloud, type FaultKind, FaultProxy, type FaultProxyOptions, type FaultStats, seededRandom } from './fault-proxy.js';
 export { recordFigures } from './report.js';

@@ -19,22 +19,12 @@ import {
   type StorageBackend,
 } from '@savepoint/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics, recordFigures } from '../src/index.js';
+import { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics, recordFigures, seededRandom } from '../src/index.js';
 import { NETWORK_STORES } from './stores.js';
 
 const CHILD = fileURLToPath(new URL('../dist/crash-child.js', import.meta.url));
 const KILLS = 30;
 const EPOCHS = 6;
-
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function describeWrite(op: string, path: string): string {
   if (op !== 'put') return `delete (${op})`;
@@ -133,7 +123,7 @@ for (const target of targets) {
     () => {
       it(`${KILLS} seeded kills: the pointer always names a loadable checkpoint and rotation recovers`, async () => {
         const { root, store, args, cleanup } = await target.setup();
-        const random = mulberry32(0xc0ffee);
+        const random = seededRandom(0xc0ffee);
         const interrupted: Record<string, number> = {};
         let kills = 0;
         let recoveries = 0;
@@ -171,7 +161,7 @@ for (const target of targets) {
             expect(await regularCheckpoints(store, workDir), context).toEqual(
               [`epoch_${EPOCHS + 1}.safetensors`, `epoch_${EPOCHS + 2}.safetensors`].slice(-CRASH_MAX_KEEP),
             );
-            expect((await bests(store, workDir)).length, context).toBe(1);
+            expect(await bests(store, workDir), context).toHaveLength(1);
             const last = await readLastCheckpoint(store, workDir);
             expect(last, context).toBe(store.joinPath(workDir, `epoch_${EPOCHS + 2}.safetensors`));
             await loadCheckpoint(store, last as string);

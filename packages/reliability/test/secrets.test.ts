@@ -1,6 +1,7 @@
 // Recognisable fake credentials for every backend must appear nowhere: not in
 // logs, errors (message, stack, cause), checkpoint bytes, the pointer, or the
 // CLI's output with --verbose.
+import { AzureLogger, setLogLevel } from '@azure/logger';
 import { AzureBackend } from '@savepoint/backend-azure';
 import { GcsBackend } from '@savepoint/backend-gcs';
 import { S3Backend } from '@savepoint/backend-s3';
@@ -127,7 +128,12 @@ describe.skipIf(!!s3Server.skipReason)('no S3 credential appears anywhere', () =
 });
 
 describe.skipIf(!!azureServer.skipReason)('no Azure key or SAS appears anywhere', () => {
-  it('in saves with the dev key, auth failures with a fake key and a fake SAS, and the CLI', async () => {
+  it("in saves with the dev key, auth failures with a fake key and a fake SAS, the CLI, and the SDK's own verbose log", async () => {
+    // The SDK's own logging, at its most talkative, goes into what is checked too.
+    const sdkLog: string[] = [];
+    const previous = AzureLogger.log;
+    AzureLogger.log = (...args: unknown[]) => sdkLog.push(args.map(String).join(' '));
+    setLogLevel('verbose');
     await ensureContainer();
     const good = {
       connectionString: `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${azureServer.endpoint};`,
@@ -148,6 +154,10 @@ describe.skipIf(!!azureServer.skipReason)('no Azure key or SAS appears anywhere'
     await cli(['latest', dir, '--backend-args', JSON.stringify(fakeSas)]);
     await cli(['ls', dir, '--backend-args', JSON.stringify({ ...good, blockSize: -1 })]);
     await new AzureBackend(good).rmtree(dir);
+    setLogLevel('warning');
+    AzureLogger.log = previous;
+    expect(sdkLog.length).toBeGreaterThan(10);
+    seen.push(...sdkLog);
   });
 });
 
