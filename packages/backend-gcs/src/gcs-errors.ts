@@ -53,7 +53,8 @@ export function mapGcsError(
   const options = { backend: BACKEND_NAME, cause: safeCause(error, secrets) };
   const detail = redact(`${status ? `HTTP ${status}: ` : ''}${String((error as Error)?.message ?? error)}`, secrets);
   if (status === 404) {
-    const bucketMissing = /bucket/i.test(detail) && !/object|no such key/i.test(detail);
+    // A write cannot miss its object: a 404 there means the bucket is missing.
+    const bucketMissing = operation === 'put' || (/bucket/i.test(detail) && !/object|no such key/i.test(detail));
     return new NotFoundError(path, {
       ...options,
       message: bucketMissing

@@ -169,6 +169,9 @@ export async function removeCheckpoint(backend: StorageBackend, path: string, op
     return true;
   }
   if (await backend.isDir(path, options)) {
+    // The manifest goes first, so an interrupted delete leaves an incomplete folder
+    // (never counted as a checkpoint), not a manifest that names missing shards.
+    await backend.remove(backend.joinPath(path, MANIFEST_NAME), options);
     await backend.rmtree(path, options);
     return true;
   }

@@ -123,7 +123,7 @@ for (const target of targets) {
     () => {
       it(`${KILLS} seeded kills: the pointer always names a loadable checkpoint and rotation recovers`, async () => {
         const { root, store, args, cleanup } = await target.setup();
-        const random = seededRandom(0xc0ffee);
+        const random = seededRandom(Number(process.env.SAVEPOINT_CRASH_SEED ?? 0xc0ffee));
         const interrupted: Record<string, number> = {};
         let kills = 0;
         let recoveries = 0;
