@@ -6,16 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { BlobServiceClient } from '@azure/storage-blob';
-import { Storage } from '@google-cloud/storage';
-import { AzureBackend } from '@savepoint/backend-azure';
-import { GcsBackend } from '@savepoint/backend-gcs';
-import { LocalBackend } from '@savepoint/backend-local';
-import { S3Backend } from '@savepoint/backend-s3';
-import { InstrumentedBackend } from '@savepoint/backend-test-suite';
-import { CheckpointHook, ReferenceTrainer } from '@savepoint/core';
+
+// Each store's SDK is imported only by the process that measures it, so that peak
+// RSS shows that store's cost and not the other SDKs'.
 
 const PART = 8 * 1024 * 1024;
 const CONCURRENCY = 4;
@@ -46,6 +39,9 @@ const timed = async (fn) => {
 
 async function setup(store) {
   if (store === 's3') {
+    const { CreateBucketCommand, GetObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
+    const { Upload } = await import('@aws-sdk/lib-storage');
+    const { S3Backend } = await import('@savepoint/backend-s3');
     const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
     const client = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { ...creds } });
     await client.send(new CreateBucketCommand({ Bucket: 'savepoint-bench' })).catch(() => {});
@@ -71,6 +67,8 @@ async function setup(store) {
     };
   }
   if (store === 'gcs') {
+    const { Storage } = await import('@google-cloud/storage');
+    const { GcsBackend } = await import('@savepoint/backend-gcs');
     const apiEndpoint = process.env.SAVEPOINT_TEST_GCS_ENDPOINT;
     const storage = new Storage({ apiEndpoint, projectId: 'bench' });
     const [exists] = await storage.bucket('savepoint-bench').exists();
@@ -87,6 +85,8 @@ async function setup(store) {
       rawDown: (key) => drain(bucket.file(key).createReadStream({ validation: 'crc32c' })),
     };
   }
+  const { BlobServiceClient } = await import('@azure/storage-blob');
+  const { AzureBackend } = await import('@savepoint/backend-azure');
   const cs = `${AZURITE}BlobEndpoint=${process.env.SAVEPOINT_TEST_AZURE_ENDPOINT};`;
   const container = BlobServiceClient.fromConnectionString(cs).getContainerClient('savepoint-bench');
   await container.createIfNotExists();
@@ -101,6 +101,9 @@ async function setup(store) {
 const [kind, store, impl, size] = process.argv.slice(2);
 let result;
 if (kind === 'calls') {
+  const { LocalBackend } = await import('@savepoint/backend-local');
+  const { InstrumentedBackend } = await import('@savepoint/backend-test-suite');
+  const { CheckpointHook, ReferenceTrainer } = await import('@savepoint/core');
   const dir = mkdtempSync(join(tmpdir(), 'savepoint-bench-'));
   const backend = new InstrumentedBackend(new LocalBackend());
   const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 3, backend });

@@ -318,50 +318,54 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
     }, 300_000);
 
     if (options.crashSweep !== false) {
-      it.each(['file', 'directory'] as const)('a crash at any store write or delete never loses the last good checkpoint (%s layout)', async (layout) => {
-        // One dry run counts the writes; then one run per (write, before/after) that dies there.
-        const plan: CheckpointHookOptions = { interval: 1, maxKeepCkpts: 1, saveBest: 'acc', layout, maxShardBytes: 24 };
-        const acc = [0.1, 0.5, 0.3, 0.7, 0.2, 0.9];
-        const metrics: Metrics = (s) => ({ acc: acc[s - 1] as number });
-        const dry = new InstrumentedBackend(ctx.backend);
-        await train('epoch', freshWorkDir(), { hook: plan, metrics, steps: 6, backend: dry });
-        const writes = dry.calls.filter((c) => MUTATING_OPERATIONS.includes(c.op)).length;
-        expect(writes).toBeGreaterThan(10);
-        let scenarios = 0;
-        for (let k = 0; k < writes; k++) {
-          for (const when of ['before', 'after'] as const) {
-            const dir = freshWorkDir();
-            let seen = 0;
-            const dying = new InstrumentedBackend(ctx.backend, (call) =>
-              MUTATING_OPERATIONS.includes(call.op) && seen++ === k ? when : undefined,
-            );
-            await expect(train('epoch', dir, { hook: plan, metrics, steps: 6, backend: dying })).rejects.toBeInstanceOf(
-              InjectedFault,
-            );
-            scenarios++;
-            const pointer = await readLastCheckpoint(ctx.backend, dir);
-            if (pointer !== undefined) {
-              // The pointer names a complete checkpoint that loads.
-              const ckpt = await loadCheckpoint(ctx.backend, pointer);
-              expect(ckpt.state_dict).toBeDefined();
-              const regulars = (await names(dir)).filter((n) => /^epoch_\d+\.safetensors$/.test(n));
-              expect(regulars.length, `k=${k} ${when}`).toBeGreaterThanOrEqual(1);
+      it.each(['file', 'directory'] as const)(
+        'a crash at any store write or delete never loses the last good checkpoint (%s layout)',
+        async (layout) => {
+          // One dry run counts the writes; then one run per (write, before/after) that dies there.
+          const plan: CheckpointHookOptions = { interval: 1, maxKeepCkpts: 1, saveBest: 'acc', layout, maxShardBytes: 24 };
+          const acc = [0.1, 0.5, 0.3, 0.7, 0.2, 0.9];
+          const metrics: Metrics = (s) => ({ acc: acc[s - 1] as number });
+          const dry = new InstrumentedBackend(ctx.backend);
+          await train('epoch', freshWorkDir(), { hook: plan, metrics, steps: 6, backend: dry });
+          const writes = dry.calls.filter((c) => MUTATING_OPERATIONS.includes(c.op)).length;
+          expect(writes).toBeGreaterThan(10);
+          let scenarios = 0;
+          for (let k = 0; k < writes; k++) {
+            for (const when of ['before', 'after'] as const) {
+              const dir = freshWorkDir();
+              let seen = 0;
+              const dying = new InstrumentedBackend(ctx.backend, (call) =>
+                MUTATING_OPERATIONS.includes(call.op) && seen++ === k ? when : undefined,
+              );
+              await expect(train('epoch', dir, { hook: plan, metrics, steps: 6, backend: dying })).rejects.toBeInstanceOf(
+                InjectedFault,
+              );
+              scenarios++;
+              const pointer = await readLastCheckpoint(ctx.backend, dir);
+              if (pointer !== undefined) {
+                // The pointer names a complete checkpoint that loads.
+                const ckpt = await loadCheckpoint(ctx.backend, pointer);
+                expect(ckpt.state_dict).toBeDefined();
+                const regulars = (await names(dir)).filter((n) => /^epoch_\d+\.safetensors$/.test(n));
+                expect(regulars.length, `k=${k} ${when}`).toBeGreaterThanOrEqual(1);
+              }
+              // Resume on a healthy store and finish: rotation and best tracking converge.
+              await train('epoch', dir, { hook: plan, metrics, steps: 8, resume: true });
+              const after = await names(dir);
+              expect(
+                after.filter((n) => /^epoch_\d+\.safetensors$/.test(n)),
+                `k=${k} ${when}: ${after}`,
+              ).toEqual(['epoch_8.safetensors']);
+              expect(
+                after.filter((n) => n.startsWith('best_acc_')),
+                `k=${k} ${when}: ${after}`,
+              ).toHaveLength(1);
             }
-            // Resume on a healthy store and finish: rotation and best tracking converge.
-            await train('epoch', dir, { hook: plan, metrics, steps: 8, resume: true });
-            const after = await names(dir);
-            expect(
-              after.filter((n) => /^epoch_\d+\.safetensors$/.test(n)),
-              `k=${k} ${when}: ${after}`,
-            ).toEqual(['epoch_8.safetensors']);
-            expect(
-              after.filter((n) => n.startsWith('best_acc_')),
-              `k=${k} ${when}: ${after}`,
-            ).toHaveLength(1);
           }
-        }
-        expect(scenarios).toBe(writes * 2);
-      }, 600_000);
+          expect(scenarios).toBe(writes * 2);
+        },
+        600_000,
+      );
     }
   });
 }

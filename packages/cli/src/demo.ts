@@ -104,4 +104,8 @@ console.log(
     .join(', ')}`,
 );
 console.log(`last_checkpoint -> ${pointer}`);
-console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: node packages/cli/dist/bin.js ls ${workDir}`);
+// Never echo the settings themselves: they may hold credentials.
+const argsHint = values['backend-args'] ? ' (with the same --backend-args)' : '';
+console.log(
+  `\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: node packages/cli/dist/bin.js ls ${workDir}${argsHint}`,
+);
