@@ -6,7 +6,7 @@ import type { CheckpointHook } from './checkpoint-hook.js';
 import { loadCheckpoint, readLastCheckpoint } from './checkpoint-io.js';
 import type { CheckpointCodec } from './codec.js';
 import { ConfigError } from './errors.js';
-import { type BackendArgs, getBackend } from './registry.js';
+import { type BackendArgs, getBackend, uriScheme } from './registry.js';
 import type { Logger, Runner } from './runner.js';
 import { RuntimeInfo } from './runtime-info.js';
 import type { StorageBackend } from './storage-backend.js';
