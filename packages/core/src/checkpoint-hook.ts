@@ -352,8 +352,7 @@ export class CheckpointHook {
     const pending = info.get<string[]>(PENDING_REMOVALS_KEY) ?? [];
     if (runner.rank === 0) {
       for (const path of pending) await this.#removeLogged(runner, path, 'checkpoint left by an interrupted save');
-      if (info.has('last_ckpt') && this.#keyIndicators && !this.#keyIndicators.includes('auto'))
-        await this.#removeOrphanBests(runner);
+      if (info.has('last_ckpt') && this.#keyIndicators) await this.#removeOrphanBests(runner);
     }
     info.set(PENDING_REMOVALS_KEY, []);
   }
@@ -367,8 +366,14 @@ export class CheckpointHook {
     const outDir = this.#outDir as string;
     const stepPattern = this.filenameTmpl.split('{}').map(escapeRegExp).join('\\d+');
     const patterns = (this.#keyIndicators ?? []).map(
+      // With 'auto' the metric is unknown until the first evaluation, but there is only one: any best_ file is its.
       (metric) =>
-        [metric, new RegExp(`^best_${escapeRegExp(metric.replaceAll('/', '_'))}_${stepPattern.replaceAll('/', '_')}$`)] as const,
+        [
+          metric,
+          new RegExp(
+            `^best_${metric === 'auto' ? '.+' : escapeRegExp(metric.replaceAll('/', '_'))}_${stepPattern.replaceAll('/', '_')}$`,
+          ),
+        ] as const,
     );
     for await (const entry of store.list(outDir)) {
       for (const [metric, pattern] of patterns) {
