@@ -9,10 +9,18 @@ export const silentProgress: Progress = { start() {}, update() {}, done() {} };
 
 const MiB = 1024 * 1024;
 
-export function terminalProgress(stream: NodeJS.WriteStream = process.stderr, minBytes = 4 * MiB): Progress {
+/**
+ * Draws on `stream` (stderr, so that stdout stays clean for pipes) when `interactive`
+ * (stdout is a terminal) and the transfer is larger than `minBytes`.
+ */
+export function terminalProgress(
+  stream: Pick<NodeJS.WriteStream, 'write'> = process.stderr,
+  interactive: boolean = process.stdout.isTTY === true,
+  minBytes = 4 * MiB,
+): Progress {
   let total = 0;
   let last = 0;
-  const active = () => stream.isTTY && total >= minBytes;
+  const active = () => interactive && total >= minBytes;
   return {
     start(t) {
       total = t;
