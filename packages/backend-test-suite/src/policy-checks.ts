@@ -2,7 +2,6 @@
 // example of spec/checkpoint-policy.md, in epoch and iteration mode, plus the
 // crash-ordering sweep. Each backend runs it with one call, so rotation and best
 // removal are proven identical on every store.
-import { randomBytes } from 'node:crypto';
 import {
   CheckpointHook,
   type CheckpointHookOptions,
@@ -12,9 +11,9 @@ import {
   readLastCheckpoint,
   type StorageBackend,
 } from '@savepoint/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InjectedFault, InstrumentedBackend, MUTATING_OPERATIONS } from './instrumented-backend.js';
-import type { BackendFactory, BackendTestContext } from './test-backend.js';
+import { type BackendFactory, useFreshRoot } from './test-backend.js';
 import { ToyModel } from './toy-model.js';
 
 export interface PolicyTestOptions {
@@ -39,24 +38,15 @@ interface RunOptions {
 export function testCheckpointPolicy(name: string, factory: BackendFactory, options: PolicyTestOptions = {}): void {
   const suite = options.skipReason ? describe.skip : describe;
   suite(`${name} checkpoint policy${options.skipReason ? ` (skipped: ${options.skipReason})` : ''}`, () => {
-    let ctx: BackendTestContext;
-    let runRoot: string;
-    beforeAll(async () => {
-      ctx = await factory();
-      runRoot = ctx.backend.joinPath(ctx.root, `savepoint-policy-${randomBytes(6).toString('hex')}`);
-    }, 60_000);
-    afterAll(async () => {
-      if (!ctx) return;
-      try {
-        await ctx.backend.rmtree(runRoot);
-      } finally {
-        await ctx.cleanup?.();
-        await ctx.backend.close?.();
-      }
-    }, 120_000);
-
+    const fresh = useFreshRoot(factory, 'savepoint-policy');
+    // The store, read lazily: it is built in beforeAll.
+    const ctx = {
+      get backend(): StorageBackend {
+        return fresh.ctx.backend;
+      },
+    };
     let counter = 0;
-    const freshWorkDir = () => ctx.backend.joinPath(runRoot, `run${++counter}`);
+    const freshWorkDir = () => ctx.backend.joinPath(fresh.runRoot, `run${++counter}`);
 
     /** Trains `steps` epochs (or iterations) with the reference loop; returns the trainer. */
     async function train(mode: Mode, workDir: string, run: RunOptions = {}) {

@@ -26,34 +26,50 @@ export interface TestBackendOptions {
   skipReason?: string | undefined;
 }
 
+/**
+ * Inside a `describe`: builds the backend once, gives the tests a fresh random folder
+ * under its root, and removes that folder (then calls `cleanup` and `close`) afterwards.
+ */
+export function useFreshRoot(
+  factory: BackendFactory,
+  prefix: string,
+): { readonly ctx: BackendTestContext; readonly runRoot: string } {
+  const state = {} as { ctx: BackendTestContext; runRoot: string };
+  beforeAll(async () => {
+    state.ctx = await factory();
+    state.runRoot = state.ctx.backend.joinPath(state.ctx.root, `${prefix}-${randomBytes(6).toString('hex')}`);
+  }, 60_000);
+  afterAll(async () => {
+    if (!state.ctx) return;
+    try {
+      await state.ctx.backend.rmtree(state.runRoot);
+    } finally {
+      await state.ctx.cleanup?.();
+      await state.ctx.backend.close?.();
+    }
+  }, 120_000);
+  return state;
+}
+
 export function testBackend(name: string, factory: BackendFactory, options: TestBackendOptions = {}): void {
   const caps: Capabilities = { ...DEFAULT_CAPABILITIES, ...options.capabilities };
   const suite = options.skipReason ? describe.skip : describe;
   suite(`${name} store contract${options.skipReason ? ` (skipped: ${options.skipReason})` : ''}`, () => {
-    let ctx: BackendTestContext;
-    let runRoot: string;
-
-    beforeAll(async () => {
-      ctx = await factory();
-      runRoot = ctx.backend.joinPath(ctx.root, `savepoint-test-${randomBytes(6).toString('hex')}`);
-    }, 60_000);
-
-    afterAll(async () => {
-      if (!ctx) return;
-      try {
-        await ctx.backend.rmtree(runRoot);
-      } finally {
-        await ctx.cleanup?.();
-        await ctx.backend.close?.();
-      }
-    }, 120_000);
+    const fresh = useFreshRoot(factory, 'savepoint-test');
 
     CONTRACT_CHECKS.forEach((check, index) => {
       const enabled = !check.requires || caps[check.requires];
       (enabled ? it : it.skip)(
         check.name,
-        () =>
-          check.run({ backend: ctx.backend, dir: ctx.backend.joinPath(runRoot, `c${index}`), storeRoot: ctx.storeRoot, caps }),
+        () => {
+          const { ctx, runRoot } = fresh;
+          return check.run({
+            backend: ctx.backend,
+            dir: ctx.backend.joinPath(runRoot, `c${index}`),
+            storeRoot: ctx.storeRoot,
+            caps,
+          });
+        },
         check.timeoutMs ?? 30_000,
       );
     });

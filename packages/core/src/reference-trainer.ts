@@ -104,7 +104,10 @@ export class ReferenceTrainer implements Runner {
     const store = this.#options.backend ?? getBackend(this.workDir, this.#options.backendArgs ?? {});
     const path = await readLastCheckpoint(store, this.workDir);
     if (!path) return undefined;
-    const checkpoint = await loadCheckpoint(store, path, {
+    // The pointer lives in the work dir; the checkpoint may be on another store (outDir).
+    const checkpointStore =
+      uriScheme(path) === uriScheme(this.workDir) ? store : getBackend(path, this.#options.backendArgs ?? {});
+    const checkpoint = await loadCheckpoint(checkpointStore, path, {
       codec: this.#options.codec ?? this.#options.checkpointHook.config.codec,
     });
     const { model } = this.#options;
