@@ -32,6 +32,7 @@ import {
   parseObjectUri,
   type RmtreeOptions,
   registerBackend,
+  SavepointError,
   type SignalOptions,
   type StorageBackend,
   withRetry,
@@ -283,10 +284,7 @@ export class S3Backend implements StorageBackend {
       await Promise.all(inFlight);
     } catch (error) {
       await Promise.allSettled(inFlight);
-      const mapped =
-        error instanceof Error && 'code' in error && (error as { backend?: string }).backend
-          ? error
-          : this.#fail(error, path, 'rmtree', options.signal);
+      const mapped = error instanceof SavepointError ? error : this.#fail(error, path, 'rmtree', options.signal);
       if (mapped instanceof NotFoundError) return;
       throw mapped;
     }
