@@ -82,6 +82,16 @@ export class MemoryBackend implements StorageBackend {
     this.#objects.set(full, { data: new Uint8Array(Buffer.concat(parts)), lastModified: new Date() });
   }
 
+  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    // One event-loop turn from check to set: nothing can slip in between.
+    if (this.#objects.has(this.#key(path).full)) return false;
+    const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body.slice();
+    this.#checkSignal(options.signal, path);
+    if (this.#objects.has(this.#key(path).full)) return false;
+    this.#objects.set(this.#key(path).full, { data: bytes, lastModified: new Date() });
+    return true;
+  }
+
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
     const object = this.#objects.get(this.#key(path).full);
     if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });

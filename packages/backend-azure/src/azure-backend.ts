@@ -159,6 +159,26 @@ export class AzureBackend implements StorageBackend {
     return { path, size: props.contentLength ?? 0, lastModified: props.lastModified };
   }
 
+  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    const blob = this.#blob(path, 'putIfAbsent');
+    const { signal } = options;
+    if (signal?.aborted)
+      throw new AbortedError(`putIfAbsent ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    const headers = options.contentType ? { blobHTTPHeaders: { blobContentType: options.contentType } } : {};
+    return this.#call(path, 'putIfAbsent', signal, async () => {
+      try {
+        // If-None-Match: * — Azure answers 409 BlobAlreadyExists (or 412) when a blob is there.
+        await blob.upload(bytes, bytes.byteLength, { abortSignal: signal, conditions: { ifNoneMatch: '*' }, ...headers });
+        return true;
+      } catch (error) {
+        const status = (error as { statusCode?: unknown }).statusCode;
+        if (status === 409 || status === 412) return false;
+        throw error;
+      }
+    });
+  }
+
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const blob = this.#blob(path, 'put');
     const { signal } = options;

@@ -166,6 +166,29 @@ export class GcsBackend implements StorageBackend {
     }
   }
 
+  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    const file = this.#file(path, 'putIfAbsent');
+    const { signal } = options;
+    if (signal?.aborted)
+      throw new AbortedError(`putIfAbsent ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
+    const bytes = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return this.#call(path, 'putIfAbsent', signal, async () => {
+      try {
+        // Generation 0 means "no live object": GCS answers 412 when one exists.
+        await file.save(bytes, {
+          resumable: false,
+          validation: 'crc32c',
+          contentType: options.contentType,
+          preconditionOpts: { ifGenerationMatch: 0 },
+        });
+        return true;
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 412) return false;
+        throw error;
+      }
+    });
+  }
+
   #checkRange(path: string, range: GetOptions['range']) {
     if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
       throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, {

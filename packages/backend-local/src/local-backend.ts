@@ -14,6 +14,7 @@ import {
   checkString,
   type GetOptions,
   InvalidPathError,
+  isTempName,
   type ListEntry,
   type ListOptions,
   LOCAL_BACKEND_NAME,
@@ -27,13 +28,12 @@ import {
   type SignalOptions,
   type StorageBackend,
   TransientError,
+  tempNameFor,
 } from '@savepoint/core';
 
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;
 export const LOCAL_OPTION_NAMES = ['root'];
 
-/** Marks our temporary files so that listings skip them and cleanup can find them. */
-const TEMP_MARKER = '.savepoint-tmp-';
 
 export interface LocalBackendOptions {
   /**
@@ -167,10 +167,23 @@ export class LocalBackend implements StorageBackend {
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
+    await this.#write(path, body, options, 'replace');
+  }
+
+  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    return this.#write(path, body, options, 'create');
+  }
+
+  /**
+   * Writes a temp file in the target's folder, fsyncs it, then moves it in: `rename`
+   * replaces (put), `link` fails with EEXIST when the name is taken (putIfAbsent), so
+   * of two racing creators exactly one wins and a reader never sees a partial file.
+   */
+  async #write(path: string, body: PutBody, options: PutOptions, mode: 'replace' | 'create'): Promise<boolean> {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     const dir = nodePath.dirname(abs);
-    const temp = nodePath.join(dir, `.${nodePath.basename(abs)}${TEMP_MARKER}${randomBytes(6).toString('hex')}`);
+    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(6).toString('hex')));
     try {
       await fs.mkdir(dir, { recursive: true });
       const handle = await fs.open(temp, 'wx');
@@ -188,8 +201,21 @@ export class LocalBackend implements StorageBackend {
       } finally {
         await handle.close();
       }
-      await fs.rename(temp, abs);
+      if (mode === 'replace') await fs.rename(temp, abs);
+      else {
+        try {
+          await fs.link(temp, abs);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+            await fs.rm(temp, { force: true });
+            return false;
+          }
+          throw error;
+        }
+        await fs.rm(temp, { force: true });
+      }
       await fsyncDir(dir);
+      return true;
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => {});
       if (error instanceof AbortedError) throw error;
@@ -262,7 +288,7 @@ export class LocalBackend implements StorageBackend {
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       checkSignal(options.signal, display);
-      if (entry.name.includes(TEMP_MARKER)) continue;
+      if (isTempName(entry.name)) continue;
       const childAbs = nodePath.join(abs, entry.name);
       const childPath = this.joinPath(display, entry.name);
       if (entry.isDirectory()) {
@@ -308,6 +334,32 @@ export class LocalBackend implements StorageBackend {
     }
   }
 
+  /** Deletes the temp files of writes a killed process never finished, below `path`. */
+  async removeIncompleteWrites(path: string, options: SignalOptions = {}): Promise<number> {
+    const abs = this.#resolve(path);
+    let removed = 0;
+    const sweep = async (folder: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await fs.readdir(folder, { withFileTypes: true });
+      } catch (error) {
+        if (isNotFound(error)) return;
+        throw mapFsError(error, path, 'removeIncompleteWrites');
+      }
+      for (const entry of entries) {
+        checkSignal(options.signal, path);
+        const child = nodePath.join(folder, entry.name);
+        if (entry.isDirectory()) await sweep(child);
+        else if (entry.isFile() && isTempName(entry.name)) {
+          await fs.rm(child, { force: true });
+          removed++;
+        }
+      }
+    };
+    await sweep(abs);
+    return removed;
+  }
+
   async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
     const src = this.#resolve(source);
     this.#resolve(destination);
@@ -331,7 +383,7 @@ async function hasFiles(abs: string): Promise<boolean> {
   const dir = await fs.opendir(abs);
   try {
     for await (const entry of dir) {
-      if (entry.name.includes(TEMP_MARKER)) continue;
+      if (isTempName(entry.name)) continue;
       if (!entry.isDirectory()) return true;
       if (await hasFiles(nodePath.join(abs, entry.name)).catch(() => false)) return true;
     }

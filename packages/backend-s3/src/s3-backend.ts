@@ -3,12 +3,14 @@
 // failure); rmtree deletes in DeleteObjects batches and checks every per-key error.
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
   CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListMultipartUploadsCommand,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
@@ -150,6 +152,67 @@ export class S3Backend implements StorageBackend {
     } catch (error) {
       throw this.#fail(error, path, 'put', signal);
     }
+  }
+
+  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    const { bucket, key } = this.#loc(path);
+    if (key === '') throw new InvalidPathError(path, 'a put needs a key, not just a bucket', { backend: BACKEND_NAME });
+    const { signal } = options;
+    if (signal?.aborted)
+      throw new AbortedError(`putIfAbsent ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: bodyBytes(body),
+          ContentType: options.contentType,
+          IfNoneMatch: '*',
+        }),
+        { abortSignal: signal },
+      );
+      return true;
+    } catch (error) {
+      // 412: an object is there. 409: another conditional write to this key is in flight, and it will win.
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw this.#fail(error, path, 'putIfAbsent', signal);
+    }
+  }
+
+  /** Aborts the multipart uploads that killed saves left below `path` (they are invisible, but billed). */
+  async removeIncompleteWrites(path: string, options: SignalOptions = {}): Promise<number> {
+    const { bucket, key } = this.#loc(path);
+    let removed = 0;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({
+            Bucket: bucket,
+            Prefix: dirPrefix(key),
+            KeyMarker: keyMarker,
+            UploadIdMarker: uploadIdMarker,
+          }),
+          { abortSignal: options.signal },
+        );
+        for (const upload of page.Uploads ?? []) {
+          if (!upload.Key || !upload.UploadId) continue;
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }), {
+            abortSignal: options.signal,
+          });
+          removed++;
+        }
+        keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+        uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+      } while (keyMarker !== undefined);
+    } catch (error) {
+      const mapped = this.#fail(error, path, 'removeIncompleteWrites', options.signal);
+      if (mapped instanceof NotFoundError) return removed;
+      throw mapped;
+    }
+    return removed;
   }
 
   async #getObject(path: string, options: GetOptions) {

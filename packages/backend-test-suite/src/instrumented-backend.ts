@@ -18,12 +18,14 @@ export type Operation =
   | 'isDir'
   | 'stat'
   | 'put'
+  | 'putIfAbsent'
   | 'get'
   | 'getStream'
   | 'list'
   | 'remove'
   | 'rmtree'
-  | 'copy';
+  | 'copy'
+  | 'removeIncompleteWrites';
 
 export interface Call {
   op: Operation;
@@ -37,7 +39,7 @@ export class InjectedFault extends Error {
   override readonly name = 'InjectedFault';
 }
 
-export const MUTATING_OPERATIONS: readonly Operation[] = ['put', 'remove', 'rmtree', 'copy'];
+export const MUTATING_OPERATIONS: readonly Operation[] = ['put', 'putIfAbsent', 'remove', 'rmtree', 'copy'];
 
 export class InstrumentedBackend implements StorageBackend {
   readonly calls: Call[] = [];
@@ -87,6 +89,12 @@ export class InstrumentedBackend implements StorageBackend {
   }
   put(path: string, body: PutBody, o?: PutOptions) {
     return this.#run('put', path, () => this.inner.put(path, body, o));
+  }
+  putIfAbsent(path: string, body: Uint8Array | string, o?: PutOptions) {
+    return this.#run('putIfAbsent', path, () => this.inner.putIfAbsent(path, body, o));
+  }
+  removeIncompleteWrites(path: string, o?: SignalOptions): Promise<number> {
+    return this.#run('removeIncompleteWrites', path, async () => (await this.inner.removeIncompleteWrites?.(path, o)) ?? 0);
   }
   get(path: string, o?: GetOptions) {
     return this.#run('get', path, () => this.inner.get(path, o));

@@ -33,6 +33,9 @@ class Wrapped implements StorageBackend {
   put(p: string, body: PutBody, o?: PutOptions) {
     return this.inner.put(p, body, o);
   }
+  putIfAbsent(p: string, body: Uint8Array | string, o?: PutOptions) {
+    return this.inner.putIfAbsent(p, body, o);
+  }
   get(p: string, o?: { range?: { start: number; end?: number } }) {
     return this.inner.get(p, o);
   }

@@ -4,14 +4,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { CheckpointCodec } from './codec.js';
 import { CorruptCheckpointError, NotFoundError } from './errors.js';
+import { MANIFEST_NAME, POINTER_NAME, resolvePointerText } from './run-layout.js';
 import { decodeSafetensors, encodeSafetensors, joinCheckpoint, SafetensorsCodec, splitCheckpoint } from './safetensors-codec.js';
 import type { SignalOptions, StorageBackend } from './storage-backend.js';
 import type { Checkpoint, Tensor, TypedArray } from './tensor.js';
 
-/** The file, written last, that makes a checkpoint folder complete. */
-export const MANIFEST_NAME = 'savepoint-manifest.json';
-/** The pointer file in the work dir; it holds the newest checkpoint's full path, no newline. */
-export const POINTER_NAME = 'last_checkpoint';
 
 export const DEFAULT_CODEC: CheckpointCodec = new SafetensorsCodec();
 
@@ -178,14 +175,16 @@ export async function removeCheckpoint(backend: StorageBackend, path: string, op
   return false;
 }
 
-/** The path the pointer in `workDir` names, or undefined when there is no pointer. */
-export async function readLastCheckpoint(
+/** The pointer's text exactly as stored (trimmed), or undefined when there is no pointer. */
+export async function readPointerText(
   backend: StorageBackend,
   workDir: string,
   options: SignalOptions = {},
 ): Promise<string | undefined> {
   try {
-    const text = new TextDecoder().decode(await backend.get(backend.joinPath(workDir, POINTER_NAME), options)).trim();
+    // The pointer is a name, never large: a range read keeps a hostile multi-GB "pointer" out of memory.
+    const bytes = await backend.get(backend.joinPath(workDir, POINTER_NAME), { ...options, range: { start: 0, end: 4096 } });
+    const text = new TextDecoder().decode(bytes).trim();
     return text.length > 0 ? text : undefined;
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
@@ -193,14 +192,28 @@ export async function readLastCheckpoint(
   }
 }
 
-/** Replaces the pointer atomically (a single put). */
+/**
+ * The path the pointer in `workDir` names (a bare name is resolved against the work dir),
+ * or undefined when there is no pointer. It does not say whether the run owns that path:
+ * resume checks that with `RunLayout.resolvePointer`.
+ */
+export async function readLastCheckpoint(
+  backend: StorageBackend,
+  workDir: string,
+  options: SignalOptions = {},
+): Promise<string | undefined> {
+  const text = await readPointerText(backend, workDir, options);
+  return text === undefined ? undefined : resolvePointerText(backend, workDir, text);
+}
+
+/** Replaces the pointer atomically (a single put) with `text`: a name relative to the work dir, or a full path. */
 export async function writeLastCheckpoint(
   backend: StorageBackend,
   workDir: string,
-  checkpointPath: string,
+  text: string,
   options: SignalOptions = {},
 ): Promise<void> {
-  await backend.put(backend.joinPath(workDir, POINTER_NAME), checkpointPath, options);
+  await backend.put(backend.joinPath(workDir, POINTER_NAME), text, options);
 }
 
 /** `<name without extension>-<first 8 hex of sha256><extension>`, next to the original. */

@@ -11,6 +11,8 @@ export type SavepointErrorCode =
   | 'ABORTED'
   | 'INCOMPLETE_DELETE'
   | 'CORRUPT_CHECKPOINT'
+  | 'NOT_OWNED'
+  | 'LEASE_HELD'
   | 'BACKEND';
 
 export interface SavepointErrorOptions {
@@ -114,6 +116,26 @@ export class CorruptCheckpointError extends SavepointError {
   override readonly name = 'CorruptCheckpointError';
   constructor(message: string, options: SavepointErrorOptions = {}) {
     super('CORRUPT_CHECKPOINT', message, options);
+  }
+}
+
+/** A path read back from a store (a pointer, runtime info) that is not this run's: loading or deleting it is refused. */
+export class ForeignPathError extends SavepointError {
+  override readonly name = 'ForeignPathError';
+  readonly path: string;
+  constructor(path: string, message: string, options: SavepointErrorOptions = {}) {
+    super('NOT_OWNED', message, options);
+    this.path = path;
+  }
+}
+
+/** Another writer holds the run's lease: a second trainer, or a prune, on a run being written. */
+export class LeaseHeldError extends SavepointError {
+  override readonly name = 'LeaseHeldError';
+  readonly holder: Record<string, unknown> | undefined;
+  constructor(message: string, holder?: Record<string, unknown>, options: SavepointErrorOptions = {}) {
+    super('LEASE_HELD', message, options);
+    this.holder = holder;
   }
 }
 

@@ -8,6 +8,8 @@ export * from './redact.js';
 export * from './reference-trainer.js';
 export * from './registry.js';
 export * from './retry.js';
+export * from './run-layout.js';
+export * from './lease.js';
 export type * from './runner.js';
 export * from './runtime-info.js';
 export * from './safetensors-codec.js';

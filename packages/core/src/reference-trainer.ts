@@ -3,10 +3,11 @@
 // after the counters move, so `epoch`/`iter` are always completed counts.
 
 import type { CheckpointHook } from './checkpoint-hook.js';
-import { loadCheckpoint, readLastCheckpoint } from './checkpoint-io.js';
+import { loadCheckpoint, readPointerText } from './checkpoint-io.js';
 import type { CheckpointCodec } from './codec.js';
 import { ConfigError } from './errors.js';
-import { type BackendArgs, getBackend, uriScheme } from './registry.js';
+import { type BackendArgs, getBackend } from './registry.js';
+import { absoluteWorkDir } from './run-layout.js';
 import type { Logger, Runner } from './runner.js';
 import { RuntimeInfo } from './runtime-info.js';
 import type { StorageBackend } from './storage-backend.js';
@@ -38,9 +39,18 @@ export interface ReferenceTrainerOptions {
   valInterval?: number;
   logger?: Logger;
   rank?: number;
-  /** Resume from the work dir's `last_checkpoint` when there is one. */
+  /**
+   * Resume from the work dir's `last_checkpoint` when there is one. It must name a
+   * checkpoint of this run (in its checkpoint folder); anything else is refused.
+   */
   resume?: boolean;
-  /** Store for reading the pointer and checkpoint on resume; defaults to the registry's choice for workDir. */
+  /**
+   * Start from the weights of any checkpoint (as the reference's `load_from`): loads
+   * `state_dict` only, restores no counters or runtime info, deletes nothing. Used when
+   * there is nothing to resume.
+   */
+  loadFrom?: string;
+  /** Store of the work dir (the pointer); defaults to the hook's store or the registry's choice. */
   backend?: StorageBackend;
   backendArgs?: BackendArgs;
   codec?: CheckpointCodec;
@@ -80,7 +90,18 @@ export class ReferenceTrainer implements Runner {
         option: 'model',
       });
     }
-    this.workDir = options.workDir;
+    if (typeof options.workDir !== 'string' || options.workDir.length === 0) {
+      throw new ConfigError(`option "workDir" got ${JSON.stringify(options.workDir)}; accepted: a folder path or store URI`, {
+        option: 'workDir',
+      });
+    }
+    if (options.loadFrom !== undefined && (typeof options.loadFrom !== 'string' || options.loadFrom.length === 0)) {
+      throw new ConfigError(`option "loadFrom" got ${JSON.stringify(options.loadFrom)}; accepted: a checkpoint path or URI`, {
+        option: 'loadFrom',
+      });
+    }
+    // A relative folder is fixed now: a later chdir must not move the run.
+    this.workDir = absoluteWorkDir(options.workDir);
     this.logger = options.logger ?? silentLogger;
     this.rank = options.rank ?? 0;
     this.#options = options;
@@ -99,37 +120,65 @@ export class ReferenceTrainer implements Runner {
     return { ...this.#options.meta };
   }
 
-  /** Loads the checkpoint that `last_checkpoint` names, restoring weights, counters and runtime info. */
+  /**
+   * Loads the checkpoint that `last_checkpoint` names, restoring weights, counters and
+   * runtime info. Refuses (ForeignPathError) a pointer that names anything outside this
+   * run's checkpoint folder: that checkpoint's runtime info would drive deletions here.
+   */
   async resume(): Promise<string | undefined> {
-    const store = this.#options.backend ?? getBackend(this.workDir, this.#options.backendArgs ?? {});
-    const path = await readLastCheckpoint(store, this.workDir);
-    if (!path) return undefined;
-    // The pointer lives in the work dir; the checkpoint may be on another store (outDir).
-    const checkpointStore =
-      uriScheme(path) === uriScheme(this.workDir) ? store : getBackend(path, this.#options.backendArgs ?? {});
-    const checkpoint = await loadCheckpoint(checkpointStore, path, {
-      codec: this.#options.codec ?? this.#options.checkpointHook.config.codec,
-    });
+    const hook = this.#options.checkpointHook;
+    const layout = hook.layoutFor(this.workDir, this.#options.backend);
+    const text = await readPointerText(layout.workDirStore, layout.workDir);
+    if (!text) return undefined;
+    const { path } = layout.resolvePointer(text);
+    const checkpoint = await loadCheckpoint(layout.store, path, { codec: this.#options.codec ?? hook.config.codec });
     const { model } = this.#options;
     model.loadStateDict(checkpoint.state_dict as Record<string, unknown>);
     if (checkpoint.optimizer) model.loadOptimizerState?.(checkpoint.optimizer as Record<string, unknown>);
     if (checkpoint.param_schedulers) model.loadSchedulerState?.(checkpoint.param_schedulers as Record<string, unknown>);
-    const meta = checkpoint.meta as { epoch?: number; iter?: number };
-    this.epoch = meta.epoch ?? 0;
-    this.iter = meta.iter ?? 0;
+    const meta = (checkpoint.meta ?? {}) as { epoch?: unknown; iter?: unknown };
+    this.epoch = Number.isSafeInteger(meta.epoch) && (meta.epoch as number) >= 0 ? (meta.epoch as number) : 0;
+    this.iter = Number.isSafeInteger(meta.iter) && (meta.iter as number) >= 0 ? (meta.iter as number) : 0;
     const hub = checkpoint.message_hub as { runtime_info?: Record<string, unknown> } | undefined;
-    for (const [key, value] of Object.entries(hub?.runtime_info ?? {})) this.runtimeInfo.set(key, value);
+    const info = hub?.runtime_info;
+    if (info && typeof info === 'object' && !Array.isArray(info)) {
+      for (const [key, value] of Object.entries(info)) this.runtimeInfo.set(key, value);
+    }
     this.resumedFrom = path;
     this.logger.info(`Resumed from ${path} at epoch ${this.epoch}, iter ${this.iter}`);
     return path;
   }
 
+  /** Loads only the weights of `loadFrom` (any store, any run): nothing else is restored or deleted. */
+  async loadWeights(path: string): Promise<void> {
+    const store = getBackend(path, this.#options.backendArgs ?? {});
+    const checkpoint = await loadCheckpoint(store, path, {
+      codec: this.#options.codec ?? this.#options.checkpointHook.config.codec,
+    });
+    this.#options.model.loadStateDict(checkpoint.state_dict as Record<string, unknown>);
+    this.logger.info(`Loaded weights from ${path} (loadFrom: nothing else restored, nothing deleted)`);
+  }
+
   /** Trains to the end (or until `shouldStop`). Returns whether it reached the end. */
   async train(): Promise<{ completed: boolean }> {
+    const { checkpointHook: hook } = this.#options;
+    const resumed = this.#options.resume ? await this.resume() : undefined;
+    if (!resumed && this.#options.loadFrom !== undefined) await this.loadWeights(this.#options.loadFrom);
+    await hook.beforeTrain(this);
+    let completed = false;
+    try {
+      completed = await this.#loop();
+      if (completed) await hook.afterTrain(this);
+      return { completed };
+    } finally {
+      // A stopped or failed loop gives the lease up, so the next job resumes at once.
+      if (!completed) await hook.close().catch((error) => this.logger.warn(`Releasing the lease failed: ${error}`));
+    }
+  }
+
+  async #loop(): Promise<boolean> {
     const { model, checkpointHook: hook, itersPerEpoch } = this.#options;
     const valInterval = this.#options.valInterval ?? 0;
-    if (this.#options.resume) await this.resume();
-    await hook.beforeTrain(this);
     while (this.#byEpoch ? this.epoch < this.maxEpochs : this.iter < this.maxIters) {
       await model.trainStep({ epoch: this.epoch, iter: this.iter });
       this.iter++;
@@ -139,12 +188,14 @@ export class ReferenceTrainer implements Runner {
         this.epoch++;
         await hook.afterTrainEpoch(this);
       }
+      // As the reference's loops: validate every valInterval steps and always at the last one.
+      const last = this.#byEpoch ? epochDone && this.epoch === this.maxEpochs : this.iter === this.maxIters;
       const valDue =
-        valInterval > 0 && (this.#byEpoch ? epochDone && this.epoch % valInterval === 0 : this.iter % valInterval === 0);
+        valInterval > 0 &&
+        (last || (this.#byEpoch ? epochDone && this.epoch % valInterval === 0 : this.iter % valInterval === 0));
       if (valDue && model.evaluate) await hook.afterValEpoch(this, await model.evaluate({ epoch: this.epoch, iter: this.iter }));
-      if (this.#options.shouldStop?.({ epoch: this.epoch, iter: this.iter })) return { completed: false };
+      if (this.#options.shouldStop?.({ epoch: this.epoch, iter: this.iter })) return false;
     }
-    await hook.afterTrain(this);
-    return { completed: true };
+    return true;
   }
 }

@@ -91,6 +91,13 @@ export interface StorageBackend {
 
   /** Writes `body` at `path`, replacing any object there, atomically. */
   put(path: string, body: PutBody, options?: PutOptions): Promise<void>;
+  /**
+   * Writes `body` at `path` only if nothing is stored there, in one conditional request
+   * (S3 `If-None-Match: *`, GCS `ifGenerationMatch=0`, Azure `If-None-Match: *`, an
+   * exclusive link on local disk). Resolves `true` when it created the object and
+   * `false` when one was already there; of two concurrent callers exactly one gets `true`.
+   */
+  putIfAbsent(path: string, body: Uint8Array | string, options?: PutOptions): Promise<boolean>;
   /** Reads the whole object, or `range` of it. */
   get(path: string, options?: GetOptions): Promise<Uint8Array>;
   /** Streams the object (or `range` of it) with bounded memory. Rejects before the first chunk when missing. */
@@ -112,6 +119,13 @@ export interface StorageBackend {
   rmtree(path: string, options?: RmtreeOptions): Promise<void>;
   /** Copies one file within this store. */
   copy(source: string, destination: string, options?: SignalOptions): Promise<void>;
+
+  /**
+   * Optional. Deletes what killed writes left below `path` that no listing shows
+   * (local temp files, S3 unfinished multipart uploads). Called on resume while the
+   * run's lease is held, so no live writer of this run can own them. Returns how many.
+   */
+  removeIncompleteWrites?(path: string, options?: SignalOptions): Promise<number>;
 
   /** Releases sockets and clients the backend created itself. Safe to call twice. */
   close?(): Promise<void>;

@@ -1,0 +1,287 @@
+// CheckpointHook's options: checked once, at construction, into one normalized type.
+// Every error names the option, shows the bad value and says what is accepted;
+// options that only make sense together are unions, so `hook.config` never holds a
+// combination the engine would have to second-guess.
+import { DEFAULT_CODEC } from './checkpoint-io.js';
+import type { CheckpointCodec } from './codec.js';
+import { ConfigError } from './errors.js';
+import { type BackendArgs, resolveBackendName } from './registry.js';
+import { checkFilenameTemplate } from './run-layout.js';
+import type { StorageBackend } from './storage-backend.js';
+import {
+  checkBoolean,
+  checkInteger,
+  checkKnownKeys,
+  checkRecord,
+  checkStringList,
+  configError,
+  describeValue,
+} from './validate.js';
+
+export type Rule = 'greater' | 'less';
+
+export interface CheckpointHookOptions {
+  /** Save every N steps; <= 0 never saves by interval. */
+  interval?: number;
+  /** Steps are epochs (true) or iterations (false). */
+  byEpoch?: boolean;
+  saveOptimizer?: boolean;
+  saveParamScheduler?: boolean;
+  /** Where checkpoints go; defaults to the work dir. If different, `join(outDir, basename(workDir))`. */
+  outDir?: string;
+  /** Keep only the newest N regular checkpoints; <= 0 keeps all. */
+  maxKeepCkpts?: number;
+  /** Always save at the last step. */
+  saveLast?: boolean;
+  /** A metric name, a list, or `'auto'`. */
+  saveBest?: string | string[];
+  rule?: Rule | Rule[];
+  greaterKeys?: string | string[];
+  lessKeys?: string | string[];
+  /** Regular checkpoint name; `{}` becomes the step. Defaults to `epoch_{}<ext>` / `iter_{}<ext>`. */
+  filenameTmpl?: string;
+  /** Chooses and configures the store (see the registry). Not together with `backend`. */
+  backendArgs?: BackendArgs;
+  /** After training, write slim copies of the last and best checkpoints with only these keys. */
+  publishedKeys?: string | string[];
+  /** First step from which interval saving counts. */
+  saveBegin?: number;
+  /** (ours) How checkpoints are encoded. Default: safetensors. */
+  codec?: CheckpointCodec;
+  /** (ours) `file`: one file per checkpoint; `directory`: a folder of shards plus a manifest written last. */
+  layout?: 'file' | 'directory';
+  /** (ours) Shard size bound for `layout: 'directory'` (only with it). */
+  maxShardBytes?: number;
+  /** (ours) An already-built store for outDir (skips the registry). Not together with `backendArgs`. */
+  backend?: StorageBackend;
+  /** (ours) Cancels long writes. */
+  signal?: AbortSignal;
+  /** (ours) One writer per run: how long the work dir's lease lasts without renewal (ms), or `false` for no lease. */
+  leaseTtlMs?: number | false;
+}
+
+/** Where checkpoints are written: a store given as an object, or one the registry builds. */
+export type StoreChoice =
+  | { kind: 'instance'; backend: StorageBackend }
+  | { kind: 'registry'; backendArgs: BackendArgs };
+
+export type LayoutChoice = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number };
+
+export interface BestPolicy {
+  /** Metric names, or `['auto']` until the first evaluation picks one. */
+  metrics: string[];
+  /** One rule per metric; undefined only for `'auto'` (inferred at the first evaluation). */
+  rules: (Rule | undefined)[];
+}
+
+export interface ResolvedCheckpointHookOptions {
+  interval: number;
+  byEpoch: boolean;
+  saveOptimizer: boolean;
+  saveParamScheduler: boolean;
+  outDir: string | undefined;
+  maxKeepCkpts: number;
+  saveLast: boolean;
+  saveBegin: number;
+  saveBest: BestPolicy | undefined;
+  greaterKeys: readonly string[];
+  lessKeys: readonly string[];
+  filenameTmpl: string;
+  publishedKeys: readonly string[] | undefined;
+  codec: CheckpointCodec;
+  layout: LayoutChoice;
+  store: StoreChoice;
+  signal: AbortSignal | undefined;
+  /** Lease time-to-live in ms, or undefined for no lease. */
+  leaseTtlMs: number | undefined;
+}
+
+export const DEFAULT_GREATER_KEYS: readonly string[] = [
+  'acc',
+  'top',
+  'AR@',
+  'auc',
+  'precision',
+  'mAP',
+  'mDice',
+  'mIoU',
+  'mAcc',
+  'aAcc',
+];
+export const DEFAULT_LESS_KEYS: readonly string[] = ['loss'];
+export const DEFAULT_LEASE_TTL_MS = 60_000;
+const DEFAULT_MAX_SHARD_BYTES = 1024 * 1024 * 1024;
+
+export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions)[] = [
+  'interval',
+  'byEpoch',
+  'saveOptimizer',
+  'saveParamScheduler',
+  'outDir',
+  'maxKeepCkpts',
+  'saveLast',
+  'saveBest',
+  'rule',
+  'greaterKeys',
+  'lessKeys',
+  'filenameTmpl',
+  'backendArgs',
+  'publishedKeys',
+  'saveBegin',
+  'codec',
+  'layout',
+  'maxShardBytes',
+  'backend',
+  'signal',
+  'leaseTtlMs',
+];
+
+/** Infers greater/less from the metric's name, case-insensitively, as the reference does. */
+export function inferRule(metric: string, greaterKeys: readonly string[], lessKeys: readonly string[]): Rule {
+  const name = metric.toLowerCase();
+  const greater = greaterKeys.map((k) => k.toLowerCase());
+  const less = lessKeys.map((k) => k.toLowerCase());
+  if (greater.includes(name)) return 'greater';
+  if (less.includes(name)) return 'less';
+  if (greater.some((k) => name.includes(k))) return 'greater';
+  if (less.some((k) => name.includes(k))) return 'less';
+  throw new ConfigError(
+    `cannot infer the rule for metric "${metric}": it matches none of greaterKeys (${greaterKeys.join(', ')}) or lessKeys (${lessKeys.join(', ')}); give rule: 'greater' or 'less'`,
+    { option: 'rule' },
+  );
+}
+
+function checkRuleValue(value: unknown, option: string): Rule {
+  if (value !== 'greater' && value !== 'less') throw configError(option, value, '"greater" or "less"');
+  return value;
+}
+
+function optional<T>(value: unknown, fallback: T, check: (value: unknown) => T): T {
+  return value === undefined ? fallback : check(value);
+}
+
+function resolveBest(o: CheckpointHookOptions, greaterKeys: readonly string[], lessKeys: readonly string[]) {
+  if (o.saveBest === undefined) {
+    if (o.rule !== undefined) throw configError('rule', o.rule, 'a rule only together with saveBest');
+    return undefined;
+  }
+  const metrics = checkStringList(o.saveBest, 'saveBest', { unique: true });
+  if (metrics.includes('auto') && metrics.length > 1) {
+    throw configError('saveBest', o.saveBest, '"auto" alone, or a list of metric names without "auto"');
+  }
+  let rules: (Rule | undefined)[] = [undefined];
+  if (typeof o.rule === 'string') rules = [checkRuleValue(o.rule, 'rule')];
+  else if (Array.isArray(o.rule)) {
+    rules = o.rule.map((r, i) => checkRuleValue(r, `rule[${i}]`));
+    if (rules.length !== 1 && rules.length !== metrics.length) {
+      throw configError('rule', o.rule, `one rule, or one per saveBest metric (${metrics.length})`);
+    }
+  } else if (o.rule !== undefined) throw configError('rule', o.rule, '"greater", "less", or a list of them');
+  return { metrics, rules: expandRules(rules, metrics, greaterKeys, lessKeys) };
+}
+
+/** One rule per metric: a single rule applies to all; a missing one is inferred (except for `'auto'`). */
+export function expandRules(
+  rules: readonly (Rule | undefined)[],
+  metrics: readonly string[],
+  greaterKeys: readonly string[],
+  lessKeys: readonly string[],
+): (Rule | undefined)[] {
+  const expanded = rules.length === 1 ? metrics.map(() => rules[0]) : rules;
+  return metrics.map((metric, i) => {
+    const rule = expanded[i];
+    return rule === undefined && metric !== 'auto' ? inferRule(metric, greaterKeys, lessKeys) : rule;
+  });
+}
+
+export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}): ResolvedCheckpointHookOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ConfigError(`CheckpointHook options must be an object, got ${describeValue(options)}`);
+  }
+  const o = options;
+  checkKnownKeys(o as Record<string, unknown>, CHECKPOINT_HOOK_OPTION_NAMES, 'CheckpointHook');
+
+  const codec = o.codec ?? DEFAULT_CODEC;
+  if (typeof codec?.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.extension !== 'string') {
+    throw configError('codec', codec, 'an object implementing CheckpointCodec (name, extension, encode, decode)');
+  }
+  const byEpoch = optional(o.byEpoch, true, (v) => checkBoolean(v, 'byEpoch'));
+
+  const layoutName = o.layout ?? 'file';
+  if (layoutName !== 'file' && layoutName !== 'directory') throw configError('layout', layoutName, '"file" or "directory"');
+  let layout: LayoutChoice;
+  if (layoutName === 'directory') {
+    layout = {
+      kind: 'directory',
+      maxShardBytes: optional(o.maxShardBytes, DEFAULT_MAX_SHARD_BYTES, (v) =>
+        checkInteger(v, 'maxShardBytes', 'an integer >= 1 (bytes)', { min: 1 }),
+      ),
+    };
+  } else {
+    if (o.maxShardBytes !== undefined) {
+      throw configError('maxShardBytes', o.maxShardBytes, "a shard size only together with layout: 'directory'");
+    }
+    layout = { kind: 'file' };
+  }
+
+  const backendArgs = checkRecord(o.backendArgs, 'backendArgs') as BackendArgs | undefined;
+  let store: StoreChoice;
+  if (o.backend !== undefined) {
+    if (typeof o.backend !== 'object' || o.backend === null || typeof o.backend.put !== 'function') {
+      throw configError('backend', o.backend, 'an object implementing StorageBackend');
+    }
+    if (backendArgs !== undefined) {
+      throw new ConfigError(
+        'options "backend" and "backendArgs" were both given; accepted: one of them (a built store, or the arguments the registry builds one from)',
+        { option: 'backendArgs' },
+      );
+    }
+    store = { kind: 'instance', backend: o.backend };
+  } else {
+    // An explicit backend name fails now, with the registered names, rather than at the first save.
+    if (backendArgs?.backend !== undefined) resolveBackendName(typeof o.outDir === 'string' ? o.outDir : '', backendArgs);
+    store = { kind: 'registry', backendArgs: backendArgs ?? {} };
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw configError('signal', o.signal, 'an AbortSignal');
+
+  const greaterKeys = o.greaterKeys === undefined ? DEFAULT_GREATER_KEYS : checkStringList(o.greaterKeys, 'greaterKeys');
+  const lessKeys = o.lessKeys === undefined ? DEFAULT_LESS_KEYS : checkStringList(o.lessKeys, 'lessKeys');
+
+  let leaseTtlMs: number | undefined = DEFAULT_LEASE_TTL_MS;
+  if (o.leaseTtlMs === false) leaseTtlMs = undefined;
+  else if (o.leaseTtlMs !== undefined) {
+    leaseTtlMs = checkInteger(o.leaseTtlMs, 'leaseTtlMs', 'an integer >= 1000 (milliseconds), or false for no lease', {
+      min: 1000,
+    });
+  }
+
+  return {
+    interval: optional(o.interval, -1, (v) => checkInteger(v, 'interval', 'an integer (<= 0 never saves by interval)')),
+    byEpoch,
+    saveOptimizer: optional(o.saveOptimizer, true, (v) => checkBoolean(v, 'saveOptimizer')),
+    saveParamScheduler: optional(o.saveParamScheduler, true, (v) => checkBoolean(v, 'saveParamScheduler')),
+    outDir: optional(o.outDir, undefined as string | undefined, (v) => {
+      if (typeof v !== 'string' || v.length === 0) throw configError('outDir', v, 'a non-empty path or store URI');
+      return v;
+    }),
+    maxKeepCkpts: optional(o.maxKeepCkpts, -1, (v) => checkInteger(v, 'maxKeepCkpts', 'an integer (<= 0 keeps all)')),
+    saveLast: optional(o.saveLast, true, (v) => checkBoolean(v, 'saveLast')),
+    saveBegin: optional(o.saveBegin, 0, (v) =>
+      checkInteger(v, 'saveBegin', 'an integer >= 0 (the first step from which interval saving counts)', { min: 0 }),
+    ),
+    saveBest: resolveBest(o, greaterKeys, lessKeys),
+    greaterKeys,
+    lessKeys,
+    filenameTmpl:
+      o.filenameTmpl === undefined
+        ? `${byEpoch ? 'epoch' : 'iter'}_{}${codec.extension}`
+        : checkFilenameTemplate(o.filenameTmpl),
+    publishedKeys:
+      o.publishedKeys === undefined ? undefined : checkStringList(o.publishedKeys, 'publishedKeys', { unique: true }),
+    codec,
+    layout,
+    store,
+    signal: o.signal,
+    leaseTtlMs,
+  };
+}
