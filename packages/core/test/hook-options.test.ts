@@ -27,8 +27,16 @@ describe('CheckpointHook options', () => {
     [{ lessKeys: 7 }, /"lessKeys"/],
     [{ filenameTmpl: 'epoch.safetensors' }, /"filenameTmpl".*exactly one "\{\}"/],
     [{ filenameTmpl: 'e_{}_{}.safetensors' }, /"filenameTmpl"/],
-    [{ filenameTmpl: '../e_{}.safetensors' }, /"filenameTmpl" got "..\/e_\{\}.safetensors".*no ".."/],
-    [{ filenameTmpl: '/abs/e_{}.safetensors' }, /"filenameTmpl".*leading separator/],
+    [{ filenameTmpl: '../e_{}.safetensors' }, /"filenameTmpl" got "..\/e_\{\}.safetensors".*no "\/"/],
+    [{ filenameTmpl: '/abs/e_{}.safetensors' }, /"filenameTmpl".*no "\/"/],
+    [{ filenameTmpl: './x_{}' }, /"filenameTmpl"/],
+    [{ filenameTmpl: 'a//x_{}' }, /"filenameTmpl"/],
+    [{ filenameTmpl: 'x/./{}' }, /"filenameTmpl"/],
+    [{ filenameTmpl: 'best_{}.safetensors' }, /"filenameTmpl".*"best_"/],
+    [{ maxShardBytes: 16 }, /"maxShardBytes".*only together with layout: 'directory'/],
+    [{ rule: 'greater' }, /"rule".*only together with saveBest/],
+    [{ backend: { put() {} }, backendArgs: {} }, /"backend" and "backendArgs" were both given/],
+    [{ leaseTtlMs: 10 }, /"leaseTtlMs" got 10 \(number\); accepted: an integer >= 1000/],
     [{ publishedKeys: 5 }, /"publishedKeys"/],
     [{ publishedKeys: ['meta', 'meta'] }, /"publishedKeys" has the duplicate entry "meta"/],
     [{ backendArgs: { backend: 'nosuch' } }, /unknown backend "nosuch".*backendArgs.backend/],
@@ -53,7 +61,9 @@ describe('CheckpointHook options', () => {
     expect(hook.lessKeys).toEqual(['err']);
     expect(new CheckpointHook().filenameTmpl).toBe('epoch_{}.safetensors');
     expect(new CheckpointHook({ byEpoch: false }).filenameTmpl).toBe('iter_{}.safetensors');
-    expect(new CheckpointHook({ saveBest: 'auto' }).config.saveBest).toBe('auto');
+    expect(new CheckpointHook({ saveBest: 'auto' }).config.saveBest).toEqual({ metrics: ['auto'], rules: [undefined] });
+    expect(new CheckpointHook({ layout: 'directory' }).config.layout).toEqual({ kind: 'directory', maxShardBytes: 2 ** 30 });
+    expect(new CheckpointHook({ leaseTtlMs: false }).config.leaseTtlMs).toBeUndefined();
     expect(new CheckpointHook({ publishedKeys: 'meta' }).publishedKeys).toEqual(['meta']);
   });
 });

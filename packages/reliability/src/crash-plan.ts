@@ -11,7 +11,8 @@ export interface CrashConfig {
 export const CRASH_MAX_KEEP = 2;
 
 export function crashHookOptions(config: CrashConfig): CheckpointHookOptions {
-  return { interval: 1, maxKeepCkpts: CRASH_MAX_KEEP, saveBest: 'acc', layout: config.layout, maxShardBytes: 24 };
+  const base = { interval: 1, maxKeepCkpts: CRASH_MAX_KEEP, saveBest: 'acc' } as const;
+  return config.layout === 'directory' ? { ...base, layout: 'directory', maxShardBytes: 24 } : { ...base, layout: 'file' };
 }
 
 /** Improves often, so bests move (write new, delete old) throughout the run. */
