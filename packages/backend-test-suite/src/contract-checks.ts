@@ -356,6 +356,25 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
     },
   },
   {
+    name: 'putIfAbsent creates only when nothing is there; of racing creators exactly one wins',
+    async run({ backend, dir }) {
+      const path = backend.joinPath(dir, 'lease');
+      expect(await backend.putIfAbsent(path, 'first')).toBe(true);
+      expect(await backend.putIfAbsent(path, 'second')).toBe(false);
+      expect(text(await backend.get(path))).toBe('first');
+      // Ten creators at once on a fresh key: one true, nine false, and the object is the winner's.
+      const race = backend.joinPath(dir, 'race');
+      const bodies = Array.from({ length: 10 }, (_, i) => `creator-${i}`);
+      const results = await Promise.all(bodies.map((body) => backend.putIfAbsent(race, body)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+      expect(text(await backend.get(race))).toBe(bodies[results.indexOf(true)]);
+      // Once removed, the name can be created again.
+      await backend.remove(path);
+      expect(await backend.putIfAbsent(path, new TextEncoder().encode('third'))).toBe(true);
+      expect(text(await backend.get(path))).toBe('third');
+    },
+  },
+  {
     name: 'copy within the store',
     async run({ backend, dir }) {
       const src = backend.joinPath(dir, 'src.bin');

@@ -6,10 +6,13 @@ import {
   CheckpointHook,
   type CheckpointHookOptions,
   checkpointShape,
+  ForeignPathError,
+  LeaseHeldError,
   loadCheckpoint,
   ReferenceTrainer,
   readLastCheckpoint,
   type StorageBackend,
+  saveCheckpointFile,
 } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
 import { InjectedFault, InstrumentedBackend, MUTATING_OPERATIONS } from './instrumented-backend.js';
@@ -27,6 +30,7 @@ type Metrics = (step: number) => Record<string, number>;
 
 interface RunOptions {
   hook?: CheckpointHookOptions;
+  loadFrom?: string;
   steps?: number;
   metrics?: Metrics;
   resume?: boolean;
@@ -63,6 +67,7 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         ...(mode === 'epoch' ? { maxEpochs: steps } : { maxIters: steps }),
         valInterval: metrics ? 1 : 0,
         resume: run.resume ?? false,
+        loadFrom: run.loadFrom,
         backend: run.backend ?? ctx.backend,
         logger: { info: (m) => logs.push(m), warn: (m) => logs.push(`WARN ${m}`) },
         shouldStop: run.stopAt ? (pos) => (mode === 'epoch' ? pos.epoch : pos.iter) >= (run.stopAt as number) : undefined,
@@ -277,6 +282,209 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
       });
     }
 
+
+    describe('ownership: a run loads and deletes only what it owns', () => {
+      const acc = (s: number) => ({ acc: s / 10 });
+      /** Every file below `dir` with its bytes' length: what must survive untouched. */
+      async function snapshot(dir: string): Promise<string[]> {
+        const out: string[] = [];
+        for await (const entry of ctx.backend.list(dir, { recursive: true })) out.push(`${entry.name}:${entry.size}`);
+        return out.sort();
+      }
+      /** A run that is not ours: a checkpoint, a best, and a file a careless engine would delete. */
+      async function victimRun(): Promise<{ dir: string; files: string[] }> {
+        const dir = freshWorkDir();
+        await train('epoch', dir, { hook: { interval: 1, saveBest: 'acc' }, metrics: acc, steps: 2 });
+        await ctx.backend.put(ctx.backend.joinPath(dir, 'pretrained.safetensors'), 'someone else');
+        return { dir, files: await snapshot(dir) };
+      }
+      /** Plants a checkpoint whose runtime info names `victim`'s files for deletion. */
+      async function hostileCheckpoint(path: string, victim: string, last: string) {
+        const j = (name: string) => ctx.backend.joinPath(victim, name);
+        await saveCheckpointFile(ctx.backend, path, {
+          meta: { epoch: 2, iter: 2 },
+          state_dict: { w: new Float32Array([1]) },
+          message_hub: {
+            runtime_info: {
+              last_ckpt: last,
+              best_ckpt: j('best_acc_epoch_2.safetensors'),
+              best_score: 0.2,
+              keep_ckpt_ids: [1, 2],
+              pending_removals: [j('epoch_1.safetensors'), j('pretrained.safetensors'), victim, '../x', 42],
+            },
+          },
+        });
+      }
+
+      it('a pointer edited to name another folder is refused on resume, naming loadFrom; nothing is deleted', async () => {
+        const victim = await victimRun();
+        const dir = freshWorkDir();
+        const foreign = ctx.backend.joinPath(victim.dir, 'epoch_2.safetensors');
+        await hostileCheckpoint(foreign, victim.dir, foreign);
+        await ctx.backend.put(ctx.backend.joinPath(dir, 'last_checkpoint'), foreign);
+        const error = await train('epoch', dir, { hook: { interval: 1, saveBest: 'acc' }, metrics: acc, resume: true }).catch(
+          (e) => e,
+        );
+        expect(error).toBeInstanceOf(ForeignPathError);
+        expect(String(error.message)).toContain(foreign);
+        expect(String(error.message)).toContain('loadFrom');
+        expect((await snapshot(victim.dir)).filter((f) => !f.startsWith('epoch_2.'))).toEqual(
+          victim.files.filter((f) => !f.startsWith('epoch_2.')),
+        );
+        // On purpose, loadFrom takes the weights and deletes nothing.
+        const { trainer, model } = await train('epoch', dir, {
+          hook: { interval: 1, saveBest: 'acc' },
+          metrics: acc,
+          steps: 1,
+          loadFrom: foreign,
+        });
+        expect(trainer.resumedFrom).toBeUndefined();
+        expect(model.steps).toBe(1);
+        expect((await snapshot(victim.dir)).filter((f) => !f.startsWith('epoch_2.'))).toEqual(
+          victim.files.filter((f) => !f.startsWith('epoch_2.')),
+        );
+      });
+
+      it('runtime info naming paths outside the run is warned about and never deleted', async () => {
+        const victim = await victimRun();
+        const dir = freshWorkDir();
+        // Our own checkpoint, edited: its runtime info points at the victim's files.
+        await hostileCheckpoint(ctx.backend.joinPath(dir, 'epoch_2.safetensors'), victim.dir, 'epoch_2.safetensors');
+        await ctx.backend.put(ctx.backend.joinPath(dir, 'last_checkpoint'), 'epoch_2.safetensors');
+        const logs: string[] = [];
+        await train('epoch', dir, {
+          hook: { interval: 1, maxKeepCkpts: 1, saveBest: 'acc' },
+          metrics: (s) => ({ acc: s }),
+          steps: 4,
+          resume: true,
+          logs,
+        });
+        expect(await snapshot(victim.dir)).toEqual(victim.files);
+        expect(logs.some((l) => l.startsWith('WARN') && l.includes('never deleted'))).toBe(true);
+        expect(await names(dir)).toEqual(['best_acc_epoch_4.safetensors', 'epoch_4.safetensors', 'last_checkpoint']);
+      });
+
+      it('a copied run resumes in its new place, keeps its own best and never touches the original', async () => {
+        const original = freshWorkDir();
+        await train('epoch', original, {
+          hook: { interval: 1, maxKeepCkpts: 2, saveBest: 'acc' },
+          metrics: (s) => ({ acc: [0.1, 0.9, 0.2, 0.3][s - 1] as number }),
+          steps: 4,
+        });
+        const before = await snapshot(original);
+        const copy = freshWorkDir();
+        for await (const entry of ctx.backend.list(original)) {
+          await ctx.backend.copy(entry.path, ctx.backend.joinPath(copy, entry.name));
+        }
+        const { trainer } = await train('epoch', copy, {
+          hook: { interval: 1, maxKeepCkpts: 2, saveBest: 'acc' },
+          metrics: (s) => ({ acc: [0.1, 0.9, 0.2, 0.3, 0.4, 0.5][s - 1] as number }),
+          steps: 6,
+          resume: true,
+        });
+        expect(trainer.resumedFrom).toBe(ctx.backend.joinPath(copy, 'epoch_4.safetensors'));
+        expect(await snapshot(original)).toEqual(before);
+        expect(await names(copy)).toEqual([
+          'best_acc_epoch_2.safetensors',
+          'epoch_5.safetensors',
+          'epoch_6.safetensors',
+          'last_checkpoint',
+        ]);
+      });
+
+      it('after a resume with interval 2, a new best keeps the old one until a regular save names it; a crash there leaves a best', async () => {
+        const dir = freshWorkDir();
+        const rising = (s: number) => ({ acc: s / 10 });
+        const plan = { interval: 2, saveBest: 'acc' } as const;
+        await train('epoch', dir, { hook: plan, metrics: rising, steps: 10, stopAt: 6 });
+        // Resume, improve at 7, die before the re-save of step 7 reaches the store.
+        const dying = new InstrumentedBackend(ctx.backend, (call) =>
+          call.op === 'put' && call.path.endsWith('/epoch_7.safetensors') ? 'before' : undefined,
+        );
+        await expect(
+          train('epoch', dir, { hook: plan, metrics: rising, steps: 10, resume: true, backend: dying }),
+        ).rejects.toBeInstanceOf(InjectedFault);
+        const bests = async () => (await names(dir)).filter((n) => n.startsWith('best_acc_'));
+        expect((await bests()).length).toBeGreaterThanOrEqual(1);
+        // The next resume cleans up and keeps exactly one best, which loads.
+        await train('epoch', dir, { hook: plan, metrics: rising, steps: 6, resume: true });
+        expect(await bests()).toEqual(['best_acc_epoch_6.safetensors']);
+        await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, 'best_acc_epoch_6.safetensors'));
+      });
+
+      it('a crash just before the pointer moves after a best re-save does not leave maxKeepCkpts + 1 checkpoints', async () => {
+        const dir = freshWorkDir();
+        const plan = { interval: 2, maxKeepCkpts: 1, saveBest: 'acc' } as const;
+        const metrics = (s: number) => ({ acc: s / 10 });
+        await train('epoch', dir, { hook: plan, metrics, steps: 10, stopAt: 4 });
+        const dying = new InstrumentedBackend(ctx.backend, (call) =>
+          call.op === 'put' && call.path.endsWith('/last_checkpoint') ? 'before' : undefined,
+        );
+        await expect(train('epoch', dir, { hook: plan, metrics, steps: 10, resume: true, backend: dying })).rejects.toBeInstanceOf(
+          InjectedFault,
+        );
+        expect((await names(dir)).filter((n) => /^epoch_/.test(n))).toEqual(['epoch_4.safetensors', 'epoch_5.safetensors']);
+        // Resuming (even with nothing left to train) brings rotation back to maxKeepCkpts.
+        await train('epoch', dir, { hook: plan, metrics, steps: 4, resume: true });
+        expect((await names(dir)).filter((n) => /^epoch_/.test(n))).toEqual(['epoch_4.safetensors']);
+        expect((await names(dir)).filter((n) => n.startsWith('best_'))).toEqual(['best_acc_epoch_4.safetensors']);
+      });
+
+      it('one writer per run: a second trainer fails at once naming the holder; the lease is released at the end', async () => {
+        const dir = freshWorkDir();
+        const first = new CheckpointHook({ interval: 1, backend: ctx.backend });
+        const runner = new ReferenceTrainer({
+          workDir: dir,
+          model: new ToyModel(),
+          checkpointHook: first,
+          itersPerEpoch: 1,
+          maxEpochs: 2,
+          backend: ctx.backend,
+        });
+        await first.beforeTrain(runner);
+        const second = train('epoch', dir, { hook: { interval: 1 }, steps: 2 });
+        const error = await second.catch((e) => e);
+        expect(error).toBeInstanceOf(LeaseHeldError);
+        expect(String(error.message)).toMatch(/held by training \(owner [0-9a-f-]+, host .+, pid \d+\)/);
+        // The first writer is unharmed: it saves, and the second wrote nothing.
+        runner.epoch = 1;
+        runner.iter = 1;
+        await first.afterTrainEpoch(runner);
+        await first.afterTrain(runner);
+        expect(await names(dir)).toEqual(['epoch_1.safetensors', 'last_checkpoint']);
+        // Released: the next job trains at once.
+        await train('epoch', dir, { hook: { interval: 1 }, steps: 2, resume: true });
+        expect(await names(dir)).toEqual(['epoch_1.safetensors', 'epoch_2.safetensors', 'last_checkpoint']);
+      });
+
+      it('an expired lease, or one whose process on this host is gone, is taken over; a live one on another host is not', async () => {
+        const dir = freshWorkDir();
+        const lease = ctx.backend.joinPath(dir, 'savepoint.lease');
+        const record = (over: Record<string, unknown>) =>
+          JSON.stringify({
+            format: 'savepoint.lease',
+            owner: 'other',
+            host: 'elsewhere.example',
+            pid: 1,
+            purpose: 'training',
+            acquiredAt: new Date().toISOString(),
+            expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+            ...over,
+          });
+        await ctx.backend.put(lease, record({}));
+        await expect(train('epoch', dir, { hook: { interval: 1 }, steps: 1 })).rejects.toThrow(/elsewhere\.example/);
+        expect(await names(dir)).toEqual(['savepoint.lease']);
+        await ctx.backend.put(lease, record({ expiresAt: new Date(Date.now() - 1000).toISOString() }));
+        const logs: string[] = [];
+        await train('epoch', dir, { hook: { interval: 1 }, steps: 1, logs });
+        expect(logs.some((l) => l.includes('Taking over') && l.includes('expired'))).toBe(true);
+        const { hostname } = await import('node:os');
+        await ctx.backend.put(lease, record({ host: hostname(), pid: 2 ** 22 + 12345 }));
+        await train('epoch', dir, { hook: { interval: 1 }, steps: 2, resume: true });
+        expect(await names(dir)).toEqual(['epoch_1.safetensors', 'epoch_2.safetensors', 'last_checkpoint']);
+      });
+    });
+
     it('over 1,000 steps with maxKeepCkpts 3, store calls per save are constant at steady state, and none is a listing', async () => {
       const STEPS = 1000;
       const store = new InstrumentedBackend(ctx.backend);
@@ -285,7 +493,8 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
       const kinds = new Set<string>();
       let mark = 0;
       const model = new ToyModel();
-      const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 3, backend: store });
+      // No lease here: its background renewal would land at random moments between saves.
+      const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 3, backend: store, leaseTtlMs: false });
       const trainer = new ReferenceTrainer({
         workDir: dir,
         model,

@@ -94,6 +94,16 @@ class HalfWrittenPut extends Wrapped {
   }
 }
 
+/** Checks, then writes: two racing creators both "win", as a naive exists() + put() would. */
+class CheckThenPut extends Wrapped {
+  override async putIfAbsent(p: string, body: Uint8Array | string, o?: PutOptions) {
+    if (await this.inner.isFile(p)) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await this.inner.put(p, body, o);
+    return true;
+  }
+}
+
 describe('the contract suite fails broken backends', () => {
   let root: string;
   beforeAll(async () => {
@@ -115,6 +125,13 @@ describe('the contract suite fails broken backends', () => {
     const failures = await runChecks(new UndefinedOnMissing(new LocalBackend()), root, { caps });
     expect(failures.map((f) => f.check)).toContain(
       'not found: get, getStream and stat reject with NotFoundError; checks resolve false; deletes succeed',
+    );
+  }, 60_000);
+
+  it('fails a conditional create that checks and then writes', async () => {
+    const failures = await runChecks(new CheckThenPut(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      'putIfAbsent creates only when nothing is there; of racing creators exactly one wins',
     );
   }, 60_000);
 

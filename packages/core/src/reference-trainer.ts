@@ -6,7 +6,7 @@ import type { CheckpointHook } from './checkpoint-hook.js';
 import { loadCheckpoint, readPointerText } from './checkpoint-io.js';
 import type { CheckpointCodec } from './codec.js';
 import { ConfigError } from './errors.js';
-import { type BackendArgs, getBackend } from './registry.js';
+import { type BackendArgs, getBackend, uriScheme } from './registry.js';
 import { absoluteWorkDir } from './run-layout.js';
 import type { Logger, Runner } from './runner.js';
 import { RuntimeInfo } from './runtime-info.js';
@@ -151,7 +151,8 @@ export class ReferenceTrainer implements Runner {
 
   /** Loads only the weights of `loadFrom` (any store, any run): nothing else is restored or deleted. */
   async loadWeights(path: string): Promise<void> {
-    const store = getBackend(path, this.#options.backendArgs ?? {});
+    const own = this.#options.backend;
+    const store = own && uriScheme(path) === uriScheme(this.workDir) ? own : getBackend(path, this.#options.backendArgs ?? {});
     const checkpoint = await loadCheckpoint(store, path, {
       codec: this.#options.codec ?? this.#options.checkpointHook.config.codec,
     });
