@@ -1,0 +1,161 @@
+// Ownership rules that only need local disk: a relative work dir, the run layout's
+// names, parity of the reference loop (absent metric, validation at the last step),
+// and leftovers of killed saves cleaned on resume under the lease.
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
+import {
+  CheckpointHook,
+  type CheckpointHookOptions,
+  ConfigError,
+  ReferenceTrainer,
+  RunLayout,
+  readLastCheckpoint,
+  type TrainableModel,
+} from '@savepoint/core';
+
+registerLocalBackend();
+
+function model(metrics: (epoch: number) => Record<string, number> = () => ({})) {
+  let w = new Float32Array(1);
+  const evaluated: number[] = [];
+  const m: TrainableModel & { evaluated: number[]; weight: () => number } = {
+    evaluated,
+    weight: () => w[0] as number,
+    trainStep: () => {
+      w = w.map((x) => x + 1);
+      return 0;
+    },
+    evaluate: (p) => {
+      evaluated.push(p.epoch);
+      return metrics(p.epoch);
+    },
+    stateDict: () => ({ w }),
+    loadStateDict: (s) => {
+      w = new Float32Array(s.w as Float32Array);
+    },
+  };
+  return m;
+}
+
+function trainer(workDir: string, hook: CheckpointHookOptions, extra: Partial<ConstructorParameters<typeof ReferenceTrainer>[0]>) {
+  const m = extra.model ?? model();
+  return new ReferenceTrainer({
+    workDir,
+    model: m,
+    checkpointHook: new CheckpointHook({ interval: 1, ...hook }),
+    itersPerEpoch: 1,
+    maxEpochs: 3,
+    ...extra,
+  });
+}
+
+describe('run ownership on local disk', () => {
+  let root: string;
+  const cwd = process.cwd();
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'savepoint-own-'));
+  });
+  afterEach(async () => {
+    process.chdir(cwd);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('a relative work dir is made absolute; the pointer holds a name, so resume and latest work from any folder', async () => {
+    await mkdir(join(root, 'a', 'work_dirs', 'demo'), { recursive: true });
+    await mkdir(join(root, 'b', 'work_dirs', 'demo'), { recursive: true });
+    // A decoy run in b with a different weight: a relative pointer would load it from b.
+    process.chdir(join(root, 'b'));
+    await trainer('work_dirs/demo', {}, { maxEpochs: 1 }).train();
+    process.chdir(join(root, 'a'));
+    const first = trainer('work_dirs/demo', {}, { maxEpochs: 2 });
+    expect(first.workDir).toBe(join(root, 'a', 'work_dirs', 'demo'));
+    await first.train();
+    expect(await readFile(join(root, 'a', 'work_dirs', 'demo', 'last_checkpoint'), 'utf8')).toBe('epoch_2.safetensors');
+    process.chdir(join(root, 'b'));
+    const store = new LocalBackend();
+    expect(await readLastCheckpoint(store, join(root, 'a', 'work_dirs', 'demo'))).toBe(
+      join(root, 'a', 'work_dirs', 'demo', 'epoch_2.safetensors'),
+    );
+    const m = model();
+    const resumed = trainer(join(root, 'a', 'work_dirs', 'demo'), {}, { maxEpochs: 3, resume: true, model: m });
+    await resumed.train();
+    expect(resumed.resumedFrom).toBe(join(root, 'a', 'work_dirs', 'demo', 'epoch_2.safetensors'));
+    expect(m.weight()).toBe(3);
+  });
+
+  it('a saveBest metric absent from the evaluation fails at the first evaluation, naming it and the keys returned', async () => {
+    const t = trainer(root, { saveBest: 'accuracy' }, { valInterval: 1, model: model(() => ({ acc: 0.5, loss: 1 })) });
+    const error = await t.train().catch((e) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/saveBest metric "accuracy" is not among the evaluation's results \(acc, loss\)/);
+    // The failed run released its lease: the next one starts at once.
+    await trainer(root, { saveBest: 'acc' }, { valInterval: 1, model: model(() => ({ acc: 0.5 })) }).train();
+  });
+
+  it('the reference loop validates at the last step even when valInterval does not divide it', async () => {
+    const epochs = model(() => ({ acc: 1 }));
+    await trainer(root, {}, { valInterval: 2, maxEpochs: 5, model: epochs }).train();
+    expect(epochs.evaluated).toEqual([2, 4, 5]);
+    const iters: number[] = [];
+    const m = model(() => ({ acc: 1 }));
+    m.evaluate = (p) => {
+      iters.push(p.iter);
+      return { acc: 1 };
+    };
+    await new ReferenceTrainer({
+      workDir: join(root, 'iters'),
+      model: m,
+      checkpointHook: new CheckpointHook({ byEpoch: false, interval: 10 }),
+      itersPerEpoch: 4,
+      maxIters: 7,
+      valInterval: 3,
+    }).train();
+    expect(iters).toEqual([3, 6, 7]);
+  });
+
+  it('temp files of a killed save are removed on resume under the lease; other dot files stay', async () => {
+    await trainer(root, {}, { maxEpochs: 1 }).train();
+    await writeFile(join(root, '.epoch_2.safetensors.savepoint-tmp-0123456789ab'), new Uint8Array(1024));
+    await writeFile(join(root, '.last_checkpoint.savepoint-tmp-ba9876543210'), 'x');
+    await writeFile(join(root, '.gitignore'), '*');
+    const logs: string[] = [];
+    await trainer(
+      root,
+      {},
+      { maxEpochs: 2, resume: true, logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) } },
+    ).train();
+    expect((await readdir(root)).sort()).toEqual(['.gitignore', 'epoch_1.safetensors', 'epoch_2.safetensors', 'last_checkpoint']);
+    expect(logs.some((l) => l.includes('Removed 2 unfinished write(s)'))).toBe(true);
+  });
+
+  it('the run layout builds and parses every name, with metric names holding "/" round-tripping', () => {
+    const store = new LocalBackend();
+    const layout = new RunLayout({
+      workDir: '/r',
+      outDir: '/r',
+      store,
+      workDirStore: store,
+      filenameTmpl: 'epoch_{}.safetensors',
+      metrics: ['coco/bbox_mAP_50', 'loss'],
+    });
+    const best = layout.bestName('coco/bbox_mAP_50', 12);
+    expect(best).toBe('best_coco_bbox_mAP_50_epoch_12.safetensors');
+    expect(layout.parse(best)).toEqual({ kind: 'best', metric: 'coco/bbox_mAP_50', step: 12, name: best });
+    expect(layout.parse('epoch_3.safetensors')).toEqual({ kind: 'regular', step: 3, name: 'epoch_3.safetensors' });
+    expect(layout.parse('epoch_3-0badc0de.safetensors')?.kind).toBe('published');
+    expect(layout.parse('last_checkpoint')?.kind).toBe('pointer');
+    expect(layout.parse('savepoint.lease')?.kind).toBe('lease');
+    for (const stranger of ['pretrained.safetensors', 'tokenizer.bin', 'epoch_x.safetensors', 'epoch_3.safetensors.bak'])
+      expect(layout.parse(stranger)).toBeUndefined();
+    // Stored values: bare names and this run's own full paths are owned; anything else is not.
+    expect(layout.ownedCheckpointName('epoch_3.safetensors')).toBe('epoch_3.safetensors');
+    expect(layout.ownedCheckpointName('/r/epoch_3.safetensors')).toBe('epoch_3.safetensors');
+    for (const foreign of ['/other/epoch_3.safetensors', '../epoch_3.safetensors', 's3://b/r/epoch_3.safetensors', '/r', '', 7])
+      expect(layout.ownedCheckpointName(foreign)).toBeUndefined();
+    expect(() => layout.resolvePointer('/elsewhere/epoch_3.safetensors')).toThrow(/loadFrom/);
+    expect(() => layout.resolvePointer('savepoint.lease')).toThrow(/not a checkpoint of this run/);
+  });
+});
