@@ -1,6 +1,6 @@
 // What the contract suite cannot see: multipart hygiene, one PutObject for small
 // bodies, batch deletes, and the error mapping of moto's real answers.
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { ConfigError, NotFoundError } from '@savepoint/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { S3Backend } from '../src/index.js';
@@ -23,6 +23,36 @@ function recordCommands(backend: S3Backend): string[] {
 describe.skipIf(!!server.skipReason)(`s3 backend specifics${server.skipReason ? ` (skipped: ${server.skipReason})` : ''}`, () => {
   const base = `s3://${BUCKET}/specific-${Date.now()}`;
   beforeAll(() => ensureBucket());
+
+  it('resume under the lease aborts the multipart uploads a killed save left in the run, and only those', async () => {
+    const backend = new S3Backend(s3Args());
+    const run = `specific-run-${Date.now()}`;
+    const open = async (key: string) => {
+      const { UploadId } = await backend.client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+      await backend.client.send(
+        new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: 1, Body: new Uint8Array(MiB) }),
+      );
+      return UploadId;
+    };
+    await open(`${run}/epoch_3.safetensors`);
+    await open(`${run}/epoch_3.safetensors/shard-00001-of-00002-ab.safetensors`);
+    const neighbour = await open(`${run}0/epoch_1.safetensors`);
+    const { CheckpointHook, ReferenceTrainer } = await import('@savepoint/core');
+    const { ToyModel } = await import('@savepoint/backend-test-suite');
+    const logs: string[] = [];
+    await new ReferenceTrainer({
+      workDir: `s3://${BUCKET}/${run}`,
+      model: new ToyModel(),
+      checkpointHook: new CheckpointHook({ interval: 1, backend }),
+      backend,
+      itersPerEpoch: 1,
+      maxEpochs: 1,
+      logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
+    }).train();
+    const left = await backend.client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: run }));
+    expect((left.Uploads ?? []).map((u) => u.UploadId)).toEqual([neighbour]);
+    expect(logs.some((l) => l.includes('Removed 2 unfinished write(s)'))).toBe(true);
+  });
 
   it('a failed multipart stream leaves no object and no dangling multipart upload', async () => {
     const backend = new S3Backend(s3Args({ partSize: 5 * MiB, queueSize: 2 }));
