@@ -1,9 +1,15 @@
 // The CLI's commands as functions that return data: bin.ts prints them as text or
 // JSON, and the tests call them directly.
 import {
+  ConfigError,
   checkpointShape,
+  DEFAULT_LEASE_TTL_MS,
+  LEASE_NAME,
   loadCheckpoint,
   MANIFEST_NAME,
+  POINTER_NAME,
+  RunLease,
+  readPointerText,
   NotFoundError,
   publishCheckpoint,
   readLastCheckpoint,
@@ -23,10 +29,11 @@ export class CheckFailed extends Error {
 export async function ls(
   store: StorageBackend,
   dir: string,
+  filenameTmpl?: string,
 ): Promise<{ dir: string; pointer: string | undefined; checkpoints: CheckpointInfo[] }> {
   if (!(await store.isDir(dir)))
     throw new NotFoundError(dir, { backend: store.name, message: `no run folder at ${dir}; check the path` });
-  const { checkpoints, pointer } = await scanRunFolder(store, dir);
+  const { checkpoints, pointer } = await scanRunFolder(store, dir, filenameTmpl);
   return { dir, pointer, checkpoints };
 }
 
@@ -75,30 +82,58 @@ export async function verify(store: StorageBackend, path: string): Promise<{ res
   return { results, ok: results.length > 0 && results.every((r) => r.ok) };
 }
 
-/** Plans (and with `yes`, does) the deletion of all but the newest `keep` regular checkpoints. */
+/**
+ * Plans (and with `yes`, does) the deletion of all but the newest `keep` regular
+ * checkpoints. Candidates are only names the run layout parses as this run's regular
+ * checkpoints; the pointer's target, anything newer than it (a save whose pointer has
+ * not moved yet), bests, published copies and files it cannot parse are never touched.
+ * With `yes` it holds the run's lease, so it fails at once while a trainer is writing.
+ */
 export async function prune(
   store: StorageBackend,
   dir: string,
   keep: number,
   yes: boolean,
+  options: { filenameTmpl?: string } = {},
 ): Promise<{ toDelete: string[]; kept: string[]; deleted: boolean }> {
-  const { checkpoints } = await ls(store, dir);
-  const regular = checkpoints
-    .filter((c) => c.kind === 'regular' && c.shape !== 'incomplete')
-    .sort((a, b) => (b.step ?? 0) - (a.step ?? 0));
-  const keepSet = new Set(regular.slice(0, keep).map((c) => c.path));
-  // The pointer's target and every best survive whatever --keep says.
-  for (const c of checkpoints) if (c.isPointerTarget || c.kind === 'best') keepSet.add(c.path);
-  const toDelete = regular.filter((c) => !keepSet.has(c.path)).map((c) => c.path);
-  if (yes) for (const path of toDelete) await removeCheckpoint(store, path);
-  return { toDelete, kept: [...keepSet], deleted: yes };
+  if (!Number.isInteger(keep) || keep < 1) {
+    throw new ConfigError(`--keep got ${JSON.stringify(keep)}; accepted: an integer >= 1 (prune never deletes every checkpoint)`, {
+      option: '--keep',
+    });
+  }
+  const lease = yes
+    ? await RunLease.acquire(store, store.joinPath(dir, LEASE_NAME), { ttlMs: DEFAULT_LEASE_TTL_MS, purpose: 'prune' })
+    : undefined;
+  try {
+    const { checkpoints } = await ls(store, dir, options.filenameTmpl);
+    const regular = checkpoints
+      .filter((c) => c.kind === 'regular' && c.shape !== 'incomplete')
+      .sort((a, b) => (b.step ?? 0) - (a.step ?? 0));
+    const keepSet = new Set(regular.slice(0, keep).map((c) => c.path));
+    const target = checkpoints.find((c) => c.isPointerTarget);
+    for (const c of checkpoints) {
+      if (c.isPointerTarget || c.kind !== 'regular') keepSet.add(c.path);
+      // Newer than the pointer's target: a save in progress, or one whose pointer a crash never moved.
+      if (target?.step !== undefined && (c.step ?? 0) > target.step) keepSet.add(c.path);
+    }
+    const toDelete = regular.filter((c) => !keepSet.has(c.path)).map((c) => c.path);
+    if (yes) for (const path of toDelete) await removeCheckpoint(store, path);
+    return { toDelete, kept: [...keepSet], deleted: yes };
+  } finally {
+    await lease?.release();
+  }
 }
 
 export async function publish(store: StorageBackend, path: string, keys: string[]) {
   return publishCheckpoint(store, path, keys);
 }
 
-/** Copies a file or a checkpoint folder between any two stores, streaming; a folder's manifest goes last. */
+/**
+ * Copies a file or a checkpoint folder between any two stores, streaming; a folder's
+ * manifests land before the pointer, and the pointer last. A pointer that names a
+ * checkpoint of the source run by its full path (as earlier versions wrote) is
+ * rewritten to the bare name, so the copy resumes from its own files.
+ */
 export async function cp(
   source: StorageBackend,
   src: string,
@@ -106,17 +141,27 @@ export async function cp(
   dst: string,
   progress: Progress = silentProgress,
 ): Promise<{ files: number; bytes: number }> {
-  const files: { from: string; to: string; size: number }[] = [];
+  const files: { from: string; to: string; size: number; order: number }[] = [];
+  let pointer: { to: string; text: string } | undefined;
   if (await source.isFile(src)) {
-    files.push({ from: src, to: dst, size: (await source.stat(src)).size });
+    files.push({ from: src, to: dst, size: (await source.stat(src)).size, order: 0 });
   } else if (await source.isDir(src)) {
     const base = src.replace(/\/+$/, '');
     for await (const entry of source.list(src, { recursive: true })) {
       const relative = entry.path.slice(base.length + 1);
-      files.push({ from: entry.path, to: target.joinPath(dst, ...relative.split('/')), size: entry.size ?? 0 });
+      const to = target.joinPath(dst, ...relative.split('/'));
+      if (relative === POINTER_NAME) {
+        const text = (await readPointerText(source, src)) ?? '';
+        const name = text.slice(Math.max(text.lastIndexOf('/'), text.lastIndexOf('\\')) + 1);
+        const inSource = name.length > 0 && text !== name && source.joinPath(src, name) === text;
+        pointer = { to, text: inSource ? name : text };
+        continue;
+      }
+      if (relative === LEASE_NAME) continue; // the copy is a new run: the source's writer does not own it
+      // The manifest makes a folder checkpoint complete: it must land after its shards.
+      files.push({ from: entry.path, to, size: entry.size ?? 0, order: entry.name === MANIFEST_NAME ? 1 : 0 });
     }
-    // The manifest makes a folder checkpoint complete: it must land last.
-    files.sort((a, b) => Number(a.from.endsWith(`/${MANIFEST_NAME}`)) - Number(b.from.endsWith(`/${MANIFEST_NAME}`)));
+    files.sort((a, b) => a.order - b.order);
   } else {
     throw new NotFoundError(src, { backend: source.name, message: `nothing to copy at ${src}; check the path` });
   }
@@ -134,6 +179,7 @@ export async function cp(
     }
     await target.put(file.to, counted());
   }
+  if (pointer) await target.put(pointer.to, pointer.text);
   progress.done();
-  return { files: files.length, bytes };
+  return { files: files.length + (pointer ? 1 : 0), bytes };
 }

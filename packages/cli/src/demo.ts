@@ -4,7 +4,7 @@
 // itself mid-run as a preempted job would; resumes from last_checkpoint; and
 // prints what is on the store. Any store works: --work-dir s3://bucket/demo.
 import { parseArgs } from 'node:util';
-import { CheckpointHook, type Logger, ReferenceTrainer } from '@savepoint/core';
+import { CheckpointHook, ConfigError, type Logger, ReferenceTrainer, redact, removeCheckpoint } from '@savepoint/core';
 import { ls } from './commands.js';
 import { LogisticRegression, makeDataset } from './demo-model.js';
 import { parseBackendArgs, registerAllBackends, storeFor } from './stores.js';
@@ -12,6 +12,8 @@ import { parseBackendArgs, registerAllBackends, storeFor } from './stores.js';
 const EPOCHS = 10;
 const STOP_AFTER = 6;
 const ITERS_PER_EPOCH = 5;
+/** Written first into the demo's work dir: the demo deletes only inside folders that carry it. */
+const DEMO_MARKER = 'savepoint-demo.json';
 
 const { values } = parseArgs({
   options: { 'work-dir': { type: 'string', default: './work_dirs/demo' }, 'backend-args': { type: 'string' } },
@@ -73,9 +75,38 @@ function session(label: string, resume: boolean, stopAfter?: number) {
 }
 
 const started = Date.now();
-if (await store.isDir(workDir)) {
-  console.log(`Starting fresh: removing the previous demo run in ${workDir}`);
-  await store.rmtree(workDir);
+try {
+  await prepareWorkDir();
+} catch (error) {
+  console.error(`savepoint demo: ${redact(error instanceof Error ? error.message : String(error))}`);
+  process.exit(2);
+}
+
+/**
+ * The demo deletes only what it created: a folder holding its marker (a previous demo
+ * run) loses the names the run layout parses as the demo's own, nothing else; any other
+ * non-empty folder is refused. Writing the marker first also proves, before training
+ * starts, that the store is reachable and writable (a missing bucket fails here).
+ */
+async function prepareWorkDir(): Promise<void> {
+  const marker = store.joinPath(workDir, DEMO_MARKER);
+  if (await store.isDir(workDir)) {
+    if (!(await store.isFile(marker))) {
+      throw new ConfigError(
+        `${workDir} is not empty and is not a previous demo run (it has no ${DEMO_MARKER}); the demo never deletes files it did not create. Pass another --work-dir.`,
+        { option: '--work-dir' },
+      );
+    }
+    const layout = new CheckpointHook({ backend: store }).layoutFor(workDir);
+    console.log(`Starting fresh: removing the previous demo run's checkpoints in ${workDir}`);
+    for await (const entry of store.list(workDir)) {
+      const kind = layout.parse(entry.name)?.kind;
+      if (kind === 'regular' || kind === 'best' || kind === 'published' || kind === 'pointer') {
+        await removeCheckpoint(store, entry.path);
+      }
+    }
+  }
+  await store.put(marker, JSON.stringify({ createdBy: 'savepoint demo', at: new Date().toISOString() }));
 }
 
 const first = session(`training ${EPOCHS} epochs into ${workDir}`, false, STOP_AFTER);

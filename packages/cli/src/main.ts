@@ -168,14 +168,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     )
     .argument('<dir>', 'run folder')
     .requiredOption('--keep <n>', 'regular checkpoints to keep (the newest)', (v) => {
-      if (!/^\d+$/.test(v))
-        throw new ConfigError(`--keep got ${JSON.stringify(v)}; accepted: an integer >= 0`, { option: '--keep' });
+      if (!/^\d+$/.test(v) || Number(v) < 1)
+        throw new ConfigError(`--keep got ${JSON.stringify(v)}; accepted: an integer >= 1`, { option: '--keep' });
       return Number(v);
     })
     .option('--yes', 'delete (without it, only show what would be deleted)')
-    .description('delete old regular checkpoints; never the pointer target or a best')
-    .action(async (dir: string, opts: { keep: number; yes?: boolean }) => {
-      const result = await prune(store(dir), dir, opts.keep, !!opts.yes);
+    .option('--filename-tmpl <tmpl>', 'the run\'s filenameTmpl, when it is not epoch_{}.safetensors or iter_{}.safetensors')
+    .description(
+      "delete old regular checkpoints of the run; never the pointer's target, a newer one, a best, a published copy or a file that is not the run's",
+    )
+    .action(async (dir: string, opts: { keep: number; yes?: boolean; filenameTmpl?: string }) => {
+      const result = await prune(store(dir), dir, opts.keep, !!opts.yes, { filenameTmpl: opts.filenameTmpl });
       print(result, () =>
         result.toDelete.length === 0
           ? 'nothing to delete'

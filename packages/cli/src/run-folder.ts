@@ -1,10 +1,11 @@
 // Reads a run folder through the store contract: which entries are checkpoints,
 // of what kind, and which one the pointer names.
 import {
+  checkFilenameTemplate,
   checkpointShape,
-  type ListEntry,
   MANIFEST_NAME,
-  POINTER_NAME,
+  type ParsedName,
+  RunLayout,
   readLastCheckpoint,
   readManifest,
   type StorageBackend,
@@ -25,39 +26,43 @@ export interface CheckpointInfo {
   isPointerTarget: boolean;
 }
 
-const PUBLISHED = /-[0-9a-f]{8}(\.[A-Za-z0-9]+)?$/;
-const CHECKPOINT_EXTENSIONS = ['.safetensors', '.pth', '.ckpt', '.bin'];
-
-function stepOf(name: string): number | undefined {
-  const match = /(\d+)(?!.*\d)/.exec(name.replace(PUBLISHED, ''));
-  return match ? Number(match[1]) : undefined;
+/**
+ * The run layouts the CLI recognises: the engine's default templates for epoch and
+ * iteration mode, or the one given with --filename-tmpl. Names none of them parse
+ * (pretrained weights, tokenizers, notes) are not checkpoints of the run.
+ */
+export function runLayouts(store: StorageBackend, dir: string, filenameTmpl?: string): RunLayout[] {
+  const templates = filenameTmpl ? [checkFilenameTemplate(filenameTmpl)] : ['epoch_{}.safetensors', 'iter_{}.safetensors'];
+  return templates.map((tmpl) => new RunLayout({ workDir: dir, outDir: dir, store, workDirStore: store, filenameTmpl: tmpl }));
 }
 
-function kindOf(name: string): { kind: CheckpointKind; metric?: string } {
-  if (PUBLISHED.test(name)) return { kind: 'published' };
-  if (name.startsWith('best_')) {
-    const metric = name
-      .slice(5)
-      .replace(/_(?:epoch|iter)_\d+.*$/, '')
-      .replace(/_[^_]*\d+[^_]*$/, '');
-    return { kind: 'best', metric };
+function parseName(layouts: readonly RunLayout[], name: string): ParsedName | undefined {
+  for (const layout of layouts) {
+    const parsed = layout.parse(name);
+    if (parsed) return parsed;
   }
-  return { kind: 'regular' };
+  return undefined;
 }
 
-function looksLikeCheckpoint(entry: ListEntry): boolean {
-  if (entry.name === POINTER_NAME) return false;
-  return entry.type === 'dir' || CHECKPOINT_EXTENSIONS.some((ext) => entry.name.endsWith(ext));
+function describeParsed(parsed: ParsedName): { kind: CheckpointKind; metric?: string; step?: number } | undefined {
+  if (parsed.kind === 'regular') return { kind: 'regular', step: parsed.step };
+  if (parsed.kind === 'best') return { kind: 'best', metric: parsed.metric, step: parsed.step };
+  if (parsed.kind === 'published') return { kind: 'published', step: parsed.of.step };
+  return undefined;
 }
 
 export async function scanRunFolder(
   store: StorageBackend,
   dir: string,
+  filenameTmpl?: string,
 ): Promise<{ checkpoints: CheckpointInfo[]; pointer: string | undefined }> {
   const pointer = await readLastCheckpoint(store, dir);
+  const layouts = runLayouts(store, dir, filenameTmpl);
   const checkpoints: CheckpointInfo[] = [];
   for await (const entry of store.list(dir)) {
-    if (!looksLikeCheckpoint(entry)) continue;
+    const parsed = parseName(layouts, entry.name);
+    const described = parsed ? describeParsed(parsed) : undefined;
+    if (!described) continue;
     let shape: CheckpointInfo['shape'] = 'file';
     let size = entry.size;
     let modified = entry.lastModified;
@@ -80,13 +85,11 @@ export async function scanRunFolder(
     checkpoints.push({
       name: entry.name,
       path: entry.path,
-      ...kindOf(entry.name),
-      step: stepOf(entry.name),
+      ...described,
       size,
       modified,
       shape,
-      isPointerTarget:
-        pointer !== undefined && (pointer === entry.path || pointer.replace(/\/+$/, '').endsWith(`/${entry.name}`)),
+      isPointerTarget: pointer !== undefined && pointer.replace(/[\\/]+$/, '') === entry.path.replace(/[\\/]+$/, ''),
     });
   }
   checkpoints.sort((a, b) =>

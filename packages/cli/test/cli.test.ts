@@ -114,6 +114,8 @@ for (const config of stores) {
         ]);
         const json = JSON.parse((await run(['ls', dir, '--json', ...flag])).out);
         expect(json.pointer).toBe(store.joinPath(dir, 'epoch_5.safetensors'));
+        // Strangers' files in the folder are not listed as checkpoints.
+        expect(json.checkpoints.some((c: { name: string }) => c.name === 'savepoint.lease')).toBe(false);
         expect(json.checkpoints.find((c: { name: string }) => c.name === 'epoch_5.safetensors').step).toBe(5);
       });
 
@@ -151,8 +153,8 @@ for (const config of stores) {
         expect(result.out).toMatch(/FAIL\s+.*epoch_1\.safetensors/);
       });
 
-      it('prune shows, then deletes with --yes, never the pointer target or a best', async () => {
-        const dry = await run(['prune', dir, '--keep', '0', ...flag]);
+      it('prune shows, then deletes with --yes: only the run\'s own regular checkpoints, never the pointer target, a newer one, a best or a stranger\'s file', async () => {
+        const dry = await run(['prune', dir, '--keep', '1', ...flag]);
         expect(dry.code).toBe(0);
         expect(dry.out).toMatch(/would delete/);
         expect(dry.out).toContain('epoch_3.safetensors');
@@ -169,13 +171,90 @@ for (const config of stores) {
         ]) {
           await store.copy(store.joinPath(dir, name), store.joinPath(copy, name));
         }
-        await store.put(store.joinPath(copy, 'last_checkpoint'), store.joinPath(copy, 'epoch_4.safetensors'));
-        const real = await run(['prune', copy, '--keep', '0', '--yes', ...flag]);
-        expect(real.code).toBe(0);
-        expect(await store.isFile(store.joinPath(copy, 'epoch_3.safetensors'))).toBe(false);
-        expect(await store.isFile(store.joinPath(copy, 'epoch_5.safetensors'))).toBe(false);
-        expect(await store.isFile(store.joinPath(copy, 'epoch_4.safetensors'))).toBe(true);
-        expect(await store.isFile(store.joinPath(copy, 'best_acc_epoch_2.safetensors'))).toBe(true);
+        // Files that are not the run's: a careless prune counts them as checkpoints.
+        for (const name of ['pretrained.safetensors', 'tokenizer.bin', 'model.pth', 'epoch_final.ckpt'])
+          await store.put(store.joinPath(copy, name), 'not a checkpoint of this run');
+        // The pointer names 4: 5 is newer (a save whose pointer has not moved yet) and stays.
+        await store.put(store.joinPath(copy, 'last_checkpoint'), 'epoch_4.safetensors');
+        const real = await run(['prune', copy, '--keep', '1', '--yes', ...flag]);
+        expect(real.code, real.err).toBe(0);
+        const left: string[] = [];
+        for await (const entry of store.list(copy)) left.push(entry.name);
+        expect(left.sort()).toEqual(
+          [
+            'best_acc_epoch_2.safetensors',
+            'epoch_4.safetensors',
+            'epoch_5.safetensors',
+            'epoch_final.ckpt',
+            'last_checkpoint',
+            'model.pth',
+            'pretrained.safetensors',
+            'tokenizer.bin',
+          ].sort(),
+        );
+        // --keep below 1 is refused.
+        const zero = await run(['prune', copy, '--keep', '0', '--yes', ...flag]);
+        expect(zero.code).toBe(2);
+        expect(zero.err).toMatch(/--keep got "0"; accepted: an integer >= 1/);
+      });
+
+      it('prune --yes on a run being trained fails at once, naming the lease holder', async () => {
+        const leased = store.joinPath(root, 'leased');
+        const hook = new CheckpointHook({ interval: 1, backend: store });
+        const trainer = new ReferenceTrainer({
+          workDir: leased,
+          model: new ToyModel(),
+          checkpointHook: hook,
+          itersPerEpoch: 1,
+          maxEpochs: 3,
+          backend: store,
+        });
+        await hook.beforeTrain(trainer);
+        try {
+          for (const step of [1, 2]) {
+            trainer.epoch = step;
+            trainer.iter = step;
+            await hook.afterTrainEpoch(trainer);
+          }
+          const result = await run(['prune', leased, '--keep', '1', '--yes', ...flag]);
+          expect(result.code).toBe(1);
+          expect(result.err).toMatch(/held by training \(owner .*pid \d+\)/);
+          expect(await store.isFile(store.joinPath(leased, 'epoch_1.safetensors'))).toBe(true);
+        } finally {
+          await hook.close();
+        }
+        expect((await run(['prune', leased, '--keep', '1', '--yes', ...flag])).code).toBe(0);
+        expect(await store.isFile(store.joinPath(leased, 'epoch_1.safetensors'))).toBe(false);
+      });
+
+      it('cp of a whole run: the copy resumes from its own files and the original is never touched', async () => {
+        const original = store.joinPath(root, 'cp-original');
+        const train = (workDir: string, maxEpochs: number, resume: boolean) =>
+          new ReferenceTrainer({
+            workDir,
+            model: new ToyModel((p) => ({ acc: [0.1, 0.9, 0.2, 0.3, 0.4, 0.5][p.epoch - 1] ?? 0 })),
+            checkpointHook: new CheckpointHook({ interval: 1, maxKeepCkpts: 2, saveBest: 'acc', backend: store }),
+            itersPerEpoch: 1,
+            maxEpochs,
+            valInterval: 1,
+            resume,
+            backend: store,
+          }).train();
+        await train(original, 4, false);
+        // As earlier versions wrote it: the pointer holds the full path of the original's checkpoint.
+        await store.put(store.joinPath(original, 'last_checkpoint'), store.joinPath(original, 'epoch_4.safetensors'));
+        const before: string[] = [];
+        for await (const entry of store.list(original)) before.push(`${entry.name}:${entry.size}`);
+        const copy = store.joinPath(root, 'cp-copy');
+        expect((await run(['cp', original, copy, ...flag])).code).toBe(0);
+        expect(new TextDecoder().decode(await store.get(store.joinPath(copy, 'last_checkpoint')))).toBe('epoch_4.safetensors');
+        await train(copy, 6, true);
+        const after: string[] = [];
+        for await (const entry of store.list(original)) after.push(`${entry.name}:${entry.size}`);
+        expect(after).toEqual(before);
+        const names: string[] = [];
+        for await (const entry of store.list(copy)) names.push(entry.name);
+        expect(names.sort()).toEqual(['best_acc_epoch_2.safetensors', 'epoch_5.safetensors', 'epoch_6.safetensors', 'last_checkpoint']);
       });
 
       it('publish writes the slim copy named by its hash', async () => {
@@ -229,6 +308,7 @@ describe('savepoint CLI usage errors', () => {
   it('bad flags are exit 2', async () => {
     expect((await run(['prune', '/tmp/x'])).code).toBe(2);
     expect((await run(['prune', '/tmp/x', '--keep', 'many'])).code).toBe(2);
+    expect((await run(['prune', '/tmp/x', '--keep', '0'])).code).toBe(2);
     expect((await run(['frobnicate'])).code).toBe(2);
     const badJson = await run(['ls', '/tmp/x', '--backend-args', '{oops']);
     expect(badJson.code).toBe(2);
@@ -249,4 +329,41 @@ describe('savepoint CLI usage errors', () => {
       expect(own.out, command).toMatch(new RegExp(`Examples:\\n\\s+savepoint ${command} `));
     }
   });
+});
+
+describe('savepoint demo', () => {
+  const DEMO = join(import.meta.dirname, '..', 'dist', 'demo.js');
+  const runDemo = async (workDir: string) => {
+    const { spawnSync } = await import('node:child_process');
+    return spawnSync(process.execPath, [DEMO, '--work-dir', workDir], { encoding: 'utf8' });
+  };
+
+  it('refuses a non-empty folder that is not a previous demo run, deleting nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      const { writeFile, readdir } = await import('node:fs/promises');
+      await writeFile(join(dir, 'thesis.tex'), 'years of work');
+      await writeFile(join(dir, 'epoch_1.safetensors'), 'looks like ours, is not');
+      const result = await runDemo(dir);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(/is not a previous demo run.*never deletes files it did not create/);
+      expect((await readdir(dir)).sort()).toEqual(['epoch_1.safetensors', 'thesis.tex']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('re-running in its own folder replaces only its own files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      const { writeFile, readFile } = await import('node:fs/promises');
+      expect((await runDemo(dir)).status).toBe(0);
+      await writeFile(join(dir, 'notes.txt'), 'mine');
+      const again = await runDemo(dir);
+      expect(again.status, again.stderr).toBe(0);
+      expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
