@@ -65,6 +65,25 @@ if (hostile) {
   lines.push('| target | cases |', '|---|---|');
   for (const [target, n] of Object.entries(hostile.byTarget)) lines.push(`| ${target} | ${n} |`);
 }
+const ownership = figures.ownership?.stores ?? {};
+if (Object.keys(ownership).length > 0) {
+  lines.push(
+    '',
+    '## Ownership attacks',
+    '',
+    "Each attack ran against a run beside another run (the victim) on the same store. Hostile pointers had to be refused with ForeignPathError; hostile runtime-info paths warned about and never deleted; a copied run resumed in its new place; strangers' files in the run folder survived prune; a second writer and a `prune --yes` on a leased run failed with LeaseHeldError. After every attack the victim's files were compared with a snapshot: unchanged.",
+    '',
+  );
+  lines.push(
+    '| store | hostile pointers refused | hostile runtime-info paths ignored | copied runs resumed | foreign files kept | concurrent writers refused |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const [store, o] of Object.entries(ownership)) {
+    lines.push(
+      `| ${store} | ${o.hostilePointers} | ${o.hostileRuntimeInfo} | ${o.copiedRuns} | ${o.foreignFiles} | ${o.concurrentWriters} |`,
+    );
+  }
+}
 const secrets = figures.secrets;
 if (secrets) {
   lines.push(
