@@ -1,5 +1,5 @@
 // The policy engine's test matrix, parameterised by a store factory: every
-// example of spec/checkpoint-policy.md, in epoch and iteration mode, plus the
+// example of docs/checkpoint-policy.md, in epoch and iteration mode, plus the
 // crash-ordering sweep. Each backend runs it with one call, so rotation and best
 // removal are proven identical on every store.
 import {

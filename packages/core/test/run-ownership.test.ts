@@ -131,6 +131,25 @@ describe('run ownership on local disk', () => {
     expect(logs.some((l) => l.includes('Removed 2 unfinished write(s)'))).toBe(true);
   });
 
+  it('the lease is renewed in the background; a holder whose lease was taken over stops at its next hook call', async () => {
+    const { LeaseHeldError } = await import('@savepoint/core');
+    const hook = new CheckpointHook({ interval: 1, leaseTtlMs: 1000 });
+    const t = trainer(root, {}, { maxEpochs: 3 });
+    await hook.beforeTrain(t);
+    const read = async () => JSON.parse(await readFile(join(root, 'savepoint.lease'), 'utf8'));
+    const first = await read();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(Date.parse((await read()).expiresAt)).toBeGreaterThan(Date.parse(first.expiresAt));
+    // Someone takes the run over (as after an expiry); the old holder must not write again.
+    await writeFile(join(root, 'savepoint.lease'), JSON.stringify({ ...first, owner: 'intruder', pid: 1 }));
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    t.epoch = 1;
+    t.iter = 1;
+    await expect(hook.afterTrainEpoch(t)).rejects.toBeInstanceOf(LeaseHeldError);
+    expect(await readdir(root)).toEqual(['savepoint.lease']);
+    await hook.close();
+  });
+
   it('the run layout builds and parses every name, with metric names holding "/" round-tripping', () => {
     const store = new LocalBackend();
     const layout = new RunLayout({
