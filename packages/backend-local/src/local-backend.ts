@@ -34,7 +34,6 @@ import {
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;
 export const LOCAL_OPTION_NAMES = ['root'];
 
-
 export interface LocalBackendOptions {
   /**
    * Optional folder that every path must stay inside. Relative paths resolve against

@@ -9,8 +9,8 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectsV2Command,
   ListMultipartUploadsCommand,
+  ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
@@ -199,9 +199,12 @@ export class S3Backend implements StorageBackend {
         );
         for (const upload of page.Uploads ?? []) {
           if (!upload.Key || !upload.UploadId) continue;
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }), {
-            abortSignal: options.signal,
-          });
+          await this.client.send(
+            new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }),
+            {
+              abortSignal: options.signal,
+            },
+          );
           removed++;
         }
         keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;

@@ -282,7 +282,6 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
       });
     }
 
-
     describe('ownership: a run loads and deletes only what it owns', () => {
       const acc = (s: number) => ({ acc: s / 10 });
       /** Every file below `dir` with its bytes' length: what must survive untouched. */
@@ -420,9 +419,9 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         const dying = new InstrumentedBackend(ctx.backend, (call) =>
           call.op === 'put' && call.path.endsWith('/last_checkpoint') ? 'before' : undefined,
         );
-        await expect(train('epoch', dir, { hook: plan, metrics, steps: 10, resume: true, backend: dying })).rejects.toBeInstanceOf(
-          InjectedFault,
-        );
+        await expect(
+          train('epoch', dir, { hook: plan, metrics, steps: 10, resume: true, backend: dying }),
+        ).rejects.toBeInstanceOf(InjectedFault);
         expect((await names(dir)).filter((n) => /^epoch_/.test(n))).toEqual(['epoch_4.safetensors', 'epoch_5.safetensors']);
         // Resuming (even with nothing left to train) brings rotation back to maxKeepCkpts.
         await train('epoch', dir, { hook: plan, metrics, steps: 4, resume: true });

@@ -7,13 +7,13 @@ import {
   LEASE_NAME,
   loadCheckpoint,
   MANIFEST_NAME,
-  POINTER_NAME,
-  RunLease,
-  readPointerText,
   NotFoundError,
+  POINTER_NAME,
   publishCheckpoint,
+  RunLease,
   readLastCheckpoint,
   readManifest,
+  readPointerText,
   removeCheckpoint,
   type StorageBackend,
 } from '@savepoint/core';
@@ -97,9 +97,12 @@ export async function prune(
   options: { filenameTmpl?: string } = {},
 ): Promise<{ toDelete: string[]; kept: string[]; deleted: boolean }> {
   if (!Number.isInteger(keep) || keep < 1) {
-    throw new ConfigError(`--keep got ${JSON.stringify(keep)}; accepted: an integer >= 1 (prune never deletes every checkpoint)`, {
-      option: '--keep',
-    });
+    throw new ConfigError(
+      `--keep got ${JSON.stringify(keep)}; accepted: an integer >= 1 (prune never deletes every checkpoint)`,
+      {
+        option: '--keep',
+      },
+    );
   }
   const lease = yes
     ? await RunLease.acquire(store, store.joinPath(dir, LEASE_NAME), { ttlMs: DEFAULT_LEASE_TTL_MS, purpose: 'prune' })

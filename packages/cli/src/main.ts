@@ -173,7 +173,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       return Number(v);
     })
     .option('--yes', 'delete (without it, only show what would be deleted)')
-    .option('--filename-tmpl <tmpl>', 'the run\'s filenameTmpl, when it is not epoch_{}.safetensors or iter_{}.safetensors')
+    .option('--filename-tmpl <tmpl>', "the run's filenameTmpl, when it is not epoch_{}.safetensors or iter_{}.safetensors")
     .description(
       "delete old regular checkpoints of the run; never the pointer's target, a newer one, a best, a published copy or a file that is not the run's",
     )

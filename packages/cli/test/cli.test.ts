@@ -153,7 +153,7 @@ for (const config of stores) {
         expect(result.out).toMatch(/FAIL\s+.*epoch_1\.safetensors/);
       });
 
-      it('prune shows, then deletes with --yes: only the run\'s own regular checkpoints, never the pointer target, a newer one, a best or a stranger\'s file', async () => {
+      it("prune shows, then deletes with --yes: only the run's own regular checkpoints, never the pointer target, a newer one, a best or a stranger's file", async () => {
         const dry = await run(['prune', dir, '--keep', '1', ...flag]);
         expect(dry.code).toBe(0);
         expect(dry.out).toMatch(/would delete/);
@@ -254,7 +254,12 @@ for (const config of stores) {
         expect(after).toEqual(before);
         const names: string[] = [];
         for await (const entry of store.list(copy)) names.push(entry.name);
-        expect(names.sort()).toEqual(['best_acc_epoch_2.safetensors', 'epoch_5.safetensors', 'epoch_6.safetensors', 'last_checkpoint']);
+        expect(names.sort()).toEqual([
+          'best_acc_epoch_2.safetensors',
+          'epoch_5.safetensors',
+          'epoch_6.safetensors',
+          'last_checkpoint',
+        ]);
       });
 
       it('publish writes the slim copy named by its hash', async () => {

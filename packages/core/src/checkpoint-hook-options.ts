@@ -61,9 +61,7 @@ export interface CheckpointHookOptions {
 }
 
 /** Where checkpoints are written: a store given as an object, or one the registry builds. */
-export type StoreChoice =
-  | { kind: 'instance'; backend: StorageBackend }
-  | { kind: 'registry'; backendArgs: BackendArgs };
+export type StoreChoice = { kind: 'instance'; backend: StorageBackend } | { kind: 'registry'; backendArgs: BackendArgs };
 
 export type LayoutChoice = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number };
 
@@ -273,9 +271,7 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     greaterKeys,
     lessKeys,
     filenameTmpl:
-      o.filenameTmpl === undefined
-        ? `${byEpoch ? 'epoch' : 'iter'}_{}${codec.extension}`
-        : checkFilenameTemplate(o.filenameTmpl),
+      o.filenameTmpl === undefined ? `${byEpoch ? 'epoch' : 'iter'}_{}${codec.extension}` : checkFilenameTemplate(o.filenameTmpl),
     publishedKeys:
       o.publishedKeys === undefined ? undefined : checkStringList(o.publishedKeys, 'publishedKeys', { unique: true }),
     codec,

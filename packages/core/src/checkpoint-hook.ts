@@ -12,7 +12,13 @@ import {
   type Rule,
   resolveCheckpointHookOptions,
 } from './checkpoint-hook-options.js';
-import { publishCheckpoint, removeCheckpoint, saveCheckpointDir, saveCheckpointFile, writeLastCheckpoint } from './checkpoint-io.js';
+import {
+  publishCheckpoint,
+  removeCheckpoint,
+  saveCheckpointDir,
+  saveCheckpointFile,
+  writeLastCheckpoint,
+} from './checkpoint-io.js';
 import { ConfigError, SavepointError } from './errors.js';
 import { RunLease } from './lease.js';
 import { getBackend, uriScheme } from './registry.js';
@@ -111,7 +117,14 @@ export class CheckpointHook {
     const workDirStore =
       workDirBackend ??
       (outDirOption === undefined || uriScheme(workDir) === uriScheme(outDirOption) ? store : getBackend(workDir));
-    return new RunLayout({ workDir, outDir, store, workDirStore, filenameTmpl: this.config.filenameTmpl, metrics: this.#metrics });
+    return new RunLayout({
+      workDir,
+      outDir,
+      store,
+      workDirStore,
+      filenameTmpl: this.config.filenameTmpl,
+      metrics: this.#metrics,
+    });
   }
 
   #bestKeys(metric: string): { score: string; ckpt: string } {

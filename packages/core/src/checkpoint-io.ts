@@ -9,7 +9,6 @@ import { decodeSafetensors, encodeSafetensors, joinCheckpoint, SafetensorsCodec,
 import type { SignalOptions, StorageBackend } from './storage-backend.js';
 import type { Checkpoint, Tensor, TypedArray } from './tensor.js';
 
-
 export const DEFAULT_CODEC: CheckpointCodec = new SafetensorsCodec();
 
 export interface ShardManifest {

@@ -5,7 +5,7 @@
 // this host, or an abandoned lease of this very process) is taken over.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { LeaseHeldError, NotFoundError, SavepointError } from './errors.js';
+import { LeaseHeldError, NotFoundError, type SavepointError } from './errors.js';
 import type { SignalOptions, StorageBackend } from './storage-backend.js';
 
 export interface LeaseRecord {
@@ -27,9 +27,11 @@ export interface AcquireLeaseOptions extends SignalOptions {
   onTakeover?: (previous: LeaseRecord | undefined, why: string) => void;
 }
 
-/** Owner ids of leases this process holds and has not released (across duplicate copies of core). */
-const ACTIVE: Set<string> = ((globalThis as Record<symbol, unknown>)[Symbol.for('savepoint.activeLeases')] ??=
-  new Set<string>()) as Set<string>;
+/** Owner ids of leases this process holds and has not released (one set across duplicate copies of core). */
+const ACTIVE_KEY = Symbol.for('savepoint.activeLeases');
+const globalLeases = globalThis as { [ACTIVE_KEY]?: Set<string> };
+globalLeases[ACTIVE_KEY] ??= new Set<string>();
+const ACTIVE: Set<string> = globalLeases[ACTIVE_KEY];
 
 function pidAlive(pid: number): boolean {
   try {

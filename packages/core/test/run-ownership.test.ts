@@ -4,8 +4,6 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
 import {
   CheckpointHook,
   type CheckpointHookOptions,
@@ -15,6 +13,8 @@ import {
   readLastCheckpoint,
   type TrainableModel,
 } from '@savepoint/core';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
 
 registerLocalBackend();
 
@@ -40,7 +40,11 @@ function model(metrics: (epoch: number) => Record<string, number> = () => ({})) 
   return m;
 }
 
-function trainer(workDir: string, hook: CheckpointHookOptions, extra: Partial<ConstructorParameters<typeof ReferenceTrainer>[0]>) {
+function trainer(
+  workDir: string,
+  hook: CheckpointHookOptions,
+  extra: Partial<ConstructorParameters<typeof ReferenceTrainer>[0]>,
+) {
   const m = extra.model ?? model();
   return new ReferenceTrainer({
     workDir,

@@ -71,7 +71,7 @@ const targets: { name: string; skipReason: string | undefined; open(): Promise<{
 
 for (const target of targets) {
   describe.skipIf(!!target.skipReason)(`ownership attacks on ${target.name}`, () => {
-    it('hostile pointers and runtime info, a copied run, strangers\' files and a second writer change nothing outside the run', async () => {
+    it("hostile pointers and runtime info, a copied run, strangers' files and a second writer change nothing outside the run", async () => {
       const { store, root } = await target.open();
       const counts: Counts = { hostilePointers: 0, hostileRuntimeInfo: 0, copiedRuns: 0, foreignFiles: 0, concurrentWriters: 0 };
       try {
@@ -126,7 +126,13 @@ for (const target of targets) {
             meta: { epoch: 2, iter: 2 },
             state_dict: { 'fc.weight': new Float32Array(4), 'fc.bias': new Float64Array(1) },
             message_hub: {
-              runtime_info: { last_ckpt: value, best_ckpt: value, best_score: 0.2, pending_removals: [value], keep_ckpt_ids: [2] },
+              runtime_info: {
+                last_ckpt: value,
+                best_ckpt: value,
+                best_score: 0.2,
+                pending_removals: [value],
+                keep_ckpt_ids: [2],
+              },
             },
           });
           await store.put(store.joinPath(run, 'pretrained.safetensors'), 'a stranger in our folder');
