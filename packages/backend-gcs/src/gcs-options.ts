@@ -8,6 +8,7 @@ import {
   configError,
   parseRetryPolicy,
   type RetryPolicy,
+  secretConfigError,
 } from '@savepoint/core';
 import { BACKEND_NAME } from './gcs-errors.js';
 
@@ -59,15 +60,27 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
     throw configError('storage', o.storage, 'a Storage from @google-cloud/storage', ctx);
   const secrets: (string | undefined)[] = [];
   const projectId = o.projectId === undefined ? undefined : checkString(o.projectId, 'projectId', 'a GCP project id', ctx);
+  if (o.keyFilename !== undefined && (typeof o.keyFilename !== 'string' || looksLikeKeyContents(o.keyFilename))) {
+    // The key's contents passed where its path belongs: say so without printing it.
+    throw secretConfigError(
+      'keyFilename',
+      o.keyFilename,
+      'the path of a service-account JSON key file; to pass the key itself, parse it and give it as credentials',
+      ctx,
+    );
+  }
   const keyFilename =
     o.keyFilename === undefined
       ? undefined
       : checkString(o.keyFilename, 'keyFilename', 'a path to a service-account JSON key', ctx);
   let credentials: GcsBackendOptions['credentials'];
   if (o.credentials !== undefined) {
-    const c = checkRecord(o.credentials, 'credentials', ctx) ?? {};
+    if (typeof o.credentials !== 'object' || o.credentials === null || Array.isArray(o.credentials)) {
+      throw secretConfigError('credentials', o.credentials, 'an object with client_email and private_key strings', ctx);
+    }
+    const c = o.credentials as unknown as Record<string, unknown>;
     if (typeof c.client_email !== 'string' || typeof c.private_key !== 'string') {
-      throw configError('credentials', '<hidden>', 'an object with client_email and private_key strings', ctx);
+      throw secretConfigError('credentials', c, 'an object with client_email and private_key strings', ctx);
     }
     credentials = { client_email: c.client_email, private_key: c.private_key };
     secrets.push(c.private_key);
@@ -100,4 +113,9 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
         retryOptions: { autoRetry: false, maxRetries: 0 },
       };
   return { retry, chunkSize, deleteConcurrency, secrets, storage: o.storage, storageOptions };
+}
+
+/** A key file's contents rather than its path: JSON, or a PEM block. */
+function looksLikeKeyContents(value: string): boolean {
+  return /^\s*\{/.test(value) || value.includes('PRIVATE KEY') || value.includes('"private_key"') || value.includes('\n');
 }

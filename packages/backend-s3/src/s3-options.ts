@@ -9,6 +9,7 @@ import {
   configError,
   parseRetryPolicy,
   type RetryPolicy,
+  secretConfigError,
 } from '@savepoint/core';
 import { BACKEND_NAME } from './s3-errors.js';
 
@@ -73,7 +74,11 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
   const secrets: (string | undefined)[] = [];
   let credentials: S3Credentials | undefined;
   if (o.credentials !== undefined) {
-    const c = checkRecord(o.credentials, 'credentials', ctx) ?? {};
+    if (typeof o.credentials !== 'object' || o.credentials === null || Array.isArray(o.credentials)) {
+      // A string here is often "<id>:<secret>": describe it, never echo it.
+      throw secretConfigError('credentials', o.credentials, 'an object { accessKeyId, secretAccessKey, sessionToken? }', ctx);
+    }
+    const c = o.credentials as unknown as Record<string, unknown>;
     // The SDK tags credential objects it has used with `$source`; such a reused object is fine.
     checkKnownKeys(
       Object.fromEntries(Object.entries(c).filter(([k]) => !k.startsWith('$'))),
@@ -83,12 +88,12 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
     );
     // Never echo a credential value back in an error: describe the field only.
     if (typeof c.accessKeyId !== 'string' || c.accessKeyId === '')
-      throw configError('credentials.accessKeyId', '<hidden>', 'a non-empty string', ctx);
+      throw secretConfigError('credentials.accessKeyId', c.accessKeyId, 'a non-empty string', ctx);
     if (typeof c.secretAccessKey !== 'string' || c.secretAccessKey === '') {
-      throw configError('credentials.secretAccessKey', '<hidden>', 'a non-empty string', ctx);
+      throw secretConfigError('credentials.secretAccessKey', c.secretAccessKey, 'a non-empty string', ctx);
     }
     if (c.sessionToken !== undefined && typeof c.sessionToken !== 'string') {
-      throw configError('credentials.sessionToken', '<hidden>', 'a string', ctx);
+      throw secretConfigError('credentials.sessionToken', c.sessionToken, 'a string', ctx);
     }
     credentials = {
       accessKeyId: c.accessKeyId,

@@ -30,11 +30,11 @@ export function parseBackendArgs(raw: string | undefined, source: string): Recor
   try {
     parsed = JSON.parse(raw);
   } catch (error) {
+    // The parser's message quotes the text around the error, which may be part of a secret: keep only the position.
+    const position = /position (\d+)/.exec((error as Error).message)?.[1];
     throw new ConfigError(
-      `${source} is not valid JSON (${(error as Error).message}); give an object such as '{"region":"us-east-1"}'`,
-      {
-        option: source,
-      },
+      `${source} is not valid JSON${position ? ` (error at character ${position})` : ''}; give an object such as '{"region":"us-east-1"}'`,
+      { option: source },
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {

@@ -3,6 +3,8 @@
 // URLs and connection strings (SAS `sig=`, `AccountKey=`, presigned S3 URLs).
 
 const SECRET_PATTERNS: readonly RegExp[] = [
+  // A whole PEM private key (also JSON-escaped, with literal \n), not just its first line.
+  /(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g,
   /((?:^|[?&;\s])(?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|se|sv|sp|skoid|sktid)=)[^&;\s"']+/gi,
   /((?:AccountKey|SharedAccessSignature|SharedAccessKey)=)[^;\s"']+/gi,
   /((?:aws_secret_access_key|secretAccessKey|accountKey|sessionToken|private_key|client_secret)["']?\s*[:=]\s*["']?)[^"',;\s}]+/gi,

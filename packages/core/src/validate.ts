@@ -26,6 +26,22 @@ export function configError(option: string, value: unknown, accepted: string, ct
   });
 }
 
+/** The shape of a value that may hold a credential: its type and length, never its content. */
+export function describeSecretValue(value: unknown): string {
+  if (typeof value === 'string') return `a string of ${value.length} characters (not shown: it may hold a credential)`;
+  if (Array.isArray(value)) return `an array of ${value.length} (not shown: it may hold a credential)`;
+  if (value === null || value === undefined) return String(value);
+  return `a ${typeof value} (not shown: it may hold a credential)`;
+}
+
+/** Like `configError`, for credential-bearing options: the bad value is described, never echoed. */
+export function secretConfigError(option: string, value: unknown, accepted: string, ctx: CheckContext = {}): ConfigError {
+  return new ConfigError(`option "${option}" got ${describeSecretValue(value)}; accepted: ${accepted}`, {
+    option,
+    backend: ctx.backend,
+  });
+}
+
 export function checkInteger(
   value: unknown,
   option: string,
