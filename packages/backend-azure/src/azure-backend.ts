@@ -2,70 +2,70 @@
 // Streams are staged as blocks with bounded concurrency and committed last, so a
 // failed upload leaves no blob; rmtree uses BlobBatch and reads every sub-response.
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import {
-  AbortedError,
-  bufferIfSmall,
   ConfigError,
-  dirPrefix,
   fixedSizeParts,
-  type GetOptions,
-  IncompleteDeleteError,
   InvalidPathError,
-  joinObjectPath,
-  type ListEntry,
-  type ListOptions,
-  NotFoundError,
-  type ObjectStat,
-  type PutBody,
-  type PutOptions,
+  type ObjectHead,
+  type ObjectListing,
+  type ObjectLocation,
+  type ObjectRequest,
+  ObjectStoreBackend,
+  type ObjectStorePrimitives,
   parseObjectUri,
-  type RmtreeOptions,
   registerBackend,
-  type SignalOptions,
-  type StorageBackend,
-  withRetry,
+  type StreamWrite,
 } from '@savepoint/core';
 import { BACKEND_NAME, mapAzureError } from './azure-errors.js';
 import { type AzureBackendOptions, type ResolvedAzureOptions, resolveAzureOptions } from './azure-options.js';
 
 /** A BlobBatch holds at most 256 sub-requests. */
 const BATCH_LIMIT = 256;
-const DELETE_ROUNDS = 4;
 const HTTPS_HOST = /^https:\/\/([a-z0-9]+)\.blob\.core\.windows\.net\/(.*)$/i;
 
-interface Location {
-  container: string;
-  key: string;
+interface Location extends ObjectLocation {
   /** What list() puts before `container/key`: `az://` or `https://acct.blob.core.windows.net/`. */
   base: string;
   account: string | undefined;
+  /** The path as given, for messages. */
+  source: string;
 }
 
-export class AzureBackend implements StorageBackend {
+const headers = (contentType: string | undefined) => (contentType ? { blobHTTPHeaders: { blobContentType: contentType } } : {});
+
+/** The Azure side of the adapter: one method per primitive, nothing else. */
+class AzurePrimitives implements ObjectStorePrimitives {
   readonly name = BACKEND_NAME;
-  readonly #options: ResolvedAzureOptions;
+  readonly deleteBatchSize = BATCH_LIMIT;
+  readonly singleRequestBytes: number;
   readonly #perAccount = new Map<string, BlobServiceClient>();
 
-  constructor(options: AzureBackendOptions = {}) {
-    this.#options = resolveAzureOptions(options);
+  constructor(private readonly options: ResolvedAzureOptions) {
+    this.singleRequestBytes = options.blockSize;
   }
 
-  #loc(path: string): Location {
+  locate(path: string): Location {
     const https = HTTPS_HOST.exec(typeof path === 'string' ? path : '');
     if (https) {
       const account = (https[1] as string).toLowerCase();
       const { bucket, key } = parseObjectUri(`az://${https[2]}`, ['az'], BACKEND_NAME);
-      return { container: bucket, key, base: `https://${account}.blob.core.windows.net/`, account };
+      return { bucket, key, base: `https://${account}.blob.core.windows.net/`, account, source: path };
     }
     const { bucket, key } = parseObjectUri(path, ['az'], BACKEND_NAME);
-    return { container: bucket, key, base: 'az://', account: undefined };
+    return { bucket, key, base: 'az://', account: undefined, source: path };
   }
 
-  #container(loc: Location, path: string): ContainerClient {
-    const { containerClient, serviceClient, accountName } = this.#options;
+  pathOf(like: string, key: string): string {
+    const loc = this.locate(like);
+    return `${loc.base}${loc.bucket}/${key}`;
+  }
+
+  #container(location: ObjectLocation): ContainerClient {
+    const loc = location as Location;
+    const path = loc.source;
+    const { containerClient, serviceClient, accountName } = this.options;
     if (loc.account && accountName && loc.account !== accountName.toLowerCase()) {
       throw new InvalidPathError(
         path,
@@ -76,14 +76,14 @@ export class AzureBackend implements StorageBackend {
       );
     }
     if (containerClient) {
-      if (containerClient.containerName !== loc.container) {
+      if (containerClient.containerName !== loc.bucket) {
         throw new InvalidPathError(path, `this backend serves container "${containerClient.containerName}" only`, {
           backend: BACKEND_NAME,
         });
       }
       return containerClient;
     }
-    if (serviceClient) return serviceClient.getContainerClient(loc.container);
+    if (serviceClient) return serviceClient.getContainerClient(loc.bucket);
     if (!loc.account) {
       throw new ConfigError(
         `no Azure account for ${path}: give backendArgs connectionString, accountName (+ accountKey or sasToken) or url, or set AZURE_STORAGE_CONNECTION_STRING`,
@@ -97,279 +97,166 @@ export class AzureBackend implements StorageBackend {
       });
       this.#perAccount.set(loc.account, client);
     }
-    return client.getContainerClient(loc.container);
+    return client.getContainerClient(loc.bucket);
   }
 
-  #blob(path: string, operation: string) {
-    const loc = this.#loc(path);
-    if (loc.key === '')
-      throw new InvalidPathError(path, `${operation} needs a blob name, not just a container`, { backend: BACKEND_NAME });
-    return this.#container(loc, path).getBlockBlobClient(loc.key);
+  #blob(location: ObjectLocation) {
+    return this.#container(location).getBlockBlobClient(location.key);
   }
 
-  async #call<T>(path: string, operation: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
-    return withRetry(fn, {
-      policy: this.#options.retry,
-      backend: BACKEND_NAME,
-      signal,
-      mapError: (error) => mapAzureError(error, path, operation, this.#options.secrets),
+  async head(location: ObjectLocation, request: ObjectRequest): Promise<ObjectHead> {
+    const props = await this.#blob(location).getProperties({ abortSignal: request.signal });
+    return { size: props.contentLength ?? 0, lastModified: props.lastModified, version: props.etag };
+  }
+
+  async readRange(
+    location: ObjectLocation,
+    range: { start: number; end: number; version?: string | undefined },
+    request: ObjectRequest,
+  ): Promise<AsyncIterable<Uint8Array>> {
+    const response = await this.#blob(location).download(range.start, range.end - range.start, {
+      abortSignal: request.signal,
+      conditions: range.version ? { ifMatch: range.version } : undefined,
     });
+    return (response.readableStreamBody as AsyncIterable<Uint8Array> | undefined) ?? (async function* () {})();
   }
 
-  joinPath(base: string, ...parts: string[]): string {
-    return joinObjectPath(base, parts, BACKEND_NAME);
+  async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
+    await this.#blob(location).upload(bytes, bytes.byteLength, { abortSignal: request.signal, ...headers(request.contentType) });
   }
 
-  async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
-    return (await this.isFile(path, options)) || (await this.isDir(path, options));
-  }
-
-  async isFile(path: string, options: SignalOptions = {}): Promise<boolean> {
-    if (this.#loc(path).key === '') return false;
-    try {
-      await this.stat(path, options);
-      return true;
-    } catch (error) {
-      if (error instanceof NotFoundError) return false;
-      throw error;
-    }
-  }
-
-  async isDir(path: string, options: SignalOptions = {}): Promise<boolean> {
-    const loc = this.#loc(path);
-    const container = this.#container(loc, path);
-    try {
-      const page = await this.#call(path, 'isDir', options.signal, async () => {
-        const result = await container
-          .listBlobsFlat({ prefix: dirPrefix(loc.key) })
-          .byPage({ maxPageSize: 1 })
-          .next();
-        return result.value;
-      });
-      return (page?.segment?.blobItems?.length ?? 0) > 0;
-    } catch (error) {
-      if (error instanceof NotFoundError) return false;
-      throw error;
-    }
-  }
-
-  async stat(path: string, options: SignalOptions = {}): Promise<ObjectStat> {
-    const blob = this.#blob(path, 'stat');
-    const props = await this.#call(path, 'stat', options.signal, () => blob.getProperties({ abortSignal: options.signal }));
-    return { path, size: props.contentLength ?? 0, lastModified: props.lastModified };
-  }
-
-  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
-    const blob = this.#blob(path, 'putIfAbsent');
-    const { signal } = options;
-    if (signal?.aborted)
-      throw new AbortedError(`putIfAbsent ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
-    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
-    const headers = options.contentType ? { blobHTTPHeaders: { blobContentType: options.contentType } } : {};
-    return this.#call(path, 'putIfAbsent', signal, async () => {
-      try {
-        // If-None-Match: * — Azure answers 409 BlobAlreadyExists (or 412) when a blob is there.
-        await blob.upload(bytes, bytes.byteLength, { abortSignal: signal, conditions: { ifNoneMatch: '*' }, ...headers });
-        return true;
-      } catch (error) {
-        const status = (error as { statusCode?: unknown }).statusCode;
-        if (status === 409 || status === 412) return false;
-        throw error;
-      }
-    });
-  }
-
-  async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
-    const blob = this.#blob(path, 'put');
-    const { signal } = options;
-    if (signal?.aborted)
-      throw new AbortedError(`put ${path}: aborted before it started`, { backend: BACKEND_NAME, cause: signal.reason });
-    const headers = options.contentType ? { blobHTTPHeaders: { blobContentType: options.contentType } } : {};
-    const { bytes, stream } = await bufferIfSmall(body, this.#options.blockSize);
-    if (bytes) {
-      await this.#call(path, 'put', signal, () => blob.upload(bytes, bytes.byteLength, { abortSignal: signal, ...headers }));
-      return;
-    }
-    // Stage blocks with bounded concurrency, then commit the list: until the commit,
-    // readers see the old blob (or none), and uncommitted blocks are never visible.
+  /**
+   * Stages blocks with bounded concurrency, each under the adapter's retry and timeout,
+   * then commits the list: until the commit readers see the old blob (or none), and
+   * uncommitted blocks are never visible (Azure drops them after a week).
+   */
+  async writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void> {
+    const blob = this.#blob(location);
     const uploadId = randomBytes(8).toString('hex');
     const ids: string[] = [];
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     try {
       let index = 0;
-      for await (const part of fixedSizeParts(stream, this.#options.blockSize)) {
+      for await (const part of fixedSizeParts(body, this.options.blockSize)) {
         if (failure) break;
-        if (signal?.aborted) throw new AbortedError(`put ${path}: aborted`, { backend: BACKEND_NAME, cause: signal.reason });
         const id = Buffer.from(`${uploadId}-${String(index++).padStart(6, '0')}`).toString('base64');
         ids.push(id);
-        const task = this.#call(path, 'put', signal, () =>
-          blob.stageBlock(id, part, part.byteLength, { abortSignal: signal }).then(() => {}),
-        )
+        const task = write
+          .part('put', (request) => blob.stageBlock(id, part, part.byteLength, { abortSignal: request.signal }).then(() => {}))
+          .then(() => write.progress())
           .catch((error) => {
             failure ??= error;
           })
           .finally(() => inFlight.delete(task));
         inFlight.add(task);
-        if (inFlight.size >= this.#options.concurrency) await Promise.race(inFlight);
+        if (inFlight.size >= this.options.concurrency) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
       if (failure) throw failure;
-      await this.#call(path, 'put', signal, () => blob.commitBlockList(ids, { abortSignal: signal, ...headers }));
+      await write.part('put', (request) =>
+        blob.commitBlockList(ids, { abortSignal: request.signal, ...headers(write.contentType) }),
+      );
     } catch (error) {
       await Promise.allSettled(inFlight);
-      if (signal?.aborted && !(error instanceof AbortedError)) {
-        throw new AbortedError(`put ${path}: aborted`, { backend: BACKEND_NAME, cause: signal.reason });
-      }
       throw error;
     }
   }
 
-  async #download(path: string, options: GetOptions) {
-    const blob = this.#blob(path, 'get');
-    const range = options.range;
-    if (range && (!Number.isInteger(range.start) || range.start < 0 || (range.end !== undefined && range.end < range.start))) {
-      throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, {
-        backend: BACKEND_NAME,
+  async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
+    try {
+      // If-None-Match: * — Azure answers 409 BlobAlreadyExists (or 412) when a blob is there.
+      await this.#blob(location).upload(bytes, bytes.byteLength, {
+        abortSignal: request.signal,
+        conditions: { ifNoneMatch: '*' },
+        ...headers(request.contentType),
       });
+      return true;
+    } catch (error) {
+      const status = (error as { statusCode?: unknown }).statusCode;
+      if (status === 409 || status === 412) return false;
+      throw error;
     }
-    if (range && (range.end === range.start || range.start > 0)) {
-      // Clamp against the real size: a range past the end is an error on Azure.
-      const { size } = await this.stat(path, options);
-      const end = Math.min(range.end ?? size, size);
-      if (range.start >= end) return undefined;
-      return this.#call(path, 'get', options.signal, () =>
-        blob.download(range.start, end - range.start, { abortSignal: options.signal }),
-      );
+  }
+
+  async listPage(
+    location: ObjectLocation,
+    page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },
+    request: ObjectRequest,
+  ): Promise<ObjectListing> {
+    const container = this.#container(location);
+    const pages = page.delimiter
+      ? container
+          .listBlobsByHierarchy(page.delimiter, { prefix: page.prefix, abortSignal: request.signal })
+          .byPage({ continuationToken: page.token, maxPageSize: page.limit })
+      : container
+          .listBlobsFlat({ prefix: page.prefix, abortSignal: request.signal })
+          .byPage({ continuationToken: page.token, maxPageSize: page.limit });
+    const result = await pages.next();
+    if (result.done) return { files: [], folders: [] };
+    const value = result.value as {
+      continuationToken?: string;
+      segment: { blobItems?: BlobItemLike[]; blobPrefixes?: { name: string }[] };
+    };
+    return {
+      folders: (value.segment.blobPrefixes ?? []).map((p) => p.name),
+      files: (value.segment.blobItems ?? []).map((item) => ({
+        key: item.name,
+        size: item.properties.contentLength,
+        lastModified: item.properties.lastModified,
+      })),
+      next: value.continuationToken || undefined,
+    };
+  }
+
+  /** One BlobBatch of deletes (or one delete); resolves the names whose sub-request failed. A 404 counts as deleted. */
+  async deleteMany(location: ObjectLocation, keys: string[], request: ObjectRequest): Promise<string[]> {
+    const container = this.#container(location);
+    if (keys.length === 1) {
+      await container.getBlockBlobClient(keys[0] as string).deleteIfExists({ abortSignal: request.signal });
+      return [];
     }
-    const count = range?.end === undefined ? undefined : range.end - range.start;
-    return this.#call(path, 'get', options.signal, () =>
-      blob.download(range?.start ?? 0, count, { abortSignal: options.signal }),
+    const response = await container.getBlobBatchClient().deleteBlobs(
+      keys.map((key) => container.getBlobClient(key)),
+      { abortSignal: request.signal },
     );
-  }
-
-  async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
-    const stream = await this.getStream(path, options);
-    const parts: Buffer[] = [];
-    try {
-      for await (const chunk of stream) parts.push(Buffer.from(chunk));
-    } catch (error) {
-      throw mapAzureError(error, path, 'get', this.#options.secrets);
-    }
-    const all = Buffer.concat(parts);
-    return new Uint8Array(all.buffer, all.byteOffset, all.byteLength);
-  }
-
-  async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
-    const response = await this.#download(path, options);
-    return (response?.readableStreamBody as AsyncIterable<Uint8Array> | undefined) ?? Readable.from([]);
-  }
-
-  async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
-    const loc = this.#loc(path);
-    const container = this.#container(loc, path);
-    const prefix = dirPrefix(loc.key);
-    const root = `${loc.base}${loc.container}/`;
-    const pages = options.recursive
-      ? container.listBlobsFlat({ prefix }).byPage({ maxPageSize: 1000 })
-      : container.listBlobsByHierarchy('/', { prefix }).byPage({ maxPageSize: 1000 });
-    while (true) {
-      let result: IteratorResult<unknown>;
-      try {
-        result = await this.#call(path, 'list', options.signal, () => pages.next());
-      } catch (error) {
-        if (error instanceof NotFoundError) return;
-        throw error;
-      }
-      if (result.done) return;
-      const segment = (result.value as { segment: { blobItems?: BlobItemLike[]; blobPrefixes?: { name: string }[] } }).segment;
-      const entries: ListEntry[] = [];
-      for (const p of segment.blobPrefixes ?? [])
-        entries.push({ path: `${root}${p.name.slice(0, -1)}`, name: p.name.slice(prefix.length, -1), type: 'dir' });
-      for (const item of segment.blobItems ?? []) {
-        if (item.name.endsWith('/')) continue;
-        entries.push({
-          path: `${root}${item.name}`,
-          name: item.name.slice(item.name.lastIndexOf('/') + 1),
-          type: 'file',
-          size: item.properties.contentLength,
-          lastModified: item.properties.lastModified,
-        });
-      }
-      entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-      yield* entries;
-    }
-  }
-
-  async remove(path: string, options: SignalOptions = {}): Promise<void> {
-    const blob = this.#blob(path, 'remove');
-    await this.#call(path, 'remove', options.signal, () => blob.deleteIfExists({ abortSignal: options.signal }));
-  }
-
-  async rmtree(path: string, options: RmtreeOptions = {}): Promise<void> {
-    const loc = this.#loc(path);
-    if (loc.key === '' && !options.allowRoot) {
-      throw new InvalidPathError(path, 'refusing to rmtree a whole container; pass { allowRoot: true } if you mean it', {
-        backend: BACKEND_NAME,
-      });
-    }
-    const container = this.#container(loc, path);
-    const root = `${loc.base}${loc.container}/`;
-    const names: string[] = [];
-    for await (const entry of this.list(path, { recursive: true, signal: options.signal }))
-      names.push(entry.path.slice(root.length));
-    let pending = names;
-    for (let round = 0; round < DELETE_ROUNDS && pending.length > 0; round++) {
-      const batches: string[][] = [];
-      for (let i = 0; i < pending.length; i += BATCH_LIMIT) batches.push(pending.slice(i, i + BATCH_LIMIT));
-      const failed: string[] = [];
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(this.#options.deleteConcurrency, batches.length) }, async () => {
-          while (next < batches.length) {
-            const batch = batches[next++] as string[];
-            failed.push(...(await this.#deleteBatch(container, batch, path, options.signal)));
-          }
-        }),
-      );
-      pending = failed;
-    }
-    if (pending.length > 0)
-      throw new IncompleteDeleteError(
-        path,
-        pending.map((n) => `${root}${n}`),
-        { backend: BACKEND_NAME },
-      );
-  }
-
-  /** One BlobBatch of deletes; returns the names whose sub-request failed (a 404 counts as deleted). */
-  async #deleteBatch(container: ContainerClient, names: string[], path: string, signal?: AbortSignal): Promise<string[]> {
-    const batchClient = container.getBlobBatchClient();
-    let response: Awaited<ReturnType<typeof batchClient.deleteBlobs>>;
-    try {
-      response = await this.#call(path, 'rmtree', signal, () =>
-        batchClient.deleteBlobs(
-          names.map((n) => container.getBlobClient(n)),
-          { abortSignal: signal },
-        ),
-      );
-    } catch (error) {
-      if (error instanceof AbortedError) throw error;
-      return names; // the whole batch failed: every name is retried next round
-    }
     const failed: string[] = [];
     response.subResponses.forEach((sub, i) => {
-      if (sub.status >= 300 && sub.status !== 404) failed.push(names[i] as string);
+      if (sub.status >= 300 && sub.status !== 404) failed.push(keys[i] as string);
     });
     // A response with fewer sub-responses than requests hides failures: retry the rest.
-    for (let i = response.subResponses.length; i < names.length; i++) failed.push(names[i] as string);
+    for (let i = response.subResponses.length; i < keys.length; i++) failed.push(keys[i] as string);
     return failed;
   }
 
-  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
-    // Streams through this process: works across accounts and with every credential kind.
-    const stream = await this.getStream(source, options);
-    await this.put(destination, stream, options);
+  /** Streams through this process: works across accounts and with every credential kind. */
+  async copyObject(source: ObjectLocation, destination: ObjectLocation, request: ObjectRequest): Promise<void> {
+    const response = await this.#blob(source).download(0, undefined, { abortSignal: request.signal });
+    const body = response.readableStreamBody;
+    if (!body) throw Object.assign(new Error('empty download'), { code: 'ECONNRESET' });
+    await this.#blob(destination).uploadStream(
+      body as NodeJS.ReadableStream as never,
+      this.options.blockSize,
+      this.options.concurrency,
+      {
+        abortSignal: request.signal,
+      },
+    );
+  }
+
+  classify(error: unknown, path: string, operation: string) {
+    return mapAzureError(error, path, operation, this.options.secrets);
+  }
+}
+
+export class AzureBackend extends ObjectStoreBackend {
+  constructor(options: AzureBackendOptions = {}) {
+    const resolved = resolveAzureOptions(options);
+    super(new AzurePrimitives(resolved), {
+      retry: resolved.retry,
+      requestTimeoutMs: resolved.requestTimeoutMs,
+      deleteConcurrency: resolved.deleteConcurrency,
+    });
   }
 }
 

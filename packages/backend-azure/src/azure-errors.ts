@@ -3,6 +3,7 @@
 // `details.errorCode: 'BlobNotFound'`; download gives `code: 'BlobNotFound'`.
 import {
   BackendError,
+  isNetworkError,
   NotFoundError,
   PermissionDeniedError,
   redact,
@@ -13,16 +14,6 @@ import {
 
 export const BACKEND_NAME = 'azure';
 
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-  'REQUEST_SEND_ERROR',
-]);
 const TRANSIENT_CODES = new Set(['ServerBusy', 'InternalError', 'OperationTimedOut']);
 
 interface RestErrorShape {
@@ -40,9 +31,10 @@ export function azureErrorCode(error: unknown): string | undefined {
 export function isTransientAzureError(error: unknown): boolean {
   const e = (error ?? {}) as RestErrorShape;
   const code = azureErrorCode(error);
-  if (code && (TRANSIENT_CODES.has(code) || NETWORK_CODES.has(code))) return true;
+  if (code && TRANSIENT_CODES.has(code)) return true;
+  if (isNetworkError(error)) return true;
   if (e.statusCode !== undefined) return e.statusCode === 408 || e.statusCode === 429 || e.statusCode >= 500;
-  return /socket hang up|ECONNRESET|EPIPE|premature close/i.test(String(e.message ?? ''));
+  return false;
 }
 
 export function isAzureNotFound(error: unknown): boolean {

@@ -7,6 +7,7 @@ import {
   checkRecord,
   checkString,
   configError,
+  parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
 } from '@savepoint/core';
@@ -32,6 +33,8 @@ export interface AzureBackendOptions {
   concurrency?: number;
   /** Batch requests in flight at once during rmtree. */
   deleteConcurrency?: number;
+  /** Milliseconds a request may go without progress before it is cancelled and retried (default 60000). */
+  requestTimeoutMs?: number;
 }
 
 export interface ResolvedAzureOptions {
@@ -39,6 +42,7 @@ export interface ResolvedAzureOptions {
   blockSize: number;
   concurrency: number;
   deleteConcurrency: number;
+  requestTimeoutMs: number;
   secrets: (string | undefined)[];
   serviceClient: BlobServiceClient | undefined;
   containerClient: ContainerClient | undefined;
@@ -59,6 +63,7 @@ export const AZURE_OPTION_NAMES = [
   'blockSize',
   'concurrency',
   'deleteConcurrency',
+  'requestTimeoutMs',
 ];
 const ctx = { backend: BACKEND_NAME };
 /** savepoint's retry helper owns retries: the SDK tries once. */
@@ -105,7 +110,8 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
       ? 4
       : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
   const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
-  const base = { retry, blockSize, concurrency, deleteConcurrency };
+  const requestTimeoutMs = parseRequestTimeout(o.requestTimeoutMs, BACKEND_NAME);
+  const base = { retry, blockSize, concurrency, deleteConcurrency, requestTimeoutMs };
 
   if (o.containerClient)
     return {

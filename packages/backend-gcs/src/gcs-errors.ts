@@ -1,6 +1,7 @@
 // The one place that reads @google-cloud/storage's error shapes.
 import {
   BackendError,
+  isNetworkError,
   NotFoundError,
   PermissionDeniedError,
   redact,
@@ -10,16 +11,6 @@ import {
 } from '@savepoint/core';
 
 export const BACKEND_NAME = 'gcs';
-
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-]);
 
 function statusOf(error: unknown): number | undefined {
   const e = error as { code?: unknown; status?: unknown; response?: { status?: unknown } } | undefined;
@@ -34,9 +25,7 @@ function statusOf(error: unknown): number | undefined {
 export function isTransientGcsError(error: unknown): boolean {
   const status = statusOf(error);
   if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-  const code = (error as { code?: unknown })?.code;
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
-  return /socket hang up|ECONNRESET|EPIPE|premature close|network/i.test(String((error as Error)?.message ?? ''));
+  return isNetworkError(error) || /network/i.test(String((error as Error)?.message ?? ''));
 }
 
 export function isGcsNotFound(error: unknown): boolean {

@@ -6,6 +6,7 @@ import {
   checkRecord,
   checkString,
   configError,
+  parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
   secretConfigError,
@@ -28,10 +29,13 @@ export interface GcsBackendOptions {
   chunkSize?: number;
   /** Deletes in flight at once during rmtree (the client has no batch delete). */
   deleteConcurrency?: number;
+  /** Milliseconds a request may go without progress before it is cancelled and retried (default 60000). */
+  requestTimeoutMs?: number;
 }
 
 export interface ResolvedGcsOptions {
   retry: RetryPolicy;
+  requestTimeoutMs: number;
   chunkSize: number;
   deleteConcurrency: number;
   secrets: (string | undefined)[];
@@ -48,6 +52,7 @@ export const GCS_OPTION_NAMES = [
   'retry',
   'chunkSize',
   'deleteConcurrency',
+  'requestTimeoutMs',
 ];
 const ctx = { backend: BACKEND_NAME };
 const CHUNK_UNIT = 256 * 1024;
@@ -112,7 +117,8 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
         // savepoint's retry helper owns retries (one policy for every backend).
         retryOptions: { autoRetry: false, maxRetries: 0 },
       };
-  return { retry, chunkSize, deleteConcurrency, secrets, storage: o.storage, storageOptions };
+  const requestTimeoutMs = parseRequestTimeout(o.requestTimeoutMs, BACKEND_NAME);
+  return { retry, requestTimeoutMs, chunkSize, deleteConcurrency, secrets, storage: o.storage, storageOptions };
 }
 
 /** A key file's contents rather than its path: JSON, or a PEM block. */

@@ -2,6 +2,7 @@
 // package speaks the contract's errors.
 import {
   BackendError,
+  isNetworkError,
   NotFoundError,
   PermissionDeniedError,
   redact,
@@ -36,15 +37,6 @@ const TRANSIENT_CODES = new Set([
   'ServiceUnavailable',
   'TimeoutError',
 ]);
-const NETWORK_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EAI_AGAIN',
-  'UND_ERR_SOCKET',
-]);
 
 interface SdkErrorShape {
   name?: string;
@@ -62,11 +54,10 @@ function shape(error: unknown): { name: string; status: number | undefined; code
 
 /** Throttling, 5xx and dropped connections: what the retry helper may try again. */
 export function isTransientS3Error(error: unknown): boolean {
-  const { name, status, code, message } = shape(error);
+  const { name, status, message } = shape(error);
   if (TRANSIENT_CODES.has(name)) return true;
   if (status !== undefined && (status === 429 || status >= 500)) return true;
-  if (code && NETWORK_CODES.has(code)) return true;
-  return /socket hang up|ECONNRESET|EPIPE|network|premature close/i.test(message) && !status;
+  return !status && (isNetworkError(error) || /network/i.test(message));
 }
 
 /** Maps an SDK error to the contract's errors, with every credential scrubbed. */

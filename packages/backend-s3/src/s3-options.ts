@@ -7,6 +7,7 @@ import {
   checkRecord,
   checkString,
   configError,
+  parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
   secretConfigError,
@@ -38,6 +39,8 @@ export interface S3BackendOptions {
   queueSize?: number;
   /** DeleteObjects batches in flight at once during rmtree. */
   deleteConcurrency?: number;
+  /** Milliseconds a request may go without progress before it is cancelled and retried (default 60000). */
+  requestTimeoutMs?: number;
 }
 
 export interface ResolvedS3Options {
@@ -45,6 +48,7 @@ export interface ResolvedS3Options {
   partSize: number;
   queueSize: number;
   deleteConcurrency: number;
+  requestTimeoutMs: number;
   secrets: (string | undefined)[];
   clientConfig: S3ClientConfig | undefined;
   client: S3Client | undefined;
@@ -58,6 +62,7 @@ export const S3_OPTION_NAMES = [
   'credentials',
   'profile',
   'retry',
+  'requestTimeoutMs',
   'partSize',
   'queueSize',
   'deleteConcurrency',
@@ -123,6 +128,7 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
       ? 4
       : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
   const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
+  const requestTimeoutMs = parseRequestTimeout(o.requestTimeoutMs, BACKEND_NAME);
   const clientConfig: S3ClientConfig | undefined = o.client
     ? undefined
     : {
@@ -131,8 +137,10 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
         ...(forcePathStyle !== undefined ? { forcePathStyle } : {}),
         ...(credentials ? { credentials } : {}),
         ...(profile ? { profile } : {}),
-        // savepoint's retry middleware owns retries (one policy for every backend).
+        // savepoint owns retries (one policy for every backend).
         maxAttempts: 1,
+        // A socket idle this long fails the request (also inside multipart uploads).
+        requestHandler: { requestTimeout: requestTimeoutMs, connectionTimeout: requestTimeoutMs },
       };
-  return { retry, partSize, queueSize, deleteConcurrency, secrets, clientConfig, client: o.client };
+  return { retry, requestTimeoutMs, partSize, queueSize, deleteConcurrency, secrets, clientConfig, client: o.client };
 }

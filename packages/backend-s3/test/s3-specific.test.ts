@@ -1,6 +1,11 @@
 // What the contract suite cannot see: multipart hygiene, one PutObject for small
 // bodies, batch deletes, and the error mapping of moto's real answers.
-import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  ListMultipartUploadsCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { ConfigError, NotFoundError } from '@savepoint/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { S3Backend } from '../src/index.js';
@@ -26,7 +31,8 @@ describe.skipIf(!!server.skipReason)(`s3 backend specifics${server.skipReason ? 
 
   it('resume under the lease aborts the multipart uploads a killed save left in the run, and only those', async () => {
     const backend = new S3Backend(s3Args());
-    const run = `specific-run-${Date.now()}`;
+    // Its own prefix: the multipart test below checks that nothing is left under 'specific-'.
+    const run = `leftovers-run-${Date.now()}`;
     const open = async (key: string) => {
       const { UploadId } = await backend.client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
       await backend.client.send(
@@ -52,6 +58,9 @@ describe.skipIf(!!server.skipReason)(`s3 backend specifics${server.skipReason ? 
     const left = await backend.client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET, Prefix: run }));
     expect((left.Uploads ?? []).map((u) => u.UploadId)).toEqual([neighbour]);
     expect(logs.some((l) => l.includes('Removed 2 unfinished write(s)'))).toBe(true);
+    await backend.client.send(
+      new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: `${run}0/epoch_1.safetensors`, UploadId: neighbour }),
+    );
   });
 
   it('a failed multipart stream leaves no object and no dangling multipart upload', async () => {

@@ -76,7 +76,8 @@ export async function bufferIfSmall(
   limit: number,
 ): Promise<{ bytes: Uint8Array; stream?: undefined } | { bytes?: undefined; stream: AsyncIterable<Uint8Array> }> {
   const whole = bodyBytes(body);
-  if (whole) return whole.byteLength <= limit ? { bytes: whole } : { stream: bodyChunks(whole) };
+  // Copied: a caller may reuse its buffer once put resolves, or while a retry is still pending.
+  if (whole) return whole.byteLength <= limit ? { bytes: whole.slice() } : { stream: bodyChunks(whole.slice()) };
   const iterator = bodyChunks(body)[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let size = 0;
@@ -88,7 +89,8 @@ export async function bufferIfSmall(
       }
       return { bytes: await collect(one()) };
     }
-    head.push(next.value);
+    // Producers may reuse the buffer they yielded: keep a copy of what is held back.
+    head.push(next.value.slice());
     size += next.value.byteLength;
   }
   return {

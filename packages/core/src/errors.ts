@@ -79,12 +79,22 @@ export class PermissionDeniedError extends SavepointError {
 
 /** Throttling, 5xx, or a dropped connection: worth another try with backoff. */
 export class TransientError extends SavepointError {
-  override readonly name = 'TransientError';
+  override readonly name: string = 'TransientError';
   constructor(message: string, options: SavepointErrorOptions = {}) {
     super('TRANSIENT', message, options);
   }
   override get transient(): boolean {
     return true;
+  }
+}
+
+/** A request went `requestTimeoutMs` without progress. Transient: retried within the budget, then raised. */
+export class TimeoutError extends TransientError {
+  override readonly name: string = 'TimeoutError';
+  readonly timeoutMs: number;
+  constructor(message: string, timeoutMs: number, options: SavepointErrorOptions = {}) {
+    super(message, options);
+    this.timeoutMs = timeoutMs;
   }
 }
 
@@ -149,4 +159,31 @@ export class BackendError extends SavepointError {
 
 export function isTransient(error: unknown): boolean {
   return error instanceof SavepointError && error.transient;
+}
+
+/** Node and undici codes of a dropped, refused or reset connection. */
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'REQUEST_SEND_ERROR',
+]);
+
+/**
+ * A failure of the connection rather than an answer: worth another try. The one list
+ * every backend's classifier uses (each still maps its own SDK's codes). Covers errors
+ * raised inside a response body (a reset after the headers arrived).
+ */
+export function isNetworkError(error: unknown): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown }; message?: unknown } | undefined;
+  for (const code of [e?.code, e?.cause?.code]) if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+  return /socket hang up|ECONNRESET|EPIPE|premature close|other side closed|^aborted$|^terminated$/i.test(
+    String(e?.message ?? ''),
+  );
 }

@@ -5,6 +5,7 @@ export type * from './codec.js';
 export * from './errors.js';
 export * from './lease.js';
 export * from './object-path.js';
+export * from './object-store.js';
 export * from './redact.js';
 export * from './reference-trainer.js';
 export * from './registry.js';

@@ -104,3 +104,9 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
     throw error;
   }
 }
+
+/** The backoff before retry number `attempt` (1-based) under `policy`, with the same jitter as p-retry. */
+export function retryDelayMs(policy: RetryPolicy, attempt: number): number {
+  const base = policy.minDelayMs * policy.factor ** Math.max(0, attempt - 1);
+  return Math.min(policy.maxDelayMs, Math.round(base * (1 + Math.random())));
+}

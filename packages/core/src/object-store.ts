@@ -1,0 +1,571 @@
+// One adapter under every cloud backend. Each cloud supplies a small set of
+// required primitives (head, read a range, write, conditional create, list one
+// page, delete many, copy, classify an error); this module owns, once for all
+// stores, what they must share: path parsing and guards, exists/isFile/isDir,
+// paging and ordering, the retry policy on every request, abort signals passed
+// down to the SDK, a per-request timeout, error mapping (also for errors raised
+// inside streams), reads that resume from the last byte received, and delete
+// rounds with bounded concurrency and backoff.
+import pMap from 'p-map';
+import { bodyBytes, bufferIfSmall } from './bytes.js';
+import {
+  AbortedError,
+  IncompleteDeleteError,
+  InvalidPathError,
+  isTransient,
+  NotFoundError,
+  type SavepointError,
+  TimeoutError,
+} from './errors.js';
+import { dirPrefix, joinObjectPath, type ObjectLocation } from './object-path.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs, withRetry } from './retry.js';
+import type {
+  GetOptions,
+  ListEntry,
+  ListOptions,
+  ObjectStat,
+  PutBody,
+  PutOptions,
+  RmtreeOptions,
+  SignalOptions,
+  StorageBackend,
+} from './storage-backend.js';
+import { checkInteger } from './validate.js';
+
+/** What one request attempt gets: a signal that fires on the caller's abort or on the request timeout. */
+export interface ObjectRequest {
+  signal: AbortSignal;
+}
+
+export interface ObjectHead {
+  size: number;
+  lastModified?: Date | undefined;
+  /** ETag or generation: resumed reads are pinned to it, so they never mix two versions. */
+  version?: string | undefined;
+}
+
+export interface ObjectListing {
+  files: { key: string; size?: number | undefined; lastModified?: Date | undefined }[];
+  /** Sub-folder prefixes, each ending in `/`. */
+  folders: string[];
+  next?: string | undefined;
+}
+
+/** Runs one request of a multi-request write under the adapter's retry, timeout and abort. */
+export type PartRunner = <T>(operation: string, request: (request: ObjectRequest) => Promise<T>) => Promise<T>;
+
+export interface StreamWrite {
+  contentType?: string | undefined;
+  signal?: AbortSignal | undefined;
+  /** Every request the write makes (each part, block or chunk, and the commit) goes through this. */
+  part: PartRunner;
+  /** Call for each chunk taken from the body: the request timeout measures time without progress. */
+  progress(): void;
+}
+
+/**
+ * What a cloud supplies. Every member is required; errors are thrown as the SDK
+ * raised them and `classify` maps them. A missing object must classify as NotFoundError.
+ */
+export interface ObjectStorePrimitives {
+  readonly name: string;
+  /** Bytes up to which a body is sent in one request (and so retried whole). */
+  readonly singleRequestBytes: number;
+  /** Keys one `deleteMany` call accepts. */
+  readonly deleteBatchSize: number;
+  /** Splits a path into bucket (or container) and key; refuses what the store cannot address. */
+  locate(path: string): ObjectLocation;
+  /** The path of `key` in the same bucket as `like` (a store may keep the account URL of `like`). */
+  pathOf(like: string, key: string): string;
+  head(location: ObjectLocation, request: ObjectRequest): Promise<ObjectHead>;
+  /** Streams bytes `[start, end)` of the object (end within it), pinned to `version` when given. */
+  readRange(
+    location: ObjectLocation,
+    range: { start: number; end: number; size: number; version?: string | undefined },
+    request: ObjectRequest,
+  ): Promise<AsyncIterable<Uint8Array>>;
+  /** Writes `bytes` atomically in one request. */
+  writeBytes(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    request: ObjectRequest & { contentType?: string | undefined },
+  ): Promise<void>;
+  /** Writes a stream of unknown length atomically; nothing is visible unless it all lands. */
+  writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void>;
+  /** Writes `bytes` only if no object is there, in one conditional request: true if it created it. */
+  createBytes(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    request: ObjectRequest & { contentType?: string | undefined },
+  ): Promise<boolean>;
+  listPage(
+    bucket: ObjectLocation,
+    page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },
+    request: ObjectRequest,
+  ): Promise<ObjectListing>;
+  /** Deletes up to `deleteBatchSize` keys; resolves the keys that failed. A missing key counts as deleted. */
+  deleteMany(bucket: ObjectLocation, keys: string[], request: ObjectRequest): Promise<string[]>;
+  copyObject(source: ObjectLocation, destination: ObjectLocation, request: ObjectRequest): Promise<void>;
+  /** The contract's error for a raw SDK error (credentials redacted). */
+  classify(error: unknown, path: string, operation: string): SavepointError;
+}
+
+export interface ObjectStoreSettings {
+  retry: RetryPolicy;
+  /** The time one request may go without progress before it is cancelled and retried. */
+  requestTimeoutMs: number;
+  /** Delete requests in flight at once during rmtree. */
+  deleteConcurrency: number;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** Rounds of retrying the keys a delete round left. */
+const DELETE_ROUNDS = 4;
+
+/** Reads `requestTimeoutMs` from backendArgs. */
+export function parseRequestTimeout(value: unknown, backend: string): number {
+  if (value === undefined) return DEFAULT_REQUEST_TIMEOUT_MS;
+  return checkInteger(value, 'requestTimeoutMs', 'an integer >= 1 (milliseconds a request may go without progress)', {
+    backend,
+    min: 1,
+  });
+}
+
+/** An abort signal that fires on the caller's abort, or after `ms` without a call to `touch()`. */
+class ProgressTimer {
+  readonly #controller = new AbortController();
+  readonly #ms: number;
+  readonly #parent: AbortSignal | undefined;
+  readonly #onParentAbort = () => this.#controller.abort(this.#parent?.reason);
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  timedOut = false;
+
+  constructor(ms: number, parent: AbortSignal | undefined) {
+    this.#ms = ms;
+    this.#parent = parent;
+    if (parent?.aborted) this.#controller.abort(parent.reason);
+    else parent?.addEventListener('abort', this.#onParentAbort, { once: true });
+    this.touch();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  touch(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.timedOut = true;
+      this.#controller.abort(new Error(`no progress for ${this.#ms} ms`));
+    }, this.#ms);
+  }
+
+  /** Stops the clock without firing (while the consumer, not the network, is the slow side). */
+  pause(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  dispose(): void {
+    this.pause();
+    this.#parent?.removeEventListener('abort', this.#onParentAbort);
+  }
+}
+
+function checkRange(path: string, range: GetOptions['range'], backend: string): void {
+  if (
+    range &&
+    (!Number.isInteger(range.start) ||
+      range.start < 0 ||
+      (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start)))
+  ) {
+    throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, { backend });
+  }
+}
+
+const byPath = (a: ListEntry, b: ListEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
+/** A `StorageBackend` over a cloud's primitives. Cloud backends extend it with their options and client. */
+export class ObjectStoreBackend implements StorageBackend {
+  readonly name: string;
+  readonly #store: ObjectStorePrimitives;
+  readonly #settings: ObjectStoreSettings;
+
+  constructor(primitives: ObjectStorePrimitives, settings: Partial<ObjectStoreSettings> = {}) {
+    this.#store = primitives;
+    this.name = primitives.name;
+    this.#settings = {
+      retry: settings.retry ?? { ...DEFAULT_RETRY_POLICY },
+      requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      deleteConcurrency: settings.deleteConcurrency ?? 8,
+    };
+  }
+
+  /**
+   * One request under the shared rules: a fresh timeout per attempt, the caller's abort,
+   * the error mapped by the cloud's classifier, transient failures retried with backoff.
+   */
+  async #request<T>(
+    path: string,
+    operation: string,
+    signal: AbortSignal | undefined,
+    run: (request: ObjectRequest) => Promise<T>,
+  ): Promise<T> {
+    const { requestTimeoutMs, retry } = this.#settings;
+    return withRetry(
+      async () => {
+        if (signal?.aborted) throw this.#aborted(path, operation, signal);
+        const timer = new ProgressTimer(requestTimeoutMs, signal);
+        try {
+          return await run({ signal: timer.signal });
+        } catch (error) {
+          throw this.#mapFailure(error, path, operation, signal, timer);
+        } finally {
+          timer.dispose();
+        }
+      },
+      { policy: retry, backend: this.name, signal },
+    );
+  }
+
+  #aborted(path: string, operation: string, signal: AbortSignal): AbortedError {
+    return new AbortedError(`${operation} ${path}: aborted`, { backend: this.name, cause: signal.reason });
+  }
+
+  #mapFailure(error: unknown, path: string, operation: string, signal: AbortSignal | undefined, timer?: ProgressTimer): unknown {
+    if (signal?.aborted) return this.#aborted(path, operation, signal);
+    if (timer?.timedOut) {
+      return new TimeoutError(
+        `${operation} ${path}: no progress for ${this.#settings.requestTimeoutMs} ms (requestTimeoutMs); the server did not answer`,
+        this.#settings.requestTimeoutMs,
+        { backend: this.name },
+      );
+    }
+    if (error instanceof AbortedError || error instanceof TimeoutError) return error;
+    if (error && typeof error === 'object' && 'backend' in error && 'code' in error) return error;
+    return this.#store.classify(error, path, operation);
+  }
+
+  joinPath(base: string, ...parts: string[]): string {
+    return joinObjectPath(base, parts, this.name);
+  }
+
+  #object(path: string, operation: string): ObjectLocation {
+    const location = this.#store.locate(path);
+    if (location.key === '') {
+      throw new InvalidPathError(path, `${operation} needs an object key, not just a bucket or container`, {
+        backend: this.name,
+      });
+    }
+    return location;
+  }
+
+  async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
+    return (await this.isFile(path, options)) || (await this.isDir(path, options));
+  }
+
+  async isFile(path: string, options: SignalOptions = {}): Promise<boolean> {
+    if (this.#store.locate(path).key === '') return false;
+    try {
+      await this.stat(path, options);
+      return true;
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
+  }
+
+  async isDir(path: string, options: SignalOptions = {}): Promise<boolean> {
+    const location = this.#store.locate(path);
+    try {
+      const page = await this.#request(path, 'isDir', options.signal, (request) =>
+        this.#store.listPage(
+          location,
+          { prefix: dirPrefix(location.key), delimiter: undefined, token: undefined, limit: 1 },
+          request,
+        ),
+      );
+      return page.files.length > 0 || page.folders.length > 0;
+    } catch (error) {
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
+  }
+
+  async #head(path: string, operation: string, signal: AbortSignal | undefined): Promise<ObjectHead> {
+    const location = this.#store.locate(path);
+    if (location.key === '') {
+      throw new NotFoundError(path, { backend: this.name, message: `${operation}: ${path} is a bucket, not an object` });
+    }
+    return this.#request(path, operation, signal, (request) => this.#store.head(location, request));
+  }
+
+  async stat(path: string, options: SignalOptions = {}): Promise<ObjectStat> {
+    const head = await this.#head(path, 'stat', options.signal);
+    return { path, size: head.size, lastModified: head.lastModified };
+  }
+
+  async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
+    const location = this.#object(path, 'put');
+    const { signal, contentType } = options;
+    if (signal?.aborted) throw this.#aborted(path, 'put', signal);
+    const { bytes, stream } = await bufferIfSmall(body, this.#store.singleRequestBytes);
+    if (bytes) {
+      // One request: a buffer can be re-sent, so it is retried whole.
+      await this.#request(path, 'put', signal, (request) => this.#store.writeBytes(location, bytes, { ...request, contentType }));
+      return;
+    }
+    // A stream cannot be replayed: the cloud splits it into parts, and each part request
+    // is retried on its own. The timeout measures time without taking a chunk of the body.
+    const timer = new ProgressTimer(this.#settings.requestTimeoutMs, signal);
+    try {
+      const tracked = (async function* () {
+        for await (const chunk of stream as AsyncIterable<Uint8Array>) {
+          timer.touch();
+          yield chunk;
+        }
+      })();
+      await this.#store.writeStream(location, tracked, {
+        contentType,
+        signal: timer.signal,
+        part: (operation, run) => this.#request(path, operation, timer.signal, run),
+        progress: () => timer.touch(),
+      });
+    } catch (error) {
+      throw this.#mapFailure(error, path, 'put', signal, timer);
+    } finally {
+      timer.dispose();
+    }
+  }
+
+  async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    const location = this.#object(path, 'putIfAbsent');
+    const bytes = bodyBytes(body) as Uint8Array;
+    // A retried create whose first attempt landed answers "exists": the lease reads its
+    // own owner id back and knows it won (see lease.ts).
+    return this.#request(path, 'putIfAbsent', options.signal, (request) =>
+      this.#store.createBytes(location, bytes, { ...request, contentType: options.contentType }),
+    );
+  }
+
+  async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for await (const chunk of await this.getStream(path, options)) {
+      parts.push(chunk);
+      total += chunk.byteLength;
+    }
+    if (parts.length === 1) return parts[0] as Uint8Array;
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const part of parts) {
+      out.set(part, offset);
+      offset += part.byteLength;
+    }
+    return out;
+  }
+
+  /**
+   * Streams the object (or a range). A failure in the middle of the body is retried by
+   * reading on from the last byte received, pinned to the version first seen, within the
+   * retry budget: a reset never restarts a 10 GiB download from zero.
+   */
+  async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    const location = this.#object(path, 'get');
+    checkRange(path, options.range, this.name);
+    const { signal } = options;
+    // The head answers "missing" before the first chunk, and gives the size to clamp the range against.
+    const head = await this.#head(path, 'get', signal);
+    const end = Math.min(options.range?.end ?? head.size, head.size);
+    const start = Math.min(options.range?.start ?? 0, end);
+    if (start >= end) return (async function* () {})();
+    return this.#resumableRead(path, location, { start, end, size: head.size, version: head.version }, signal);
+  }
+
+  async *#resumableRead(
+    path: string,
+    location: ObjectLocation,
+    range: { start: number; end: number; size: number; version: string | undefined },
+    signal: AbortSignal | undefined,
+  ): AsyncIterable<Uint8Array> {
+    const { retry, requestTimeoutMs } = this.#settings;
+    let position = range.start;
+    let failures = 0;
+    while (position < range.end) {
+      const timer = new ProgressTimer(requestTimeoutMs, signal);
+      let iterator: AsyncIterator<Uint8Array> | undefined;
+      try {
+        const stream = await this.#store.readRange(location, { ...range, start: position }, timer);
+        iterator = stream[Symbol.asyncIterator]();
+        while (true) {
+          timer.touch();
+          const next = await iterator.next();
+          if (next.done) break;
+          // Only the network's side is timed: while the consumer works, the clock stops.
+          timer.pause();
+          const chunk = next.value.byteLength > range.end - position ? next.value.subarray(0, range.end - position) : next.value;
+          position += chunk.byteLength;
+          failures = 0;
+          yield chunk;
+          if (position >= range.end) break;
+        }
+        if (position < range.end) {
+          throw this.#store.classify(
+            Object.assign(new Error(`stream ended at byte ${position} of ${range.end}`), { code: 'ECONNRESET' }),
+            path,
+            'get',
+          );
+        }
+      } catch (error) {
+        const mapped = this.#mapFailure(error, path, 'get', signal, timer);
+        if (!isTransient(mapped) || failures >= retry.retries) throw mapped;
+        failures++;
+        await sleep(retryDelayMs(retry, failures), signal);
+        if (signal?.aborted) throw this.#aborted(path, 'get', signal);
+      } finally {
+        timer.dispose();
+        await iterator?.return?.().catch(() => {});
+      }
+    }
+  }
+
+  async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
+    const location = this.#store.locate(path);
+    const prefix = dirPrefix(location.key);
+    let token: string | undefined;
+    do {
+      let page: ObjectListing;
+      try {
+        page = await this.#request(path, 'list', options.signal, (request) =>
+          this.#store.listPage(location, { prefix, delimiter: options.recursive ? undefined : '/', token, limit: 1000 }, request),
+        );
+      } catch (error) {
+        if (error instanceof NotFoundError) return;
+        throw error;
+      }
+      const entries: ListEntry[] = [];
+      for (const folder of page.folders) {
+        if (!folder.startsWith(prefix)) continue;
+        entries.push({ path: this.#store.pathOf(path, folder.slice(0, -1)), name: folder.slice(prefix.length, -1), type: 'dir' });
+      }
+      for (const file of page.files) {
+        // Folder markers made by consoles, and keys outside the prefix, are not files of this folder.
+        if (file.key.endsWith('/') || !file.key.startsWith(prefix)) continue;
+        entries.push({
+          path: this.#store.pathOf(path, file.key),
+          name: file.key.slice(file.key.lastIndexOf('/') + 1),
+          type: 'file',
+          size: file.size,
+          lastModified: file.lastModified,
+        });
+      }
+      entries.sort(byPath);
+      yield* entries;
+      token = page.next;
+    } while (token);
+  }
+
+  async remove(path: string, options: SignalOptions = {}): Promise<void> {
+    const location = this.#object(path, 'remove');
+    const failed = await this.#request(path, 'remove', options.signal, (request) =>
+      this.#store.deleteMany(location, [location.key], request),
+    );
+    if (failed.length > 0) throw new IncompleteDeleteError(path, [path], { backend: this.name });
+  }
+
+  async rmtree(path: string, options: RmtreeOptions = {}): Promise<void> {
+    const location = this.#store.locate(path);
+    if (location.key === '' && !options.allowRoot) {
+      throw new InvalidPathError(
+        path,
+        'refusing to rmtree a whole bucket or container; pass { allowRoot: true } if you mean it',
+        {
+          backend: this.name,
+        },
+      );
+    }
+    const prefix = dirPrefix(location.key);
+    let pending: string[] = [];
+    for await (const entry of this.list(path, { recursive: true, signal: options.signal })) {
+      const key = this.#store.locate(entry.path).key;
+      if (key.startsWith(prefix)) pending.push(key);
+    }
+    const { deleteBatchSize } = this.#store;
+    const { deleteConcurrency, retry } = this.#settings;
+    for (let round = 0; round < DELETE_ROUNDS && pending.length > 0; round++) {
+      // Backoff between rounds: the keys left over are usually throttled ones.
+      if (round > 0) await sleep(retryDelayMs(retry, round), options.signal);
+      const batches: string[][] = [];
+      for (let i = 0; i < pending.length; i += deleteBatchSize) batches.push(pending.slice(i, i + deleteBatchSize));
+      const results = await pMap(
+        batches,
+        async (batch) => {
+          try {
+            return await this.#request(path, 'rmtree', options.signal, (request) =>
+              this.#store.deleteMany(location, batch, request),
+            );
+          } catch (error) {
+            if (error instanceof AbortedError || !isTransient(error)) throw error;
+            return batch; // the whole request failed after its retries: every key goes to the next round
+          }
+        },
+        { concurrency: deleteConcurrency, signal: options.signal },
+      ).catch((error) => {
+        if (options.signal?.aborted) throw this.#aborted(path, 'rmtree', options.signal);
+        throw error;
+      });
+      pending = results.flat();
+    }
+    if (pending.length > 0) {
+      throw new IncompleteDeleteError(
+        path,
+        pending.map((key) => this.#store.pathOf(path, key)),
+        { backend: this.name },
+      );
+    }
+  }
+
+  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
+    const from = this.#object(source, 'copy');
+    const to = this.#object(destination, 'copy');
+    await this.#request(source, 'copy', options.signal, (request) => this.#store.copyObject(from, to, request));
+  }
+}
+
+/**
+ * For SDK calls that take no AbortSignal: rejects with the signal's reason when it
+ * fires (the request itself runs on in the background and its answer is dropped).
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
