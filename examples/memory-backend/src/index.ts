@@ -46,23 +46,26 @@ export class MemoryBackend implements StorageBackend {
     return joinObjectPath(base, parts, BACKEND_NAME);
   }
 
-  async exists(path: string): Promise<boolean> {
-    return (await this.isFile(path)) || (await this.isDir(path));
+  async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
+    return (await this.isFile(path, options)) || (await this.isDir(path, options));
   }
 
-  async isFile(path: string): Promise<boolean> {
+  async isFile(path: string, options: SignalOptions = {}): Promise<boolean> {
     const { key, full } = this.#key(path);
+    this.#checkSignal(options.signal, path);
     return key !== '' && this.#objects.has(full);
   }
 
-  async isDir(path: string): Promise<boolean> {
+  async isDir(path: string, options: SignalOptions = {}): Promise<boolean> {
     const { bucket, key } = this.#key(path);
+    this.#checkSignal(options.signal, path);
     const prefix = `${bucket}/${dirPrefix(key)}`;
     for (const name of this.#objects.keys()) if (name.startsWith(prefix)) return true;
     return false;
   }
 
-  async stat(path: string): Promise<ObjectStat> {
+  async stat(path: string, options: SignalOptions = {}): Promise<ObjectStat> {
+    this.#checkSignal(options.signal, path);
     const object = this.#objects.get(this.#key(path).full);
     if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
     return { path, size: object.data.byteLength, lastModified: object.lastModified };
@@ -83,16 +86,16 @@ export class MemoryBackend implements StorageBackend {
   }
 
   async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    this.#checkSignal(options.signal, path);
     // One event-loop turn from check to set: nothing can slip in between.
     if (this.#objects.has(this.#key(path).full)) return false;
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body.slice();
-    this.#checkSignal(options.signal, path);
-    if (this.#objects.has(this.#key(path).full)) return false;
     this.#objects.set(this.#key(path).full, { data: bytes, lastModified: new Date() });
     return true;
   }
 
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    this.#checkSignal(options.signal, path);
     const object = this.#objects.get(this.#key(path).full);
     if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
     const { range } = options;
@@ -112,6 +115,7 @@ export class MemoryBackend implements StorageBackend {
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
     const { bucket, key } = this.#key(path);
+    this.#checkSignal(options.signal, path);
     const prefix = `${bucket}/${dirPrefix(key)}`;
     const entries = new Map<string, ListEntry>();
     for (const [name, object] of this.#objects) {
@@ -145,12 +149,13 @@ export class MemoryBackend implements StorageBackend {
     if (key === '' && !options.allowRoot) {
       throw new InvalidPathError(path, 'refusing to rmtree a whole bucket; pass { allowRoot: true }', { backend: BACKEND_NAME });
     }
+    this.#checkSignal(options.signal, path);
     const prefix = `${bucket}/${dirPrefix(key)}`;
     for (const name of [...this.#objects.keys()]) if (name.startsWith(prefix)) this.#objects.delete(name);
   }
 
-  async copy(source: string, destination: string): Promise<void> {
-    await this.put(destination, await this.get(source));
+  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
+    await this.put(destination, await this.get(source, options), options);
   }
 }
 

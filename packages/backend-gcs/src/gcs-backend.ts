@@ -1,11 +1,11 @@
 // The GCS store: gs://bucket/key, as SDK glue under core's object-store adapter
 // (which owns retries, abort, timeouts, paging and error mapping). Small bodies go
-// in one request; streams of unknown length go through a resumable upload with
-// CRC32C validation, which creates the object only when the last chunk lands.
-import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { type File, IdempotencyStrategy, Storage } from '@google-cloud/storage';
+// in one request; streams of unknown length are uploaded as parts and composed into
+// the object in one request, so it appears only when complete.
+import { randomBytes } from 'node:crypto';
+import { type File, Storage } from '@google-cloud/storage';
 import {
+  fixedSizeParts,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
@@ -17,10 +17,14 @@ import {
   type StreamWrite,
   untilAborted,
 } from '@savepoint/core';
-import { BACKEND_NAME, isTransientGcsError, mapGcsError } from './gcs-errors.js';
+import { BACKEND_NAME, mapGcsError } from './gcs-errors.js';
 import { type GcsBackendOptions, type ResolvedGcsOptions, resolveGcsOptions } from './gcs-options.js';
 
 const SCHEMES = ['gs'] as const;
+/** Where the parts of a streamed upload wait to be composed: at the bucket root, outside every run folder. */
+export const UPLOADS_PREFIX = '.savepoint-uploads/';
+/** Sources one compose request accepts. */
+const COMPOSE_LIMIT = 32;
 
 interface GcsListResponse {
   items?: { name?: string; size?: string | number; updated?: string }[];
@@ -38,8 +42,6 @@ class GcsPrimitives implements ObjectStorePrimitives {
 
   constructor(
     private readonly storage: Storage,
-    /** Same account and endpoint with the client's own retries on: resumable uploads resume their session. */
-    private readonly uploadStorage: Storage,
     private readonly options: ResolvedGcsOptions,
   ) {
     this.singleRequestBytes = options.chunkSize;
@@ -87,16 +89,62 @@ class GcsPrimitives implements ObjectStorePrimitives {
     );
   }
 
+  /**
+   * A stream of unknown length: each part is uploaded as its own small object (one
+   * request each, retried by the adapter, CRC32C-checked), then composed into the
+   * destination in one request (rounds of 32, the compose limit), then the parts are
+   * deleted. Compose creates the destination atomically, so readers see the old object
+   * or the whole new one. (The client's resumable upload gives up on a single fault
+   * mid-session: see docs/reliability.md.) Parts live under `.savepoint-uploads/` at
+   * the bucket root, outside every run folder; a killed save leaves them there (a
+   * lifecycle rule on that prefix removes them).
+   */
   async writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void> {
-    // A resumable upload: the client retries each chunk under our policy and resumes its
-    // session from where the server says it stopped (configured in the constructor).
-    const sink = this.uploadStorage.bucket(location.bucket).file(location.key).createWriteStream({
-      resumable: true,
-      chunkSize: this.options.chunkSize,
-      validation: 'crc32c',
-      contentType: write.contentType,
-    });
-    await pipeline(Readable.from(body), sink as Writable, write.signal ? { signal: write.signal } : {});
+    const bucket = this.storage.bucket(location.bucket);
+    const prefix = `${UPLOADS_PREFIX}${randomBytes(8).toString('hex')}/`;
+    const temporary: string[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    try {
+      let sources: string[] = [];
+      for await (const part of fixedSizeParts(body, this.options.chunkSize)) {
+        if (failure) break;
+        const name = `${prefix}${String(sources.length).padStart(6, '0')}`;
+        sources.push(name);
+        temporary.push(name);
+        const task = write
+          .part('put', (request) =>
+            untilAborted(bucket.file(name).save(toBuffer(part), { resumable: false, validation: 'crc32c' }), request.signal),
+          )
+          .then(() => write.progress())
+          .catch((error) => {
+            failure ??= error;
+          })
+          .finally(() => inFlight.delete(task));
+        inFlight.add(task);
+        if (inFlight.size >= this.options.concurrency) await Promise.race(inFlight);
+      }
+      await Promise.all(inFlight);
+      if (failure) throw failure;
+      for (let round = 0; sources.length > COMPOSE_LIMIT; round++) {
+        const next: string[] = [];
+        for (let i = 0; i < sources.length; i += COMPOSE_LIMIT) {
+          const name = `${prefix}compose-${round}-${next.length}`;
+          const group = sources.slice(i, i + COMPOSE_LIMIT).map((n) => bucket.file(n));
+          await write.part('put', (request) => untilAborted(bucket.combine(group, bucket.file(name)), request.signal));
+          next.push(name);
+          temporary.push(name);
+        }
+        sources = next;
+      }
+      const destination = bucket.file(location.key);
+      if (write.contentType) destination.metadata = { ...destination.metadata, contentType: write.contentType };
+      const group = sources.map((n) => bucket.file(n));
+      await write.part('put', (request) => untilAborted(bucket.combine(group, destination), request.signal));
+    } finally {
+      await Promise.allSettled(inFlight);
+      await Promise.allSettled(temporary.map((name) => bucket.file(name).delete({ ignoreNotFound: true })));
+    }
   }
 
   async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
@@ -167,25 +215,8 @@ export class GcsBackend extends ObjectStoreBackend {
   constructor(options: GcsBackendOptions = {}) {
     const resolved = resolveGcsOptions(options);
     const storage = resolved.storage ?? new Storage(resolved.storageOptions);
-    const { retry } = resolved;
-    const uploadStorage = resolved.storage
-      ? storage
-      : new Storage({
-          ...resolved.storageOptions,
-          retryOptions: {
-            autoRetry: retry.retries > 0,
-            maxRetries: retry.retries,
-            retryDelayMultiplier: retry.factor,
-            // The client starts at 1 s between tries and refuses a lower ceiling.
-            maxRetryDelay: Math.max(1, retry.maxDelayMs / 1000),
-            // Rewriting a whole object is idempotent: without this the client retries an
-            // upload without preconditions never, and one 503 fails a 20 MiB save.
-            idempotencyStrategy: IdempotencyStrategy.RetryAlways,
-            retryableErrorFn: isTransientGcsError,
-          },
-        });
-    super(new GcsPrimitives(storage, uploadStorage, resolved), {
-      retry,
+    super(new GcsPrimitives(storage, resolved), {
+      retry: resolved.retry,
       requestTimeoutMs: resolved.requestTimeoutMs,
       deleteConcurrency: resolved.deleteConcurrency,
     });

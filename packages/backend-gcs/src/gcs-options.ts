@@ -25,8 +25,10 @@ export interface GcsBackendOptions {
   /** For emulators and compatible endpoints: `http://127.0.0.1:4443`. */
   apiEndpoint?: string;
   retry?: Partial<RetryPolicy>;
-  /** Resumable upload chunk size in bytes (a multiple of 256 KiB). Bounds memory per upload. */
+  /** Part size in bytes for streamed uploads (a multiple of 256 KiB). Memory per upload is about chunkSize x (concurrency + 1). */
   chunkSize?: number;
+  /** Parts uploaded at once. */
+  concurrency?: number;
   /** Deletes in flight at once during rmtree (the client has no batch delete). */
   deleteConcurrency?: number;
   /** Milliseconds a request may go without progress before it is cancelled and retried (default 60000). */
@@ -35,6 +37,7 @@ export interface GcsBackendOptions {
 
 export interface ResolvedGcsOptions {
   retry: RetryPolicy;
+  concurrency: number;
   requestTimeoutMs: number;
   chunkSize: number;
   deleteConcurrency: number;
@@ -51,6 +54,7 @@ export const GCS_OPTION_NAMES = [
   'apiEndpoint',
   'retry',
   'chunkSize',
+  'concurrency',
   'deleteConcurrency',
   'requestTimeoutMs',
 ];
@@ -118,7 +122,9 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
         retryOptions: { autoRetry: false, maxRetries: 0 },
       };
   const requestTimeoutMs = parseRequestTimeout(o.requestTimeoutMs, BACKEND_NAME);
-  return { retry, requestTimeoutMs, chunkSize, deleteConcurrency, secrets, storage: o.storage, storageOptions };
+  const concurrency =
+    o.concurrency === undefined ? 4 : checkInteger(o.concurrency, 'concurrency', 'an integer >= 1', { ...ctx, min: 1 });
+  return { retry, concurrency, requestTimeoutMs, chunkSize, deleteConcurrency, secrets, storage: o.storage, storageOptions };
 }
 
 /** A key file's contents rather than its path: JSON, or a PEM block. */

@@ -130,12 +130,13 @@ export class LocalBackend implements StorageBackend {
     return nodePath.join(base, ...parts);
   }
 
-  async exists(path: string): Promise<boolean> {
-    return (await this.isFile(path)) || (await this.isDir(path));
+  async exists(path: string, options: SignalOptions = {}): Promise<boolean> {
+    return (await this.isFile(path, options)) || (await this.isDir(path, options));
   }
 
-  async isFile(path: string): Promise<boolean> {
+  async isFile(path: string, options: SignalOptions = {}): Promise<boolean> {
     const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
     try {
       return (await fs.stat(abs)).isFile();
     } catch (error) {
@@ -144,8 +145,9 @@ export class LocalBackend implements StorageBackend {
     }
   }
 
-  async isDir(path: string): Promise<boolean> {
+  async isDir(path: string, options: SignalOptions = {}): Promise<boolean> {
     const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
     try {
       return await hasFiles(abs);
     } catch (error) {
@@ -154,8 +156,9 @@ export class LocalBackend implements StorageBackend {
     }
   }
 
-  async stat(path: string): Promise<ObjectStat> {
+  async stat(path: string, options: SignalOptions = {}): Promise<ObjectStat> {
     const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
     try {
       const st = await fs.stat(abs);
       if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
@@ -273,6 +276,7 @@ export class LocalBackend implements StorageBackend {
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
     const abs = this.#resolve(path);
+    checkSignal(options.signal, path);
     yield* this.#walk(abs, path.replace(/[\\/]+$/, ''), options);
   }
 

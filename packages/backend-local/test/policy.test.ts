@@ -6,5 +6,5 @@ import { LocalBackend } from '../src/index.js';
 
 testCheckpointPolicy('local', async () => {
   const root = await mkdtemp(join(tmpdir(), 'savepoint-policy-'));
-  return { backend: new LocalBackend(), root, cleanup: () => rm(root, { recursive: true, force: true }) };
+  return { backend: new LocalBackend(), root, storeRoot: '/', cleanup: () => rm(root, { recursive: true, force: true }) };
 });

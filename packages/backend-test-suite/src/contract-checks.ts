@@ -2,7 +2,7 @@
 // failure. `testBackend` turns each into a vitest test; the suite's own tests run
 // them directly against deliberately broken backends to prove each can fail.
 import { createHash, randomBytes } from 'node:crypto';
-import { InvalidPathError, NotFoundError, type StorageBackend } from '@savepoint/core';
+import { AbortedError, InvalidPathError, NotFoundError, type StorageBackend } from '@savepoint/core';
 import fc from 'fast-check';
 import { expect } from 'vitest';
 
@@ -197,7 +197,10 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       for (const key of [...keep, ...gone]) await backend.put(backend.joinPath(dir, key), key);
       await backend.rmtree(backend.joinPath(dir, 'run1'));
       for (const key of gone) expect(await backend.isFile(backend.joinPath(dir, key)), key).toBe(false);
-      for (const key of keep) expect(text(await backend.get(backend.joinPath(dir, key))), key).toBe(key);
+      for (const key of keep) {
+        expect(await backend.isFile(backend.joinPath(dir, key)), `rmtree(run1) deleted its sibling ${key}`).toBe(true);
+        expect(text(await backend.get(backend.joinPath(dir, key))), key).toBe(key);
+      }
       expect(await backend.isDir(backend.joinPath(dir, 'run1'))).toBe(false);
       expect(await backend.isDir(backend.joinPath(dir, 'run10'))).toBe(true);
     },
@@ -403,11 +406,87 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
   {
     name: 'rmtree of the store root is refused unless asked for',
     async run({ backend, dir, storeRoot }) {
+      // Every backend names its root: a check that could skip itself would prove nothing.
+      expect(storeRoot, 'the test context must give storeRoot (the bucket, container or root folder)').toBeTruthy();
       await backend.put(backend.joinPath(dir, 'survivor.txt'), 'still here');
-      if (storeRoot !== undefined) {
-        await expect(backend.rmtree(storeRoot)).rejects.toBeInstanceOf(InvalidPathError);
-      }
+      await expect(backend.rmtree(storeRoot as string)).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.rmtree(`${(storeRoot as string).replace(/\/+$/, '')}/`)).rejects.toBeInstanceOf(InvalidPathError);
       expect(text(await backend.get(backend.joinPath(dir, 'survivor.txt')))).toBe('still here');
+    },
+  },
+  {
+    name: 'every method honours an aborted signal with AbortedError',
+    async run({ backend, dir }) {
+      const file = backend.joinPath(dir, 'abort.txt');
+      await backend.put(file, 'kept');
+      const signal = AbortSignal.abort(new Error('stop'));
+      const calls: [string, () => Promise<unknown>][] = [
+        ['exists', () => backend.exists(file, { signal })],
+        ['isFile', () => backend.isFile(file, { signal })],
+        ['isDir', () => backend.isDir(dir, { signal })],
+        ['stat', () => backend.stat(file, { signal })],
+        ['put', () => backend.put(file, 'replaced', { signal })],
+        ['putIfAbsent', () => backend.putIfAbsent(backend.joinPath(dir, 'abort-new.txt'), 'x', { signal })],
+        ['get', () => backend.get(file, { signal })],
+        [
+          'getStream',
+          async () => {
+            for await (const _ of await backend.getStream(file, { signal }));
+          },
+        ],
+        [
+          'list',
+          async () => {
+            for await (const _ of backend.list(dir, { signal }));
+          },
+        ],
+        ['remove', () => backend.remove(file, { signal })],
+        ['rmtree', () => backend.rmtree(dir, { signal })],
+        ['copy', () => backend.copy(file, backend.joinPath(dir, 'abort-copy.txt'), { signal })],
+      ];
+      for (const [name, call] of calls) await expect(call(), name).rejects.toBeInstanceOf(AbortedError);
+      expect(text(await backend.get(file))).toBe('kept');
+      expect(await backend.exists(backend.joinPath(dir, 'abort-new.txt'))).toBe(false);
+      expect(await backend.exists(backend.joinPath(dir, 'abort-copy.txt'))).toBe(false);
+    },
+  },
+  {
+    name: 'stat of a folder is NotFoundError (a folder is not a file)',
+    async run({ backend, dir }) {
+      await backend.put(backend.joinPath(dir, 'folder', 'leaf'), 'x');
+      await expect(backend.stat(backend.joinPath(dir, 'folder'))).rejects.toBeInstanceOf(NotFoundError);
+    },
+  },
+  {
+    name: "put never keeps the caller's buffers: a producer reusing its buffer cannot corrupt the object",
+    timeoutMs: 120_000,
+    async run({ backend, dir }) {
+      const buffer = new Uint8Array(1000).fill(1);
+      const small = backend.joinPath(dir, 'reused-small.bin');
+      await backend.put(small, buffer);
+      buffer.fill(2);
+      expect((await backend.get(small)).every((b) => b === 1)).toBe(true);
+      // A stream long enough to take every store's multipart path, from one reused buffer.
+      const part = 256 * 1024;
+      const parts = 48;
+      const shared = new Uint8Array(part);
+      async function* reuse() {
+        for (let i = 0; i < parts; i++) {
+          shared.fill(i);
+          yield shared;
+        }
+      }
+      const big = backend.joinPath(dir, 'reused-stream.bin');
+      await backend.put(big, reuse());
+      const back = await backend.get(big);
+      expect(back.byteLength).toBe(part * parts);
+      for (let i = 0; i < parts; i++) {
+        const slice = back.subarray(i * part, (i + 1) * part);
+        expect(
+          slice.every((b) => b === i),
+          `part ${i} holds another part's bytes`,
+        ).toBe(true);
+      }
     },
   },
   {

@@ -9,8 +9,8 @@ export interface BackendTestContext {
   backend: StorageBackend;
   /** A folder (URI or path) under which the suite may create its random run folder. */
   root: string;
-  /** The store's own root (bucket, container), which `rmtree` must refuse. */
-  storeRoot?: string;
+  /** The store's own root (bucket, container, root folder), which `rmtree` must refuse. Required. */
+  storeRoot: string;
   /** Called once after the run folder is removed. */
   cleanup?: () => Promise<void>;
 }

@@ -104,6 +104,35 @@ class CheckThenPut extends Wrapped {
   }
 }
 
+/** Drops the caller's signal on the read-only checks: an aborted job keeps issuing requests. */
+class IgnoresAbort extends Wrapped {
+  override exists(p: string) {
+    return this.inner.exists(p);
+  }
+}
+
+/** Resolves put before it has copied the caller's buffer, and writes it a moment later. */
+class KeepsCallerBuffer extends Wrapped {
+  override async put(p: string, body: PutBody, o?: PutOptions) {
+    if (!(body instanceof Uint8Array)) return this.inner.put(p, body, o);
+    const pending = new Promise((resolve) => setTimeout(resolve, 1)).then(() => this.inner.put(p, body, o));
+    this.writes.push(pending);
+  }
+  override async get(p: string, o?: { range?: { start: number; end?: number } }) {
+    await Promise.all(this.writes);
+    return this.inner.get(p, o);
+  }
+  readonly writes: Promise<void>[] = [];
+}
+
+/** Answers stat of a folder with a size, as if it were a file. */
+class StatsFolders extends Wrapped {
+  override async stat(p: string) {
+    if (await this.inner.isDir(p)) return { path: p, size: 0 };
+    return this.inner.stat(p);
+  }
+}
+
 describe('the contract suite fails broken backends', () => {
   let root: string;
   beforeAll(async () => {
@@ -112,7 +141,7 @@ describe('the contract suite fails broken backends', () => {
   afterAll(() => rm(root, { recursive: true, force: true }));
 
   it('passes the correct local backend (the control)', async () => {
-    const failures = await runChecks(new LocalBackend(), root, { caps });
+    const failures = await runChecks(new LocalBackend({ root }), root, { caps, storeRoot: root });
     expect(failures.map((f) => `${f.check}: ${String(f.error)}`)).toEqual([]);
   }, 60_000);
 
@@ -126,6 +155,28 @@ describe('the contract suite fails broken backends', () => {
     expect(failures.map((f) => f.check)).toContain(
       'not found: get, getStream and stat reject with NotFoundError; checks resolve false; deletes succeed',
     );
+  }, 60_000);
+
+  it('fails a backend that ignores an aborted signal', async () => {
+    const failures = await runChecks(new IgnoresAbort(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain('every method honours an aborted signal with AbortedError');
+  }, 60_000);
+
+  it("fails a put that keeps the caller's buffer", async () => {
+    const failures = await runChecks(new KeepsCallerBuffer(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      "put never keeps the caller's buffers: a producer reusing its buffer cannot corrupt the object",
+    );
+  }, 60_000);
+
+  it('fails a stat that answers for a folder', async () => {
+    const failures = await runChecks(new StatsFolders(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain('stat of a folder is NotFoundError (a folder is not a file)');
+  }, 60_000);
+
+  it('fails a backend whose test context names no store root, rather than skipping the check', async () => {
+    const failures = await runChecks(new LocalBackend(), root, { caps });
+    expect(failures.map((f) => f.check)).toContain('rmtree of the store root is refused unless asked for');
   }, 60_000);
 
   it('fails a conditional create that checks and then writes', async () => {

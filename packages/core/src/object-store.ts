@@ -322,7 +322,8 @@ export class ObjectStoreBackend implements StorageBackend {
       const tracked = (async function* () {
         for await (const chunk of stream as AsyncIterable<Uint8Array>) {
           timer.touch();
-          yield chunk;
+          // A copy: SDKs hold chunks while they fill a part, and producers may reuse their buffer.
+          yield chunk.slice();
         }
       })();
       await this.#store.writeStream(location, tracked, {

@@ -7,7 +7,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type Cloud = 's3' | 'gcs' | 'azure';
-export type FaultKind = 'status500' | 'status503' | 'status429' | 'reset' | 'stall';
+export type FaultKind =
+  | 'status500'
+  | 'status503'
+  | 'status429'
+  | 'reset'
+  | 'stall'
+  /** The server answers, and the connection is cut in the middle of the response body. */
+  | 'bodyReset'
+  /** The server applies the request, and the client sees a reset instead of its answer. */
+  | 'appliedReset';
+
+const CLASSIC_KINDS: readonly FaultKind[] = ['status500', 'status503', 'status429', 'reset', 'stall'];
 
 export interface FaultProxyOptions {
   /** The real server: `http://127.0.0.1:45001`. */
@@ -19,6 +30,8 @@ export interface FaultProxyOptions {
   /** `deny`: every request gets a 403. */
   mode?: 'random' | 'deny';
   stallMs?: number;
+  /** Which faults to draw from (default: statuses, reset before the server sees it, stall). */
+  kinds?: readonly FaultKind[];
 }
 
 export interface FaultStats {
@@ -59,7 +72,7 @@ function errorBody(cloud: Cloud, status: number): { headers: Record<string, stri
 export class FaultProxy {
   readonly stats: FaultStats = {
     requests: 0,
-    faults: { status500: 0, status503: 0, status429: 0, reset: 0, stall: 0, status403: 0 },
+    faults: { status500: 0, status503: 0, status429: 0, reset: 0, stall: 0, bodyReset: 0, appliedReset: 0, status403: 0 },
   };
   #server: http.Server | undefined;
   #url = '';
@@ -81,7 +94,7 @@ export class FaultProxy {
 
   #choose(): FaultKind | undefined {
     if (this.#random() >= (this.options.faultRate ?? 0.1)) return undefined;
-    const kinds: FaultKind[] = ['status500', 'status503', 'status429', 'reset', 'stall'];
+    const kinds = this.options.kinds ?? CLASSIC_KINDS;
     return kinds[Math.floor(this.#random() * kinds.length)];
   }
 
@@ -126,19 +139,38 @@ export class FaultProxy {
       setTimeout(() => req.socket.destroy(), 5);
       return;
     }
-    const forward = () => this.#forward(req, res);
+    const forward = () => this.#forward(req, res, fault);
     if (fault === 'stall') setTimeout(forward, this.options.stallMs ?? 150);
     else forward();
   }
 
-  #forward(req: http.IncomingMessage, res: http.ServerResponse) {
+  #forward(req: http.IncomingMessage, res: http.ServerResponse, fault?: FaultKind) {
     const upstream = http.request(
       { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        if (fault === 'appliedReset') {
+          // The server has done the work; the client never hears of it.
+          answer.resume();
+          answer.on('end', () => req.socket.destroy());
+          return;
+        }
         const headers = { ...answer.headers };
         // Resumable-upload URLs point at the server; send the client back through the proxy.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(this.#target.origin, this.#url);
         res.writeHead(answer.statusCode ?? 502, headers);
+        const length = Number(answer.headers['content-length'] ?? 0);
+        if (fault === 'bodyReset' && length > 1) {
+          // Half the body, then the connection drops.
+          let sent = 0;
+          answer.on('data', (chunk: Buffer) => {
+            if (sent >= length / 2) return;
+            const part = chunk.subarray(0, Math.max(1, Math.ceil(length / 2) - sent));
+            sent += part.byteLength;
+            res.write(part);
+            if (sent >= length / 2) setTimeout(() => req.socket.destroy(), 5);
+          });
+          return;
+        }
         answer.pipe(res);
       },
     );

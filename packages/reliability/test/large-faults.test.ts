@@ -1,0 +1,86 @@
+// 30% of requests faulted, on objects of several parts per store: errors, resets
+// before the server sees a request, resets after it applied one, stalls, and resets
+// in the middle of a response body. Every save and every load must succeed, byte
+// for byte: uploads retry each part (GCS resumes its session), reads resume from the
+// last byte received.
+import { createHash, randomBytes } from 'node:crypto';
+import { AzureBackend } from '@savepoint/backend-azure';
+import { GcsBackend } from '@savepoint/backend-gcs';
+import { S3Backend } from '@savepoint/backend-s3';
+import type { StorageBackend } from '@savepoint/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type Cloud, FaultProxy, type FaultStats, recordFigures } from '../src/index.js';
+import { NETWORK_STORES } from './stores.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const ROUNDS = 4;
+const RETRY = { retries: 12, minDelayMs: 1, maxDelayMs: 20 };
+
+/** Per store: the smallest part the store allows, and an object of 3.5 of them. */
+const SHAPES: Record<Cloud, { partBytes: number; make(args: Record<string, unknown>, part: number): StorageBackend }> = {
+  s3: { partBytes: 5 * MiB, make: (args, part) => new S3Backend({ ...args, partSize: part, queueSize: 2 }) },
+  gcs: { partBytes: 256 * KiB, make: (args, part) => new GcsBackend({ ...args, chunkSize: part }) },
+  azure: { partBytes: 256 * KiB, make: (args, part) => new AzureBackend({ ...args, blockSize: part, concurrency: 2 }) },
+};
+
+async function* chunked(data: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  for (let offset = 0; offset < data.byteLength; offset += size) yield data.subarray(offset, offset + size);
+}
+
+const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const figures: Record<string, unknown> = {};
+afterAll(() => recordFigures('large-faults', { stores: figures }));
+
+for (const net of NETWORK_STORES) {
+  describe.skipIf(!!net.skipReason)(`30% faults on multi-part objects on ${net.cloud}`, () => {
+    it('every save and load of a 3.5-part object succeeds byte for byte', async () => {
+      await net.prepare();
+      const shape = SHAPES[net.cloud];
+      const size = Math.round(shape.partBytes * 3.5);
+      const proxy = await new FaultProxy({
+        target: net.origin as string,
+        cloud: net.cloud,
+        seed: 7,
+        faultRate: 0.3,
+        stallMs: 20,
+        kinds: ['status500', 'status503', 'status429', 'reset', 'stall', 'bodyReset', 'appliedReset'],
+      }).start();
+      const faulty = shape.make(net.args(proxy.url, RETRY), shape.partBytes);
+      const direct = shape.make(net.args(net.origin as string), shape.partBytes);
+      const dir = `${net.root}/large-faults-${Date.now()}`;
+      let saves = 0;
+      let loads = 0;
+      try {
+        for (let round = 0; round < ROUNDS; round++) {
+          const data = new Uint8Array(randomBytes(size));
+          const path = `${dir}/object-${round}.bin`;
+          await faulty.put(path, chunked(data, 64 * KiB));
+          expect(sha(await direct.get(path)), `save ${round}`).toBe(sha(data));
+          saves++;
+          expect(sha(await faulty.get(path)), `load ${round}`).toBe(sha(data));
+          const parts: Uint8Array[] = [];
+          for await (const chunk of await faulty.getStream(path)) parts.push(chunk);
+          expect(sha(Buffer.concat(parts)), `stream ${round}`).toBe(sha(data));
+          loads += 2;
+        }
+        const faults: FaultStats['faults'] = proxy.stats.faults;
+        expect(faults.bodyReset + faults.appliedReset).toBeGreaterThan(0);
+        figures[net.cloud] = {
+          objectBytes: size,
+          partBytes: shape.partBytes,
+          saves,
+          loads,
+          requests: proxy.stats.requests,
+          faultsInjected: proxy.faultsInjected,
+          byKind: faults,
+        };
+      } finally {
+        await proxy.stop();
+        await direct.rmtree(dir).catch(() => {});
+        await faulty.close?.();
+        await direct.close?.();
+      }
+    }, 240_000);
+  });
+}
