@@ -6,7 +6,6 @@ import { DefaultAzureCredential } from '@azure/identity';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import {
   ConfigError,
-  fixedSizeParts,
   InvalidPathError,
   type ObjectHead,
   type ObjectListing,
@@ -17,6 +16,7 @@ import {
   parseObjectUri,
   registerBackend,
   type StreamWrite,
+  stageParts,
 } from '@savepoint/core';
 import { BACKEND_NAME, mapAzureError } from './azure-errors.js';
 import { type AzureBackendOptions, type ResolvedAzureOptions, resolveAzureOptions } from './azure-options.js';
@@ -47,6 +47,14 @@ class AzurePrimitives implements ObjectStorePrimitives {
   }
 
   locate(path: string): Location {
+    if (typeof path === 'string' && path.includes('?')) {
+      // A SAS URL used as a path would put its signature into blob names, the pointer and logs.
+      throw new InvalidPathError(
+        path,
+        'it has a query string (a SAS token?); give the path without it and pass the token as backendArgs.sasToken',
+        { backend: BACKEND_NAME },
+      );
+    }
     const https = HTTPS_HOST.exec(typeof path === 'string' ? path : '');
     if (https) {
       const account = (https[1] as string).toLowerCase();
@@ -133,34 +141,17 @@ class AzurePrimitives implements ObjectStorePrimitives {
   async writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void> {
     const blob = this.#blob(location);
     const uploadId = randomBytes(8).toString('hex');
-    const ids: string[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
-    try {
-      let index = 0;
-      for await (const part of fixedSizeParts(body, this.options.blockSize)) {
-        if (failure) break;
-        const id = Buffer.from(`${uploadId}-${String(index++).padStart(6, '0')}`).toString('base64');
-        ids.push(id);
-        const task = write
-          .part('put', (request) => blob.stageBlock(id, part, part.byteLength, { abortSignal: request.signal }).then(() => {}))
-          .then(() => write.progress())
-          .catch((error) => {
-            failure ??= error;
-          })
-          .finally(() => inFlight.delete(task));
-        inFlight.add(task);
-        if (inFlight.size >= this.options.concurrency) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-      if (failure) throw failure;
-      await write.part('put', (request) =>
-        blob.commitBlockList(ids, { abortSignal: request.signal, ...headers(write.contentType) }),
-      );
-    } catch (error) {
-      await Promise.allSettled(inFlight);
-      throw error;
-    }
+    const blockId = (index: number) => Buffer.from(`${uploadId}-${String(index).padStart(6, '0')}`).toString('base64');
+    const count = await stageParts(
+      body,
+      write,
+      { partSize: this.options.blockSize, concurrency: this.options.concurrency },
+      (part, index, request) => blob.stageBlock(blockId(index), part, part.byteLength, { abortSignal: request.signal }),
+    );
+    const ids = Array.from({ length: count }, (_, index) => blockId(index));
+    await write.part('put', (request) =>
+      blob.commitBlockList(ids, { abortSignal: request.signal, ...headers(write.contentType) }),
+    );
   }
 
   async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {

@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { type File, Storage } from '@google-cloud/storage';
 import {
-  fixedSizeParts,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
@@ -15,6 +14,7 @@ import {
   parseObjectUri,
   registerBackend,
   type StreamWrite,
+  stageParts,
   untilAborted,
 } from '@savepoint/core';
 import { BACKEND_NAME, mapGcsError } from './gcs-errors.js';
@@ -103,29 +103,21 @@ class GcsPrimitives implements ObjectStorePrimitives {
     const bucket = this.storage.bucket(location.bucket);
     const prefix = `${UPLOADS_PREFIX}${randomBytes(8).toString('hex')}/`;
     const temporary: string[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let failure: unknown;
+    const partName = (index: number) => `${prefix}${String(index).padStart(6, '0')}`;
     try {
-      let sources: string[] = [];
-      for await (const part of fixedSizeParts(body, this.options.chunkSize)) {
-        if (failure) break;
-        const name = `${prefix}${String(sources.length).padStart(6, '0')}`;
-        sources.push(name);
-        temporary.push(name);
-        const task = write
-          .part('put', (request) =>
-            untilAborted(bucket.file(name).save(toBuffer(part), { resumable: false, validation: 'crc32c' }), request.signal),
-          )
-          .then(() => write.progress())
-          .catch((error) => {
-            failure ??= error;
-          })
-          .finally(() => inFlight.delete(task));
-        inFlight.add(task);
-        if (inFlight.size >= this.options.concurrency) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-      if (failure) throw failure;
+      const count = await stageParts(
+        body,
+        write,
+        { partSize: this.options.chunkSize, concurrency: this.options.concurrency },
+        (part, index, request) => {
+          temporary.push(partName(index));
+          return untilAborted(
+            bucket.file(partName(index)).save(toBuffer(part), { resumable: false, validation: 'crc32c' }),
+            request.signal,
+          );
+        },
+      );
+      let sources = Array.from({ length: count }, (_, index) => partName(index));
       for (let round = 0; sources.length > COMPOSE_LIMIT; round++) {
         const next: string[] = [];
         for (let i = 0; i < sources.length; i += COMPOSE_LIMIT) {
@@ -142,8 +134,7 @@ class GcsPrimitives implements ObjectStorePrimitives {
       const group = sources.map((n) => bucket.file(n));
       await write.part('put', (request) => untilAborted(bucket.combine(group, destination), request.signal));
     } finally {
-      await Promise.allSettled(inFlight);
-      await Promise.allSettled(temporary.map((name) => bucket.file(name).delete({ ignoreNotFound: true })));
+      await Promise.allSettled([...new Set(temporary)].map((name) => bucket.file(name).delete({ ignoreNotFound: true })));
     }
   }
 

@@ -399,6 +399,9 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       await expect(backend.rmtree(`${dir.replace(/\/+$/, '')}/..`)).rejects.toBeInstanceOf(InvalidPathError);
       expect(() => backend.joinPath(dir, '..', 'x')).toThrow(InvalidPathError);
       await expect(backend.put(`${dir}/nul\0byte`, 'x')).rejects.toBeInstanceOf(InvalidPathError);
+      // A backslash never smuggles a ".." past the check (Azure stores "a\..\b" as "a/../b").
+      await expect(backend.put(`${dir}/a\\..\\b`, 'x')).rejects.toBeInstanceOf(InvalidPathError);
+      await expect(backend.rmtree(`${dir}/a\\..\\..`)).rejects.toBeInstanceOf(InvalidPathError);
       await expect(backend.put('', 'x')).rejects.toBeInstanceOf(InvalidPathError);
       await expect(backend.rmtree('')).rejects.toBeInstanceOf(InvalidPathError);
     },

@@ -21,6 +21,7 @@ import {
 } from './checkpoint-io.js';
 import { ConfigError, SavepointError } from './errors.js';
 import { RunLease } from './lease.js';
+import { redact } from './redact.js';
 import { getBackend, uriScheme } from './registry.js';
 import { absoluteWorkDir, RunLayout } from './run-layout.js';
 import type { Runner } from './runner.js';
@@ -148,7 +149,8 @@ export class CheckpointHook {
   async beforeTrain(runner: Runner): Promise<void> {
     const layout = this.layoutFor(runner.workDir);
     this.#layout = layout;
-    runner.logger.info(`Checkpoints will be saved to ${layout.outDir}.`);
+    // Redacted: a path can carry a credential (a SAS query string), refused by the store below.
+    runner.logger.info(`Checkpoints will be saved to ${redact(layout.outDir)}.`);
     if (runner.rank === 0 && this.config.leaseTtlMs !== undefined) {
       this.#lease = await RunLease.acquire(layout.workDirStore, layout.leasePath, {
         ttlMs: this.config.leaseTtlMs,

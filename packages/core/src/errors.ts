@@ -1,3 +1,4 @@
+import { redact } from './redact.js';
 // The one error hierarchy every savepoint package throws. Callers branch on
 // `instanceof` or on `code`; `backend` says which store answered; `cause` keeps
 // the SDK's original error for debugging (never shown with credentials: see redact.ts).
@@ -54,8 +55,10 @@ export class InvalidPathError extends SavepointError {
   override readonly name = 'InvalidPathError';
   readonly path: string;
   constructor(path: string, reason: string, options: SavepointErrorOptions = {}) {
-    super('INVALID_PATH', `invalid path ${JSON.stringify(path)}: ${reason}`, options);
-    this.path = path;
+    // A path can carry a credential (a SAS query string): never print one.
+    const shown = redact(path);
+    super('INVALID_PATH', `invalid path ${JSON.stringify(shown)}: ${reason}`, options);
+    this.path = shown;
   }
 }
 

@@ -9,9 +9,18 @@ export interface ObjectLocation {
   key: string;
 }
 
-/** Rejects NUL bytes and `.`/`..` segments, which would let a path escape its folder. */
+/**
+ * Rejects NUL bytes, backslashes and `.`/`..` segments, which would let a path escape
+ * its folder. A backslash is refused outright: some stores and tools read it as `/`
+ * (Azure stores `a\..\b` as `a/../b`), so a key holding one could mean two paths.
+ */
 export function checkKeySegments(path: string, key: string, backend: string): void {
   if (key.includes('\0')) throw new InvalidPathError(path, 'it contains a NUL byte', { backend });
+  if (key.includes('\\')) {
+    throw new InvalidPathError(path, 'it contains a backslash; object keys use "/" only (some stores turn "\\" into "/")', {
+      backend,
+    });
+  }
   for (const segment of key.split('/')) {
     if (segment === '..' || segment === '.') {
       throw new InvalidPathError(path, `"${segment}" segments are not allowed (they could escape the root)`, { backend });

@@ -7,7 +7,7 @@
 // inside streams), reads that resume from the last byte received, and delete
 // rounds with bounded concurrency and backoff.
 import pMap from 'p-map';
-import { bodyBytes, bufferIfSmall } from './bytes.js';
+import { bodyBytes, bufferIfSmall, collect, fixedSizeParts } from './bytes.js';
 import {
   AbortedError,
   IncompleteDeleteError,
@@ -350,20 +350,7 @@ export class ObjectStoreBackend implements StorageBackend {
   }
 
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
-    const parts: Uint8Array[] = [];
-    let total = 0;
-    for await (const chunk of await this.getStream(path, options)) {
-      parts.push(chunk);
-      total += chunk.byteLength;
-    }
-    if (parts.length === 1) return parts[0] as Uint8Array;
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const part of parts) {
-      out.set(part, offset);
-      offset += part.byteLength;
-    }
-    return out;
+    return collect(await this.getStream(path, options));
   }
 
   /**
@@ -531,6 +518,32 @@ export class ObjectStoreBackend implements StorageBackend {
     const to = this.#object(destination, 'copy');
     await this.#request(source, 'copy', options.signal, (request) => this.#store.copyObject(from, to, request));
   }
+}
+
+/**
+ * Cuts a stream into parts of `partSize` and stages each through `stage` (under the
+ * adapter's retry and timeout via `write.part`), at most `concurrency` at once; memory
+ * stays within `concurrency + 1` parts. Resolves the number of parts, in order 0..n-1.
+ */
+export async function stageParts(
+  body: AsyncIterable<Uint8Array>,
+  write: StreamWrite,
+  options: { partSize: number; concurrency: number },
+  stage: (part: Uint8Array, index: number, request: ObjectRequest) => Promise<unknown>,
+): Promise<number> {
+  let count = 0;
+  const indexed = (async function* () {
+    for await (const part of fixedSizeParts(body, options.partSize)) yield { part, index: count++ };
+  })();
+  await pMap(
+    indexed,
+    async ({ part, index }) => {
+      await write.part('put', (request) => stage(part, index, request));
+      write.progress();
+    },
+    { concurrency: options.concurrency },
+  );
+  return count;
 }
 
 /**

@@ -1,8 +1,9 @@
 // Credentials in the wrong shape: a careless user pastes the secret where a path or
 // an object belongs. The error must say what is wrong without printing the secret.
+import { AzureBackend } from '@savepoint/backend-azure';
 import { GcsBackend } from '@savepoint/backend-gcs';
 import { S3Backend } from '@savepoint/backend-s3';
-import { ConfigError, redact } from '@savepoint/core';
+import { CheckpointHook, ConfigError, InvalidPathError, ReferenceTrainer, redact } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../cli/src/index.js';
 
@@ -52,6 +53,35 @@ describe('credentials in the wrong shape are described, never printed', () => {
   it('redaction masks a whole PEM private key, also JSON-escaped, not just its first line', () => {
     expect(redact(`key: ${PEM}`)).not.toContain(PEM_BODY.slice(0, 16));
     expect(redact(SERVICE_ACCOUNT)).not.toContain(PEM_BODY.slice(0, 16));
+  });
+
+  it('an Azure SAS URL used as a path is refused before any key is formed, and its signature is never shown', async () => {
+    const SIG =
+      'sv=2024-11-04&ss=b&srt=sco&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=Zm9vYmFyU0VDUkVUc2lnbmF0dXJlMTIzNDU2Nzg5MA%3D%3D';
+    const backend = new AzureBackend({
+      connectionString:
+        'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1;',
+      retry: { retries: 0 },
+    });
+    for (const path of [`https://acct.blob.core.windows.net/ckpts/run1?${SIG}`, `az://ckpts/run1?${SIG}`]) {
+      const error = (await backend.put(`${path}/last_checkpoint`, 'x').catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(InvalidPathError);
+      expect(error.message).toMatch(/query string \(a SAS token\?\).*backendArgs\.sasToken/);
+      expect(`${error.message} ${(error as InvalidPathError).path} ${error.stack}`).not.toContain('Zm9vYmFyU0VDUkVU');
+    }
+    // As a training run's work dir: it fails before the first write, and the log shows no signature.
+    const logs: string[] = [];
+    const trainer = new ReferenceTrainer({
+      workDir: `az://ckpts/run1?${SIG}`,
+      model: { trainStep: () => 0, stateDict: () => ({}), loadStateDict: () => {} },
+      checkpointHook: new CheckpointHook({ interval: 1, backend }),
+      itersPerEpoch: 1,
+      maxEpochs: 1,
+      logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
+    });
+    const error = (await trainer.train().catch((e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(InvalidPathError);
+    expect(`${error.message}\n${logs.join('\n')}`).not.toContain('Zm9vYmFyU0VDUkVU');
   });
 
   it('a syntax error in --backend-args names the position, not the text around it', async () => {
