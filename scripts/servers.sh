@@ -20,7 +20,7 @@ log() { printf '[servers] %s\n' "$*" >&2; }
 
 wait_for() { # name url
   for _ in $(seq 1 120); do
-    if curl -s -o /dev/null "$2"; then log "$1 is up at $2"; return 0; fi
+    if curl -s -m 2 -o /dev/null "$2"; then log "$1 is up at $2"; return 0; fi
     sleep 0.5
   done
   log "$1 did not answer at $2; see $CACHE/logs/$1.log"
@@ -46,24 +46,25 @@ install_moto() {
 }
 
 install_fake_gcs() {
-  FAKE_GCS_BIN="$CACHE/bin/fake-gcs-server-$FAKE_GCS_VERSION"
+  # Built once per machine (outside the checkout, so a fresh clone does not rebuild it).
+  local tools="${XDG_CACHE_HOME:-$HOME/.cache}/savepoint-tools"
+  FAKE_GCS_BIN="$tools/fake-gcs-server-$FAKE_GCS_VERSION"
   if [ -x "$FAKE_GCS_BIN" ]; then return 0; fi
   log "building fake-gcs-server $FAKE_GCS_VERSION with go install (first run takes a few minutes)"
-  mkdir -p "$CACHE/bin" "$CACHE/gobin"
+  mkdir -p "$tools" "$CACHE/gobin"
   GOBIN="$CACHE/gobin" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" >&2
-  mv "$CACHE/gobin/fake-gcs-server" "$FAKE_GCS_BIN"
+  mv "$CACHE/gobin/fake-gcs-server" "$FAKE_GCS_BIN.tmp" && mv "$FAKE_GCS_BIN.tmp" "$FAKE_GCS_BIN"
 }
 
 start() {
   install_moto
   install_fake_gcs
-  local azurite="$PWD/node_modules/.bin/azurite-blob"
-  [ -x "$azurite" ] || { log "azurite is missing: run pnpm install first"; exit 1; }
+  [ -f "$PWD/node_modules/azurite/dist/src/blob/main.js" ] || { log "azurite is missing: run pnpm install first"; exit 1; }
 
   start_one moto python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT"
   start_one fake-gcs "$FAKE_GCS_BIN" -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
     -public-host "127.0.0.1:$GCS_PORT" -external-url "http://127.0.0.1:$GCS_PORT" -backend memory -log-level warn
-  start_one azurite "$azurite" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" --inMemoryPersistence --silent \
+  start_one azurite node "$PWD/scripts/azurite-blob.cjs" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" --inMemoryPersistence --silent \
     --disableTelemetry --skipApiVersionCheck
 
   wait_for moto "http://127.0.0.1:$S3_PORT/moto-api/"

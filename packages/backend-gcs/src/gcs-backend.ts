@@ -134,7 +134,11 @@ class GcsPrimitives implements ObjectStorePrimitives {
       const group = sources.map((n) => bucket.file(n));
       await write.part('put', (request) => untilAborted(bucket.combine(group, destination), request.signal));
     } finally {
-      await Promise.allSettled([...new Set(temporary)].map((name) => bucket.file(name).delete({ ignoreNotFound: true })));
+      // Best effort and bounded: a store that stopped answering must not hold the failed save forever.
+      const bound = AbortSignal.timeout(this.options.requestTimeoutMs);
+      await Promise.allSettled(
+        [...new Set(temporary)].map((name) => untilAborted(bucket.file(name).delete({ ignoreNotFound: true }), bound)),
+      );
     }
   }
 
