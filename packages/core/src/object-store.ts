@@ -243,6 +243,15 @@ export class ObjectStoreBackend implements StorageBackend {
     }
     if (error instanceof AbortedError || error instanceof TimeoutError) return error;
     if (error && typeof error === 'object' && 'backend' in error && 'code' in error) return error;
+    if ((error as { name?: unknown } | undefined)?.name === 'AbortError') {
+      // Neither the caller nor our timeout aborted: the SDK gave up on a dropped connection
+      // (Azure reports a reset mid-body this way). That is a network failure, worth a retry.
+      return this.#store.classify(
+        Object.assign(new Error('connection dropped'), { code: 'ECONNRESET', cause: error }),
+        path,
+        operation,
+      );
+    }
     return this.#store.classify(error, path, operation);
   }
 

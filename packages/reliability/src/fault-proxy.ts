@@ -159,7 +159,8 @@ export class FaultProxy {
         if (typeof headers.location === 'string') headers.location = headers.location.replace(this.#target.origin, this.#url);
         res.writeHead(answer.statusCode ?? 502, headers);
         const length = Number(answer.headers['content-length'] ?? 0);
-        if (fault === 'bodyReset' && length > 1) {
+        // Only an answer that carries a body can be cut in its middle (a HEAD carries none).
+        if (fault === 'bodyReset' && length > 1 && req.method !== 'HEAD') {
           // Half the body, then the connection drops.
           let sent = 0;
           answer.on('data', (chunk: Buffer) => {
