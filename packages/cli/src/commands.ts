@@ -128,6 +128,15 @@ export async function prune(
 }
 
 export async function publish(store: StorageBackend, path: string, keys: string[]) {
+  // A key the checkpoint does not hold is a typo: publishing an empty checkpoint helps nobody.
+  const checkpoint = await loadCheckpoint(store, path);
+  const missing = keys.filter((key) => !Object.hasOwn(checkpoint, key));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `--keys ${missing.map((k) => JSON.stringify(k)).join(', ')} not in ${path}; it holds: ${Object.keys(checkpoint).join(', ')}`,
+      { option: '--keys' },
+    );
+  }
   return publishCheckpoint(store, path, keys);
 }
 

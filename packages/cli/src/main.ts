@@ -1,6 +1,7 @@
 // The `savepoint` command line. Exit codes: 0 ok; 1 not found or a failed check;
 // 2 bad usage. Errors name the path and the fix; stacks only with --verbose.
 
+import { createRequire } from 'node:module';
 import { ConfigError, InvalidPathError, NotFoundError, redact, SavepointError, type StorageBackend } from '@savepoint/core';
 import { Command, CommanderError, Option } from 'commander';
 import { CheckFailed, cp, inspect, latest, ls, prune, publish, verify } from './commands.js';
@@ -13,6 +14,8 @@ export interface Io {
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
 }
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 const defaultIo: Io = { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t), env: process.env };
 
@@ -67,6 +70,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .addOption(new Option('--backend-args <json>', 'store settings as JSON (default: $SAVEPOINT_BACKEND_ARGS)'))
     .option('--json', 'machine-readable output')
     .option('--verbose', 'show stack traces on errors')
+    .version(VERSION, '-V, --version', 'print the savepoint version')
     .addHelpText('after', EXAMPLES)
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err })

@@ -322,6 +322,40 @@ describe('savepoint CLI usage errors', () => {
     expect(badEnv.code).toBe(2);
     expect(badEnv.err).toMatch(/partSize/);
   });
+  it('--version prints the package version', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const pkg = JSON.parse(await readFile(join(import.meta.dirname, '..', 'package.json'), 'utf8'));
+    const result = await run(['--version']);
+    expect(result.code).toBe(0);
+    expect(result.out.trim()).toBe(pkg.version);
+  });
+  it('a URI with one slash (s3:/bucket/x) is a usage error naming the fix, not a local folder', async () => {
+    const result = await run(['ls', 's3:/bucket/run']);
+    expect(result.code).toBe(2);
+    expect(result.err).toContain('did you mean "s3://bucket/run"');
+  });
+  it('publish with keys the checkpoint does not hold fails and writes nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-publish-'));
+    try {
+      registerAllBackends();
+      const store = storeFor(dir, {});
+      await new ReferenceTrainer({
+        workDir: dir,
+        model: new ToyModel(),
+        checkpointHook: new CheckpointHook({ interval: 1, backend: store }),
+        itersPerEpoch: 1,
+        maxEpochs: 1,
+        backend: store,
+      }).train();
+      const result = await run(['publish', join(dir, 'epoch_1.safetensors'), '--keys', 'nosuchkey,meta']);
+      expect(result.code).toBe(2);
+      expect(result.err).toMatch(/--keys "nosuchkey" not in .*holds: .*state_dict/);
+      const { readdir } = await import('node:fs/promises');
+      expect((await readdir(dir)).sort()).toEqual(['epoch_1.safetensors', 'last_checkpoint']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
   it('--verbose adds the stack; --help shows examples', async () => {
     const verbose = await run(['ls', 'zz://bucket/run', '--verbose']);
     expect(verbose.err).toMatch(/\n\s+at /);
