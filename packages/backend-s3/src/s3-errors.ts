@@ -70,6 +70,12 @@ export function mapS3Error(
   const { name, status, message } = shape(error);
   const options = { backend: BACKEND_NAME, cause: safeCause(error, secrets) };
   const detail = redact(`${name || 'Error'}${status ? ` (HTTP ${status})` : ''}: ${message}`, secrets);
+  if (name === 'CredentialsProviderError') {
+    return new PermissionDeniedError(
+      `${operation} ${path}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass {"credentials": {"accessKeyId": ..., "secretAccessKey": ...}} in backendArgs`,
+      options,
+    );
+  }
   if (NOT_FOUND_CODES.has(name) || (status === 404 && name !== 'NoSuchBucket')) {
     return new NotFoundError(path, { ...options, message: `${operation}: no object at ${path}` });
   }

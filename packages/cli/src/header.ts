@@ -1,10 +1,14 @@
 // Reads only a checkpoint's header through range reads: what `savepoint inspect` shows.
 import {
+  baseName,
+  ConfigError,
   CorruptCheckpointError,
   checkpointShape,
   MANIFEST_NAME,
   NotFoundError,
+  POINTER_NAME,
   parseSafetensorsHeader,
+  readLastCheckpoint,
   readManifest,
   type SafetensorsHeaderEntry,
   type StorageBackend,
@@ -27,11 +31,21 @@ export interface CheckpointHeader {
   bytesRead: number;
 }
 
+/** safetensors' own bound on the JSON header. */
+const MAX_HEADER_BYTES = 100_000_000;
+
 async function fileHeader(store: StorageBackend, path: string) {
   const prefix = await store.get(path, { range: { start: 0, end: 8 } });
   if (prefix.byteLength < 8)
     throw new CorruptCheckpointError(`${path} is too short to be a safetensors file`, { backend: store.name });
   const length = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
+  // The reference refuses headers over 100 MB: a corrupt length must not pull a whole file into memory.
+  if (length > MAX_HEADER_BYTES) {
+    throw new CorruptCheckpointError(
+      `${path}: its header claims ${length} bytes (over ${MAX_HEADER_BYTES}); not a safetensors file, or a corrupt one`,
+      { backend: store.name },
+    );
+  }
   const rest = await store.get(path, { range: { start: 8, end: 8 + length } });
   const all = new Uint8Array(8 + rest.byteLength);
   all.set(prefix, 0);
@@ -64,6 +78,20 @@ function parseMetadata(metadata: Record<string, string>): Record<string, unknown
 export async function readCheckpointHeader(store: StorageBackend, path: string): Promise<CheckpointHeader> {
   const shape = await checkpointShape(store, path);
   if (shape === 'missing') throw new NotFoundError(path, { backend: store.name, message: `no checkpoint at ${path}` });
+  if (shape === 'file' && baseName(path) === POINTER_NAME) {
+    const dir = path.slice(0, path.length - POINTER_NAME.length).replace(/[\\/]+$/, '');
+    const target = await readLastCheckpoint(store, dir);
+    throw new ConfigError(
+      `${path} is the run's pointer, not a checkpoint; it names ${target ?? 'nothing'}${target ? `: run savepoint inspect ${target}` : ''}`,
+      { option: 'checkpoint' },
+    );
+  }
+  if (shape === 'incomplete' && (await store.isFile(store.joinPath(path, POINTER_NAME)))) {
+    throw new ConfigError(
+      `${path} is a run folder, not a checkpoint; list its checkpoints with savepoint ls ${path}, or inspect the newest with savepoint inspect ${await readLastCheckpoint(store, path)}`,
+      { option: 'checkpoint' },
+    );
+  }
   if (shape === 'incomplete') {
     throw new NotFoundError(path, { backend: store.name, message: `${path} has no ${MANIFEST_NAME}: its save did not finish` });
   }

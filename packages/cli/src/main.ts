@@ -64,7 +64,7 @@ Store settings: --backend-args '<json>' or SAVEPOINT_BACKEND_ARGS, with the back
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   registerAllBackends();
   let verbose = argv.includes('--verbose');
-  let json = false;
+  let json = argv.includes('--json');
   const program = new Command('savepoint')
     .description('List, inspect, verify, prune, publish and copy ML training checkpoints on any store.')
     .addOption(new Option('--backend-args <json>', 'store settings as JSON (default: $SAVEPOINT_BACKEND_ARGS)'))
@@ -98,19 +98,22 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       print(result, () =>
         result.checkpoints.length === 0
           ? `no checkpoints in ${dir}`
-          : result.checkpoints
-              .map((c) =>
-                [
-                  c.name.padEnd(40),
-                  `step ${c.step ?? '-'}`.padEnd(10),
-                  human(c.size).padStart(10),
-                  (c.modified?.toISOString() ?? '-').padEnd(25),
-                  marks(c),
-                ]
-                  .join('  ')
-                  .trimEnd(),
-              )
-              .join('\n'),
+          : [
+              ['NAME'.padEnd(40), 'STEP'.padEnd(10), 'SIZE'.padStart(10), 'MODIFIED'.padEnd(25), 'NOTES'].join('  ').trimEnd(),
+              ...[...result.checkpoints]
+                .sort((a, b) => (a.step ?? -1) - (b.step ?? -1) || a.name.localeCompare(b.name))
+                .map((c) =>
+                  [
+                    c.name.padEnd(40),
+                    `step ${c.step ?? '-'}`.padEnd(10),
+                    human(c.size).padStart(10),
+                    (c.modified?.toISOString() ?? '-').padEnd(25),
+                    marks(c),
+                  ]
+                    .join('  ')
+                    .trimEnd(),
+                ),
+            ].join('\n'),
       );
     });
 
@@ -234,6 +237,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       return 2;
     }
     const message = error instanceof Error ? error.message : String(error);
+    if (json) {
+      // Machine-readable to the end: a script reading --json output gets JSON errors too.
+      const code = error instanceof SavepointError ? error.code : (error as Error)?.name;
+      io.err(`${JSON.stringify({ error: { message: redact(message), code, exitCode: exitCodeFor(error) } })}\n`);
+      return exitCodeFor(error);
+    }
     io.err(`savepoint: ${redact(message)}\n`);
     if (verbose && error instanceof Error && error.stack) io.err(`${redact(error.stack)}\n`);
     if (error instanceof SavepointError && error.code === 'PERMISSION_DENIED') return 1;

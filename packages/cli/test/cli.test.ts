@@ -334,6 +334,65 @@ describe('savepoint CLI usage errors', () => {
     expect(result.code).toBe(2);
     expect(result.err).toContain('did you mean "s3://bucket/run"');
   });
+  it('with --json, errors are JSON too', async () => {
+    const result = await run(['ls', 'zz://bucket/run', '--json']);
+    expect(result.code).toBe(2);
+    const parsed = JSON.parse(result.err);
+    expect(parsed.error).toMatchObject({ code: 'CONFIG', exitCode: 2 });
+    expect(parsed.error.message).toMatch(/no backend serves "zz:\/\/"/);
+  });
+  it('inspect of the pointer says what it is and where it points; of a run folder, that it is a run folder; ls has a header and is sorted by step', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-inspect-'));
+    try {
+      registerAllBackends();
+      const store = storeFor(dir, {});
+      await new ReferenceTrainer({
+        workDir: dir,
+        model: new ToyModel((p) => ({ acc: [0.9, 0.1, 0.2][p.epoch - 1] ?? 0 })),
+        checkpointHook: new CheckpointHook({ interval: 1, saveBest: 'acc', backend: store }),
+        itersPerEpoch: 1,
+        maxEpochs: 3,
+        valInterval: 1,
+        backend: store,
+      }).train();
+      const pointer = await run(['inspect', join(dir, 'last_checkpoint')]);
+      expect(pointer.code).toBe(2);
+      expect(pointer.err).toContain(`is the run's pointer, not a checkpoint; it names ${join(dir, 'epoch_3.safetensors')}`);
+      const folder = await run(['inspect', dir]);
+      expect(folder.code).toBe(2);
+      expect(folder.err).toMatch(/is a run folder, not a checkpoint; list its checkpoints with savepoint ls/);
+      const listing = (await run(['ls', dir])).out.trim().split('\n');
+      expect(listing[0]).toMatch(/^NAME\s+STEP\s+SIZE\s+MODIFIED\s+NOTES$/);
+      expect(listing.slice(1).map((l) => l.split(/\s+/)[0])).toEqual([
+        'best_acc_epoch_1.safetensors',
+        'epoch_1.safetensors',
+        'epoch_2.safetensors',
+        'epoch_3.safetensors',
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('inspect refuses a header length over the reference bound without reading the file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-header-'));
+    try {
+      const { open } = await import('node:fs/promises');
+      const file = join(dir, 'huge.safetensors');
+      const handle = await open(file, 'w');
+      const length = Buffer.alloc(8);
+      length.writeBigUInt64LE(1_500_000_000n);
+      await handle.write(length, 0, 8, 0);
+      await handle.truncate(1_500_000_008); // sparse: 1.5 GB on paper, nothing on disk
+      await handle.close();
+      const before = process.memoryUsage().rss;
+      const result = await run(['inspect', file]);
+      expect(result.code).toBe(1);
+      expect(result.err).toMatch(/header claims 1500000000 bytes \(over 100000000\)/);
+      expect(process.memoryUsage().rss - before).toBeLessThan(200 * 1024 * 1024);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
   it('publish with keys the checkpoint does not hold fails and writes nothing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'savepoint-publish-'));
     try {
