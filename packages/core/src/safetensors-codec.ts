@@ -31,6 +31,8 @@ export interface SafetensorsHeader {
   tensors: Record<string, SafetensorsHeaderEntry>;
   /** Bytes before the tensor data: 8 + header length. */
   dataStart: number;
+  /** Bytes the tensors cover in the data section (the file must hold exactly these after the header). */
+  dataBytes: number;
 }
 
 /** Splits a checkpoint into string metadata (one JSON string per top-level key) and named tensors. */
@@ -92,6 +94,7 @@ export function joinCheckpoint(metadata: Record<string, string>, tensors: Map<st
   };
   const checkpoint: Checkpoint = {};
   for (const [key, json] of Object.entries(metadata)) {
+    if (key === '__proto__') throw new CorruptCheckpointError('metadata key "__proto__" is reserved');
     try {
       checkpoint[key] = revive(JSON.parse(json));
     } catch (error) {
@@ -105,11 +108,19 @@ export function joinCheckpoint(metadata: Record<string, string>, tensors: Map<st
     const dot = name.indexOf('.');
     const top = dot < 0 ? name : name.slice(0, dot);
     if (dot < 0) {
+      if (top === '__proto__') throw new CorruptCheckpointError('tensor name "__proto__" is reserved');
       checkpoint[top] = tensor;
       continue;
     }
+    if (top === '__proto__' || name.slice(dot + 1) === '__proto__') {
+      throw new CorruptCheckpointError(`tensor name ${JSON.stringify(name)} is reserved`);
+    }
     if (checkpoint[top] === undefined) checkpoint[top] = {};
-    (checkpoint[top] as Record<string, unknown>)[name.slice(dot + 1)] = tensor;
+    const group = checkpoint[top];
+    if (!isRecord(group) || group instanceof Tensor) {
+      throw new CorruptCheckpointError(`tensor ${JSON.stringify(name)} clashes with the non-tensor key ${JSON.stringify(top)}`);
+    }
+    group[name.slice(dot + 1)] = tensor;
   }
   return checkpoint;
 }
@@ -145,33 +156,100 @@ export function encodeSafetensors(metadata: Record<string, string>, tensors: rea
   };
 }
 
-/** Parses the header; `bytes` needs only the first `8 + headerLength` bytes. */
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+const isIndex = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+
+/**
+ * Parses and validates the header as the reference implementation does: a JSON object;
+ * `__metadata__` (if any) maps strings to strings; every tensor has a known dtype, a
+ * shape of non-negative integers and two offsets whose span is exactly
+ * elements x dtype size; sorted by offset, the tensors start at 0 and are contiguous
+ * (no gap, no overlap). `bytes` needs only the first `8 + headerLength` bytes; whether
+ * the data section is exactly covered is checked where its size is known
+ * (`checkDataSection`). Anything else is a `CorruptCheckpointError` naming what is wrong.
+ */
 export function parseSafetensorsHeader(bytes: Uint8Array): SafetensorsHeader {
   if (bytes.byteLength < 8)
     throw new CorruptCheckpointError(`not a safetensors file: ${bytes.byteLength} bytes, need at least 8`);
   const length = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (length > BigInt(MAX_HEADER_BYTES)) throw new CorruptCheckpointError(`safetensors header length ${length} is implausible`);
+  if (length > BigInt(MAX_HEADER_BYTES)) {
+    throw new CorruptCheckpointError(`safetensors header length ${length} is over the ${MAX_HEADER_BYTES}-byte bound`);
+  }
   const dataStart = 8 + Number(length);
   if (bytes.byteLength < dataStart) {
     throw new CorruptCheckpointError(`safetensors header needs ${dataStart} bytes, got ${bytes.byteLength} (truncated file?)`);
   }
-  let parsed: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(8, dataStart)));
+    parsed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataStart)));
   } catch (error) {
-    throw new CorruptCheckpointError('safetensors header is not valid JSON', { cause: error });
+    throw new CorruptCheckpointError('safetensors header is not valid UTF-8 JSON', { cause: error });
   }
-  const metadata = (parsed.__metadata__ ?? {}) as Record<string, string>;
+  if (!isRecord(parsed))
+    throw new CorruptCheckpointError(`safetensors header is not a JSON object (got ${parsed === null ? 'null' : typeof parsed})`);
+  const rawMetadata = parsed.__metadata__ ?? {};
+  if (!isRecord(rawMetadata)) throw new CorruptCheckpointError('safetensors __metadata__ is not an object of strings');
+  const metadata: Record<string, string> = {};
+  for (const [key, value] of Object.entries(rawMetadata)) {
+    if (typeof value !== 'string') {
+      throw new CorruptCheckpointError(`safetensors __metadata__ value of ${JSON.stringify(key)} is not a string`);
+    }
+    metadata[key] = value;
+  }
   const tensors: Record<string, SafetensorsHeaderEntry> = {};
+  const spans: { name: string; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(parsed)) {
     if (name === '__metadata__') continue;
-    const e = entry as SafetensorsHeaderEntry;
-    if (!e || !(e.dtype in DTYPE_BYTES) || !Array.isArray(e.shape) || !Array.isArray(e.data_offsets)) {
-      throw new CorruptCheckpointError(`safetensors header entry "${name}" is malformed`);
+    const bad = (what: string) => new CorruptCheckpointError(`safetensors tensor ${JSON.stringify(name)}: ${what}`);
+    if (!isRecord(entry)) throw bad('its entry is not an object');
+    const { dtype, shape, data_offsets: offsets } = entry;
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every(isIndex)) throw bad('shape is not a list of non-negative integers');
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !isIndex(offsets[0]) ||
+      !isIndex(offsets[1]) ||
+      offsets[1] < offsets[0]
+    ) {
+      throw bad('data_offsets is not [begin, end] with 0 <= begin <= end');
     }
-    tensors[name] = e;
+    let elements = 1;
+    for (const dim of shape as number[]) {
+      elements *= dim;
+      if (!Number.isSafeInteger(elements)) throw bad('its shape is too large');
+    }
+    const [begin, end] = offsets as [number, number];
+    if (elements * DTYPE_BYTES[dtype as DType] !== end - begin) {
+      throw bad(
+        `shape ${JSON.stringify(shape)} of ${dtype} needs ${elements * DTYPE_BYTES[dtype as DType]} bytes, its offsets span ${end - begin}`,
+      );
+    }
+    tensors[name] = { dtype: dtype as DType, shape: shape as number[], data_offsets: [begin, end] };
+    spans.push({ name, begin, end });
   }
-  return { metadata, tensors, dataStart };
+  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expected = 0;
+  for (const span of spans) {
+    if (span.begin !== expected) {
+      throw new CorruptCheckpointError(
+        `safetensors tensor ${JSON.stringify(span.name)} starts at ${span.begin}, expected ${expected} (${span.begin < expected ? 'overlap' : 'gap'})`,
+      );
+    }
+    expected = span.end;
+  }
+  return { metadata, tensors, dataStart, dataBytes: expected };
+}
+
+/** The data section must be covered exactly: nothing missing (truncated) and nothing after the last tensor. */
+export function checkDataSection(header: SafetensorsHeader, fileBytes: number): void {
+  const actual = fileBytes - header.dataStart;
+  if (actual !== header.dataBytes) {
+    throw new CorruptCheckpointError(
+      `safetensors data section holds ${actual} bytes, its tensors cover ${header.dataBytes} (${actual < header.dataBytes ? 'truncated file' : 'trailing bytes'})`,
+    );
+  }
 }
 
 /** Decodes a whole safetensors file into metadata and tensors. */
@@ -180,17 +258,12 @@ export function decodeSafetensors(bytes: Uint8Array): {
   tensors: Map<string, Tensor | TypedArray>;
 } {
   const header = parseSafetensorsHeader(bytes);
+  checkDataSection(header, bytes.byteLength);
   const tensors = new Map<string, Tensor | TypedArray>();
   for (const [name, entry] of Object.entries(header.tensors)) {
     const [begin, end] = entry.data_offsets;
-    const start = header.dataStart + begin;
-    const stop = header.dataStart + end;
-    const elements = entry.shape.reduce((a, b) => a * b, 1);
-    if (stop > bytes.byteLength || end < begin || elements * DTYPE_BYTES[entry.dtype] !== end - begin) {
-      throw new CorruptCheckpointError(`tensor "${name}" does not fit the file (truncated or corrupt)`);
-    }
     // slice() copies into a fresh, aligned buffer: typed arrays need aligned offsets.
-    const data = typedArrayFor(entry.dtype, bytes.slice(start, stop));
+    const data = typedArrayFor(entry.dtype, bytes.slice(header.dataStart + begin, header.dataStart + end));
     const plain =
       entry.shape.length === 1 && ['F32', 'F64', 'I8', 'I16', 'I32', 'U8', 'U16', 'U32', 'I64', 'U64'].includes(entry.dtype);
     tensors.set(name, plain ? data : new Tensor(data, entry.shape, entry.dtype));
