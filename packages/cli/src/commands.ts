@@ -64,6 +64,23 @@ export async function verify(store: StorageBackend, path: string): Promise<{ res
     targets = scanned.length > 0 ? scanned : [path];
   } else throw new NotFoundError(path, { backend: store.name, message: `nothing at ${path}; check the path` });
   const results: VerifyResult[] = [];
+  if (shape !== 'file' && shape !== 'directory') {
+    // A run folder: its pointer must name a checkpoint that exists and loads.
+    const pointer = await readLastCheckpoint(store, path);
+    if (pointer !== undefined) {
+      const label = `${store.joinPath(path, POINTER_NAME)} -> ${pointer}`;
+      try {
+        await loadCheckpoint(store, pointer, { verify: true });
+        results.push({ path: label, ok: true });
+      } catch (error) {
+        results.push({
+          path: label,
+          ok: false,
+          error: `the pointer names a checkpoint that does not load: ${(error as Error).message}`,
+        });
+      }
+    }
+  }
   for (const target of targets) {
     try {
       await loadCheckpoint(store, target, { verify: true });

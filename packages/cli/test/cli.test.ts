@@ -334,6 +334,30 @@ describe('savepoint CLI usage errors', () => {
     expect(result.code).toBe(2);
     expect(result.err).toContain('did you mean "s3://bucket/run"');
   });
+  it('verify of a run folder fails when the pointer names a missing checkpoint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-verify-'));
+    try {
+      registerAllBackends();
+      const store = storeFor(dir, {});
+      await new ReferenceTrainer({
+        workDir: dir,
+        model: new ToyModel(),
+        checkpointHook: new CheckpointHook({ interval: 1, maxKeepCkpts: 1, backend: store }),
+        itersPerEpoch: 1,
+        maxEpochs: 2,
+        backend: store,
+      }).train();
+      expect((await run(['verify', dir])).code).toBe(0);
+      await store.put(join(dir, 'last_checkpoint'), 'epoch_1.safetensors'); // rotated away
+      const result = await run(['verify', dir]);
+      expect(result.code).toBe(1);
+      expect(result.out).toMatch(
+        /FAIL\s+.*last_checkpoint -> .*epoch_1\.safetensors: the pointer names a checkpoint that does not load/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
   it('with --json, errors are JSON too', async () => {
     const result = await run(['ls', 'zz://bucket/run', '--json']);
     expect(result.code).toBe(2);
