@@ -45,14 +45,6 @@ export function parseBackendArgs(raw: string | undefined, source: string): Recor
 
 /** The store for `path`, configured with the part of `args` that belongs to its backend. */
 export function storeFor(path: string, args: Record<string, unknown>): StorageBackend {
-  // `s3:/bucket/x` (one slash) would otherwise be a local folder named "s3:".
-  const typo = /^([a-z][a-z0-9+.-]*):\/?(?!\/)(.*)$/i.exec(path);
-  if (typo && (typo[1] as string).length > 1) {
-    const fixed = `${typo[1]}://${(typo[2] as string).replace(/^\/+/, '')}`;
-    throw new ConfigError(`${JSON.stringify(path)} looks like a URI with one slash; did you mean ${JSON.stringify(fixed)}?`, {
-      option: 'path',
-    });
-  }
   const keyedByBackend = Object.keys(args).length > 0 && Object.keys(args).every((k) => BACKEND_NAMES.includes(k));
   const name = resolveBackendName(path, keyedByBackend ? {} : (args as BackendArgs));
   let own: Record<string, unknown>;

@@ -68,6 +68,14 @@ export function resolveBackendName(path: string, backendArgs: BackendArgs = {}):
     return explicit;
   }
   const scheme = uriScheme(path) ?? 'file';
+  // `s3:/bucket/x` (one slash) would otherwise quietly be a local folder named "s3:".
+  const typo = uriScheme(path) === undefined ? /^([a-z][a-z0-9+.-]+):\/?(?!\/)(.*)$/i.exec(path) : null;
+  if (typo && [...registry.values()].some((reg) => reg.schemes.includes((typo[1] as string).toLowerCase()))) {
+    const fixed = `${typo[1]}://${(typo[2] as string).replace(/^\/+/, '')}`;
+    throw new ConfigError(`${JSON.stringify(path)} looks like a URI with one slash; did you mean ${JSON.stringify(fixed)}?`, {
+      option: 'path',
+    });
+  }
   for (const [name, reg] of registry) {
     if (reg.schemes.includes(scheme)) return name;
   }
