@@ -1,5 +1,8 @@
-// Writes docs/reliability.md from the figures the reliability tests recorded in
-// test-results/reliability/ during this run. Nothing here is typed by hand.
+// Writes the reliability report from the figures the reliability tests recorded
+// in test-results/reliability/ during the last test run. Nothing here is typed by
+// hand. A test run writes test-results/reliability.md (never a tracked file);
+// `pnpm reliability:docs` refreshes docs/reliability.md on purpose.
+// Usage: node scripts/reliability-report.mjs [output path]
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const dir = 'test-results/reliability';
@@ -15,7 +18,7 @@ const figures = Object.fromEntries(
 const lines = [
   '# Reliability report',
   '',
-  `Produced by \`scripts/test-all.sh\` from the figures the tests in \`packages/reliability\` recorded on ${new Date().toISOString().slice(0, 10)}. Do not edit by hand.`,
+  `Produced by \`pnpm reliability:docs\` from the figures the tests in \`packages/reliability\` recorded on ${new Date().toISOString().slice(0, 10)}. Do not edit by hand.`,
   '',
 ];
 const faults = figures['fault-injection']?.stores ?? {};
@@ -112,5 +115,6 @@ if (secrets) {
     `${secrets.credentialsPlanted} recognisable credentials were planted (S3 keys and session token, an Azure account key and SAS, a GCS private key, and Azurite's dev key); ${secrets.outputsChecked} captured outputs (logs, console, errors with stack and cause, checkpoint bytes, the pointer, CLI output with --verbose) contained none of them.`,
   );
 }
-writeFileSync('docs/reliability.md', `${lines.join('\n')}\n`);
-console.error('[reliability] wrote docs/reliability.md');
+const output = process.argv[2] ?? 'test-results/reliability.md';
+writeFileSync(output, `${lines.join('\n')}\n`);
+console.error(`[reliability] wrote ${output}`);
