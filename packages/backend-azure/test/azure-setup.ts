@@ -1,5 +1,6 @@
 // Builds Azure backends against the local Azurite for this package's tests. The
 // development account and key are Azurite's public, well-known ones.
+import { randomBytes } from 'node:crypto';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { localServer } from '../../../test-support/servers.js';
 import { AzureBackend, type AzureBackendOptions } from '../src/index.js';
@@ -23,5 +24,23 @@ export async function ensureContainer(name = CONTAINER): Promise<void> {
 
 export async function azureContext() {
   await ensureContainer();
-  return { backend: new AzureBackend(azureArgs()), root: `az://${CONTAINER}/`, storeRoot: `az://${CONTAINER}` };
+  return {
+    backend: new AzureBackend(azureArgs()),
+    root: `az://${CONTAINER}/`,
+    storeRoot: `az://${CONTAINER}`,
+    scratchStore: azureScratchStore,
+  };
+}
+
+/** A new, empty container for the contract's `allowRoot` check; deleted afterwards. */
+export async function azureScratchStore() {
+  const container = `savepoint-scratch-${randomBytes(4).toString('hex')}`;
+  await ensureContainer(container);
+  return {
+    backend: new AzureBackend(azureArgs()),
+    storeRoot: `az://${container}`,
+    dispose: async () => {
+      await BlobServiceClient.fromConnectionString(connectionString()).getContainerClient(container).deleteIfExists();
+    },
+  };
 }

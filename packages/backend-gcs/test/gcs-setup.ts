@@ -1,4 +1,5 @@
 // Builds GCS backends against the local fake-gcs-server for this package's tests.
+import { randomBytes } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
 import { localServer } from '../../../test-support/servers.js';
 import { GcsBackend, type GcsBackendOptions } from '../src/index.js';
@@ -23,5 +24,25 @@ export async function ensureBucket(name = BUCKET): Promise<void> {
 
 export async function gcsContext() {
   await ensureBucket();
-  return { backend: new GcsBackend(gcsArgs()), root: `gs://${BUCKET}/`, storeRoot: `gs://${BUCKET}` };
+  return {
+    backend: new GcsBackend(gcsArgs()),
+    root: `gs://${BUCKET}/`,
+    storeRoot: `gs://${BUCKET}`,
+    scratchStore: gcsScratchStore,
+  };
+}
+
+/** A new, empty bucket for the contract's `allowRoot` check; deleted afterwards. */
+export async function gcsScratchStore() {
+  const bucket = `savepoint-scratch-${randomBytes(4).toString('hex')}`;
+  await ensureBucket(bucket);
+  return {
+    backend: new GcsBackend(gcsArgs()),
+    storeRoot: `gs://${bucket}`,
+    dispose: async () => {
+      await new Storage({ apiEndpoint: server.endpoint, projectId: 'savepoint-test' })
+        .bucket(bucket)
+        .delete({ ignoreNotFound: true });
+    },
+  };
 }

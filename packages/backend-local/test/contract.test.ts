@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testBackend } from '@savepoint/backend-test-suite';
 import { LocalBackend } from '../src/index.js';
+import { localScratchStore } from './local-setup.js';
 
 testBackend(
   'local',
@@ -12,6 +13,7 @@ testBackend(
       backend: new LocalBackend({ root }),
       root,
       storeRoot: root,
+      scratchStore: localScratchStore,
       cleanup: () => rm(root, { recursive: true, force: true }),
     };
   },

@@ -24,12 +24,23 @@ export const DEFAULT_CAPABILITIES: Capabilities = {
   propertyRuns: 20,
 };
 
+/** A new, empty store root (a bucket, container or root folder) and a backend configured for it. */
+export interface ScratchStore {
+  backend: StorageBackend;
+  /** The store root itself, e.g. `s3://new-bucket` or the root folder of a local backend. */
+  storeRoot: string;
+  /** Removes what was made (the bucket or folder); called after the check, pass or fail. */
+  dispose?: () => Promise<void>;
+}
+
 export interface CheckContext {
   backend: StorageBackend;
   /** A fresh, empty folder for this check alone. */
   dir: string;
   /** The store's root (a bucket, a container, a root folder), which `rmtree` must refuse. */
   storeRoot?: string | undefined;
+  /** Makes a new, empty store (see `ScratchStore`) that the `allowRoot: true` check may wipe. */
+  scratchStore?: (() => Promise<ScratchStore>) | undefined;
   caps: Capabilities;
 }
 
@@ -415,6 +426,27 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       await expect(backend.rmtree(storeRoot as string)).rejects.toBeInstanceOf(InvalidPathError);
       await expect(backend.rmtree(`${(storeRoot as string).replace(/\/+$/, '')}/`)).rejects.toBeInstanceOf(InvalidPathError);
       expect(text(await backend.get(backend.joinPath(dir, 'survivor.txt')))).toBe('still here');
+    },
+  },
+  {
+    name: 'rmtree of a store root with { allowRoot: true } empties it',
+    async run({ scratchStore }) {
+      // Every backend can make a scratch store: a check that could skip itself would prove nothing.
+      expect(scratchStore, 'the test context must give scratchStore (a new, empty store root)').toBeTypeOf('function');
+      const scratch = await (scratchStore as () => Promise<ScratchStore>)();
+      const { backend, storeRoot } = scratch;
+      try {
+        const names = ['top.bin', 'a/one.bin', 'a/b/two.bin', 'z/three.bin'];
+        for (const name of names) await backend.put(backend.joinPath(storeRoot, name), name);
+        expect((await listNames(backend, storeRoot, true)).sort()).toEqual([...names].sort());
+        await expect(backend.rmtree(storeRoot)).rejects.toBeInstanceOf(InvalidPathError);
+        await backend.rmtree(storeRoot, { allowRoot: true });
+        expect(await listNames(backend, storeRoot, true)).toEqual([]);
+        for (const name of names) expect(await backend.exists(backend.joinPath(storeRoot, name))).toBe(false);
+      } finally {
+        await scratch.dispose?.();
+        await backend.close?.();
+      }
     },
   },
   {

@@ -4,6 +4,7 @@ export {
   CONTRACT_CHECKS,
   type ContractCheck,
   DEFAULT_CAPABILITIES,
+  type ScratchStore,
 } from './contract-checks.js';
 export {
   type Call,

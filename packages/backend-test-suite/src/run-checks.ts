@@ -2,7 +2,7 @@
 // suite's own tests to prove that a broken backend fails.
 import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '@savepoint/core';
-import { type Capabilities, CONTRACT_CHECKS, DEFAULT_CAPABILITIES } from './contract-checks.js';
+import { type Capabilities, CONTRACT_CHECKS, DEFAULT_CAPABILITIES, type ScratchStore } from './contract-checks.js';
 
 export interface CheckFailure {
   check: string;
@@ -12,7 +12,12 @@ export interface CheckFailure {
 export async function runChecks(
   backend: StorageBackend,
   root: string,
-  options: { caps?: Partial<Capabilities>; storeRoot?: string; only?: readonly string[] } = {},
+  options: {
+    caps?: Partial<Capabilities>;
+    storeRoot?: string;
+    scratchStore?: () => Promise<ScratchStore>;
+    only?: readonly string[];
+  } = {},
 ): Promise<CheckFailure[]> {
   const caps = { ...DEFAULT_CAPABILITIES, ...options.caps };
   const runRoot = backend.joinPath(root, `savepoint-selftest-${randomBytes(4).toString('hex')}`);
@@ -23,7 +28,13 @@ export async function runChecks(
     if (options.only && !options.only.includes(check.name)) continue;
     if (check.requires && !caps[check.requires]) continue;
     try {
-      await check.run({ backend, dir: backend.joinPath(runRoot, `c${index}`), storeRoot: options.storeRoot, caps });
+      await check.run({
+        backend,
+        dir: backend.joinPath(runRoot, `c${index}`),
+        storeRoot: options.storeRoot,
+        scratchStore: options.scratchStore,
+        caps,
+      });
     } catch (error) {
       failures.push({ check: check.name, error });
     }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '@savepoint/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { type Capabilities, CONTRACT_CHECKS, DEFAULT_CAPABILITIES } from './contract-checks.js';
+import { type Capabilities, CONTRACT_CHECKS, DEFAULT_CAPABILITIES, type ScratchStore } from './contract-checks.js';
 
 export interface BackendTestContext {
   backend: StorageBackend;
@@ -11,6 +11,12 @@ export interface BackendTestContext {
   root: string;
   /** The store's own root (bucket, container, root folder), which `rmtree` must refuse. Required. */
   storeRoot: string;
+  /**
+   * Makes a new, empty store (a new bucket, container or root folder, and a backend
+   * for it) that the suite wipes with `rmtree(root, { allowRoot: true })`. Required:
+   * without it the `allowRoot` rule would go untested.
+   */
+  scratchStore: () => Promise<ScratchStore>;
   /** Called once after the run folder is removed. */
   cleanup?: () => Promise<void>;
 }
@@ -67,6 +73,7 @@ export function testBackend(name: string, factory: BackendFactory, options: Test
             backend: ctx.backend,
             dir: ctx.backend.joinPath(runRoot, `c${index}`),
             storeRoot: ctx.storeRoot,
+            scratchStore: ctx.scratchStore,
             caps,
           });
         },

@@ -133,6 +133,26 @@ class StatsFolders extends Wrapped {
   }
 }
 
+/** With `allowRoot`, deletes only the files directly in the root, as a non-recursive sweep would. */
+class ShallowRootRmtree extends Wrapped {
+  override async rmtree(p: string, o?: { allowRoot?: boolean }) {
+    if (!o?.allowRoot) return this.inner.rmtree(p, o);
+    for await (const entry of this.inner.list(p)) if (entry.type === 'file') await this.inner.remove(entry.path);
+  }
+}
+
+/** A scratch store for the `allowRoot` check: a new root folder, wrapped like the backend under test. */
+function scratchFor(wrap: (inner: LocalBackend) => StorageBackend = (inner) => inner) {
+  return async () => {
+    const storeRoot = await mkdtemp(join(tmpdir(), 'savepoint-broken-scratch-'));
+    return {
+      backend: wrap(new LocalBackend({ root: storeRoot })),
+      storeRoot,
+      dispose: () => rm(storeRoot, { recursive: true, force: true }),
+    };
+  };
+}
+
 describe('the contract suite fails broken backends', () => {
   let root: string;
   beforeAll(async () => {
@@ -141,7 +161,7 @@ describe('the contract suite fails broken backends', () => {
   afterAll(() => rm(root, { recursive: true, force: true }));
 
   it('passes the correct local backend (the control)', async () => {
-    const failures = await runChecks(new LocalBackend({ root }), root, { caps, storeRoot: root });
+    const failures = await runChecks(new LocalBackend({ root }), root, { caps, storeRoot: root, scratchStore: scratchFor() });
     expect(failures.map((f) => `${f.check}: ${String(f.error)}`)).toEqual([]);
   }, 60_000);
 
@@ -177,6 +197,22 @@ describe('the contract suite fails broken backends', () => {
   it('fails a backend whose test context names no store root, rather than skipping the check', async () => {
     const failures = await runChecks(new LocalBackend(), root, { caps });
     expect(failures.map((f) => f.check)).toContain('rmtree of the store root is refused unless asked for');
+  }, 60_000);
+
+  it('fails an rmtree with allowRoot that leaves nested objects behind', async () => {
+    const failures = await runChecks(new ShallowRootRmtree(new LocalBackend()), root, {
+      caps,
+      scratchStore: scratchFor((inner) => new ShallowRootRmtree(inner)),
+    });
+    expect(failures.map((f) => f.check)).toContain('rmtree of a store root with { allowRoot: true } empties it');
+  }, 60_000);
+
+  it('fails a backend whose test context gives no scratch store, rather than skipping the allowRoot check', async () => {
+    const failures = await runChecks(new LocalBackend(), root, {
+      caps,
+      only: ['rmtree of a store root with { allowRoot: true } empties it'],
+    });
+    expect(failures.map((f) => f.check)).toEqual(['rmtree of a store root with { allowRoot: true } empties it']);
   }, 60_000);
 
   it('fails a conditional create that checks and then writes', async () => {
