@@ -7,7 +7,7 @@
 // inside streams), reads that resume from the last byte received, and delete
 // rounds with bounded concurrency and backoff.
 import pMap from 'p-map';
-import { bodyBytes, bufferIfSmall, collect, fixedSizeParts } from './bytes.js';
+import { bodyBytes, bufferIfSmall, fixedSizeParts } from './bytes.js';
 import {
   AbortedError,
   IncompleteDeleteError,
@@ -131,13 +131,21 @@ export function parseRequestTimeout(value: unknown, backend: string): number {
   });
 }
 
-/** An abort signal that fires on the caller's abort, or after `ms` without a call to `touch()`. */
+/**
+ * An abort signal that fires on the caller's abort, or after `ms` without a call to
+ * `touch()`. `touch()` runs once per chunk of every download, so it only records the
+ * time; one timer checks it and re-arms for the time left, instead of a clearTimeout and
+ * setTimeout per chunk.
+ */
 class ProgressTimer {
   readonly #controller = new AbortController();
   readonly #ms: number;
   readonly #parent: AbortSignal | undefined;
   readonly #onParentAbort = () => this.#controller.abort(this.#parent?.reason);
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastProgress = 0;
+  #paused = false;
+  #disposed = false;
   timedOut = false;
 
   constructor(ms: number, parent: AbortSignal | undefined) {
@@ -153,22 +161,37 @@ class ProgressTimer {
   }
 
   touch(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.timedOut = true;
-      this.#controller.abort(new Error(`no progress for ${this.#ms} ms`));
-    }, this.#ms);
+    this.#lastProgress = performance.now();
+    this.#paused = false;
+    if (!this.#timer && !this.#disposed) this.#arm(this.#ms);
   }
 
   /** Stops the clock without firing (while the consumer, not the network, is the slow side). */
   pause(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#paused = true;
   }
 
   dispose(): void {
-    this.pause();
+    this.#disposed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#parent?.removeEventListener('abort', this.#onParentAbort);
+  }
+
+  #arm(delayMs: number): void {
+    this.#timer = setTimeout(() => this.#check(), delayMs);
+  }
+
+  #check(): void {
+    this.#timer = undefined;
+    if (this.#paused || this.#disposed) return;
+    const idle = performance.now() - this.#lastProgress;
+    if (idle < this.#ms) {
+      this.#arm(this.#ms - idle);
+      return;
+    }
+    this.timedOut = true;
+    this.#controller.abort(new Error(`no progress for ${this.#ms} ms`));
   }
 }
 
@@ -358,8 +381,19 @@ export class ObjectStoreBackend implements StorageBackend {
     );
   }
 
+  /**
+   * Reads the object (or a range) into one buffer sized from the head: chunks are copied
+   * into it as they arrive, so peak memory is the object once, not its chunks plus a copy.
+   */
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
-    return collect(await this.getStream(path, options));
+    const { length, chunks } = await this.#openRead(path, options);
+    const out = new Uint8Array(length);
+    let offset = 0;
+    for await (const chunk of chunks) {
+      out.set(chunk, offset);
+      offset += chunk.byteLength;
+    }
+    return out;
   }
 
   /**
@@ -368,6 +402,11 @@ export class ObjectStoreBackend implements StorageBackend {
    * retry budget: a reset never restarts a 10 GiB download from zero.
    */
   async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    return (await this.#openRead(path, options)).chunks;
+  }
+
+  /** The byte count a read will yield (the range clamped to the object) and its chunks. */
+  async #openRead(path: string, options: GetOptions): Promise<{ length: number; chunks: AsyncIterable<Uint8Array> }> {
     const location = this.#object(path, 'get');
     checkRange(path, options.range, this.name);
     const { signal } = options;
@@ -375,8 +414,11 @@ export class ObjectStoreBackend implements StorageBackend {
     const head = await this.#head(path, 'get', signal);
     const end = Math.min(options.range?.end ?? head.size, head.size);
     const start = Math.min(options.range?.start ?? 0, end);
-    if (start >= end) return (async function* () {})();
-    return this.#resumableRead(path, location, { start, end, size: head.size, version: head.version }, signal);
+    if (start >= end) return { length: 0, chunks: (async function* () {})() };
+    return {
+      length: end - start,
+      chunks: this.#resumableRead(path, location, { start, end, size: head.size, version: head.version }, signal),
+    };
   }
 
   async *#resumableRead(
