@@ -518,18 +518,29 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
     }, 300_000);
 
     if (options.crashSweep !== false) {
-      it.each(['file', 'directory'] as const)(
-        'a crash at any store write or delete never loses the last good checkpoint (%s layout)',
-        async (layout) => {
+      it.each([
+        ['file', 'sync'],
+        ['directory', 'sync'],
+        ['file', 'async'],
+        ['directory', 'async'],
+      ] as const)(
+        'a crash at any store write or delete never loses the last good checkpoint (%s layout, %s saves)',
+        async (layout, saving) => {
           // One dry run counts the writes; then one run per (write, before/after) that dies there.
-          const plan: CheckpointHookOptions =
-            layout === 'directory'
-              ? { interval: 1, maxKeepCkpts: 1, saveBest: 'acc', layout, maxShardBytes: 24 }
-              : { interval: 1, maxKeepCkpts: 1, saveBest: 'acc', layout };
-          const acc = [0.1, 0.5, 0.3, 0.7, 0.2, 0.9];
-          const metrics: Metrics = (s) => ({ acc: acc[s - 1] as number });
+          // Four steps cover every path: a first best, a better best replacing the old one, a
+          // save with no new best, and rotation at every save (maxKeepCkpts 1).
+          const plan: CheckpointHookOptions = {
+            interval: 1,
+            maxKeepCkpts: 1,
+            saveBest: 'acc',
+            layout,
+            ...(layout === 'directory' ? { maxShardBytes: 24 } : {}),
+            ...(saving === 'async' ? { asyncSave: true } : {}),
+          };
+          const acc = [0.1, 0.5, 0.3, 0.7];
+          const metrics: Metrics = (s) => ({ acc: acc[s - 1] ?? 0 });
           const dry = new InstrumentedBackend(ctx.backend);
-          await train('epoch', freshWorkDir(), { hook: plan, metrics, steps: 6, backend: dry });
+          await train('epoch', freshWorkDir(), { hook: plan, metrics, steps: 4, backend: dry });
           const writes = dry.calls.filter((c) => MUTATING_OPERATIONS.includes(c.op)).length;
           expect(writes).toBeGreaterThan(10);
           let scenarios = 0;
@@ -540,7 +551,7 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
               const dying = new InstrumentedBackend(ctx.backend, (call) =>
                 MUTATING_OPERATIONS.includes(call.op) && seen++ === k ? when : undefined,
               );
-              await expect(train('epoch', dir, { hook: plan, metrics, steps: 6, backend: dying })).rejects.toBeInstanceOf(
+              await expect(train('epoch', dir, { hook: plan, metrics, steps: 4, backend: dying })).rejects.toBeInstanceOf(
                 InjectedFault,
               );
               scenarios++;
@@ -553,12 +564,12 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
                 expect(regulars.length, `k=${k} ${when}`).toBeGreaterThanOrEqual(1);
               }
               // Resume on a healthy store and finish: rotation and best tracking converge.
-              await train('epoch', dir, { hook: plan, metrics, steps: 8, resume: true });
+              await train('epoch', dir, { hook: plan, metrics, steps: 6, resume: true });
               const after = await names(dir);
               expect(
                 after.filter((n) => /^epoch_\d+\.safetensors$/.test(n)),
                 `k=${k} ${when}: ${after}`,
-              ).toEqual(['epoch_8.safetensors']);
+              ).toEqual(['epoch_6.safetensors']);
               expect(
                 after.filter((n) => n.startsWith('best_acc_')),
                 `k=${k} ${when}: ${after}`,

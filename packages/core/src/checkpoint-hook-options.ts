@@ -58,6 +58,17 @@ export interface CheckpointHookOptions {
   signal?: AbortSignal;
   /** (ours) One writer per run: how long the work dir's lease lasts without renewal (ms), or `false` for no lease. */
   leaseTtlMs?: number | false;
+  /**
+   * (ours) Save in the background: at a save point the hook copies the tensors it will
+   * write and returns; the upload, the pointer move and the deletions follow in the
+   * same order as a synchronous save. Failures surface at the next hook call, at
+   * `afterTrain` and at `flush()`.
+   */
+  asyncSave?: boolean;
+  /** (ours) With `asyncSave`: save points in flight at most; one more waits for the oldest. Default 1. */
+  maxPendingSaves?: number;
+  /** (ours) With `layout: 'directory'`: shards uploaded at once. Default 4. */
+  shardConcurrency?: number;
 }
 
 /** Where checkpoints are written: a store given as an object, or one the registry builds. */
@@ -92,6 +103,9 @@ export interface ResolvedCheckpointHookOptions {
   signal: AbortSignal | undefined;
   /** Lease time-to-live in ms, or undefined for no lease. */
   leaseTtlMs: number | undefined;
+  asyncSave: boolean;
+  maxPendingSaves: number;
+  shardConcurrency: number;
 }
 
 export const DEFAULT_GREATER_KEYS: readonly string[] = [
@@ -132,6 +146,9 @@ export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions
   'backend',
   'signal',
   'leaseTtlMs',
+  'asyncSave',
+  'maxPendingSaves',
+  'shardConcurrency',
 ];
 
 /** Infers greater/less from the metric's name, case-insensitively, as the reference does. */
@@ -253,6 +270,20 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     });
   }
 
+  const asyncSave = optional(o.asyncSave, false, (v) => checkBoolean(v, 'asyncSave'));
+  const maxPendingSaves = optional(o.maxPendingSaves, 1, (v) =>
+    checkInteger(v, 'maxPendingSaves', 'an integer >= 1 (save points in flight at once)', { min: 1 }),
+  );
+  if (o.maxPendingSaves !== undefined && !asyncSave) {
+    throw configError('maxPendingSaves', o.maxPendingSaves, 'only together with asyncSave: true');
+  }
+  const shardConcurrency = optional(o.shardConcurrency, 4, (v) =>
+    checkInteger(v, 'shardConcurrency', 'an integer >= 1 (shards uploaded at once)', { min: 1 }),
+  );
+  if (o.shardConcurrency !== undefined && layout.kind !== 'directory') {
+    throw configError('shardConcurrency', o.shardConcurrency, "only together with layout: 'directory'");
+  }
+
   return {
     interval: optional(o.interval, -1, (v) => checkInteger(v, 'interval', 'an integer (<= 0 never saves by interval)')),
     byEpoch,
@@ -279,5 +310,8 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     store,
     signal: o.signal,
     leaseTtlMs,
+    asyncSave,
+    maxPendingSaves,
+    shardConcurrency,
   };
 }

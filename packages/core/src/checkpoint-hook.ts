@@ -26,6 +26,10 @@ import { getBackend, uriScheme } from './registry.js';
 import { absoluteWorkDir, RunLayout } from './run-layout.js';
 import type { Runner } from './runner.js';
 import type { StorageBackend } from './storage-backend.js';
+import { type Checkpoint, snapshotCheckpoint } from './tensor.js';
+
+/** One store operation of a save point, run in order after the ones before it. */
+type SaveStep = () => Promise<void>;
 
 export {
   CHECKPOINT_HOOK_OPTION_NAMES,
@@ -61,6 +65,10 @@ export class CheckpointHook {
   #bestNames = new Map<string, string | undefined>();
   /** Name of the last regular checkpoint of this run, restored on resume (the reference's `last_ckpt`). */
   #lastCkpt: string | undefined;
+  /** (asyncSave) Save points in flight, oldest first; each runs after the one before it. */
+  #inFlight: Promise<void>[] = [];
+  /** (asyncSave) The first background failure not yet raised to the caller. */
+  #backgroundFailure: { error: unknown } | undefined;
 
   constructor(options: CheckpointHookOptions = {}) {
     this.config = Object.freeze(resolveCheckpointHookOptions(options));
@@ -265,19 +273,82 @@ export class CheckpointHook {
   }
 
   async afterTrainEpoch(runner: Runner): Promise<void> {
+    this.#raiseBackgroundFailure();
     if (!this.config.byEpoch) return;
     if (this.#dueAt(runner.epoch, runner.maxEpochs)) {
       runner.logger.info(`Saving checkpoint at ${runner.epoch} epochs`);
-      await this.#saveRegular(runner, runner.epoch, { epoch: runner.epoch, iter: runner.iter }, []);
+      await this.#savePoint(async (steps) => {
+        await this.#saveRegular(runner, runner.epoch, { epoch: runner.epoch, iter: runner.iter }, [], steps);
+      });
     }
   }
 
   async afterTrainIter(runner: Runner): Promise<void> {
+    this.#raiseBackgroundFailure();
     if (this.config.byEpoch) return;
     if (this.#dueAt(runner.iter, runner.maxIters)) {
       runner.logger.info(`Saving checkpoint at ${runner.iter} iterations`);
-      await this.#saveRegular(runner, runner.iter, { epoch: runner.epoch, iter: runner.iter }, []);
+      await this.#savePoint(async (steps) => {
+        await this.#saveRegular(runner, runner.iter, { epoch: runner.epoch, iter: runner.iter }, [], steps);
+      });
     }
+  }
+
+  /**
+   * Waits until every save in flight has committed (and deleted what it replaces), then
+   * raises the first background failure, if any. A no-op for synchronous saves.
+   */
+  async flush(): Promise<void> {
+    await Promise.allSettled(this.#inFlight);
+    this.#raiseBackgroundFailure();
+  }
+
+  /** Saves in flight (always 0 without `asyncSave`). */
+  get pendingSaves(): number {
+    return this.#inFlight.length;
+  }
+
+  #raiseBackgroundFailure(): void {
+    const failure = this.#backgroundFailure;
+    if (!failure) return;
+    this.#backgroundFailure = undefined;
+    throw failure.error;
+  }
+
+  /**
+   * One save point: `plan` decides what to write and updates the run's state at once,
+   * collecting the store operations as steps. Without `asyncSave` the steps run now;
+   * with it they run in the background after every earlier save point's steps, so
+   * saves commit in order and each keeps the commit-before-delete order. A failed save
+   * point cancels the ones queued after it.
+   */
+  async #savePoint(plan: (steps: SaveStep[]) => Promise<void>): Promise<void> {
+    const steps: SaveStep[] = [];
+    await plan(steps);
+    if (steps.length === 0) return;
+    if (!this.config.asyncSave) {
+      for (const step of steps) await step();
+      return;
+    }
+    const previous = this.#inFlight.at(-1) ?? Promise.resolve();
+    const job: Promise<void> = previous
+      .then(async () => {
+        if (this.#backgroundFailure) return; // an earlier save failed: this one is cancelled
+        for (const step of steps) await step();
+      })
+      .catch((error: unknown) => {
+        this.#backgroundFailure ??= { error };
+      })
+      .finally(() => {
+        this.#inFlight.splice(this.#inFlight.indexOf(job), 1);
+      });
+    this.#inFlight.push(job);
+  }
+
+  /** (asyncSave) Blocks while `maxPendingSaves` save points are in flight, then raises a failure they left. */
+  async #waitForCapacity(): Promise<void> {
+    while (this.#inFlight.length >= this.config.maxPendingSaves) await this.#inFlight[0];
+    this.#raiseBackgroundFailure();
   }
 
   #dueAt(step: number, last: number): boolean {
@@ -292,6 +363,7 @@ export class CheckpointHook {
     step: number,
     meta: { epoch: number; iter: number },
     extraRemovals: string[],
+    steps: SaveStep[],
   ): Promise<void> {
     const layout = this.#requireLayout();
     const info = runner.runtimeInfo;
@@ -311,20 +383,33 @@ export class CheckpointHook {
     this.#lastCkpt = name;
 
     if (runner.rank === 0) {
-      await this.#write(runner, name, meta, { optimizer: this.config.saveOptimizer, scheduler: this.config.saveParamScheduler });
-      await writeLastCheckpoint(layout.workDirStore, layout.workDir, layout.pointerText(name), { signal: this.config.signal });
-      for (const [i, old] of removals.entries())
-        await this.#removeLogged(runner, old, i < extraRemovals.length ? 'previous best checkpoint' : 'old checkpoint');
+      const checkpoint = await this.#snapshot(runner, meta, {
+        optimizer: this.config.saveOptimizer,
+        scheduler: this.config.saveParamScheduler,
+      });
+      const signal = this.config.signal;
+      steps.push(() => this.#write(name, checkpoint));
+      steps.push(() => writeLastCheckpoint(layout.workDirStore, layout.workDir, layout.pointerText(name), { signal }));
+      for (const [i, old] of removals.entries()) {
+        const what = i < extraRemovals.length ? 'previous best checkpoint' : 'old checkpoint';
+        steps.push(() => this.#removeLogged(runner, old, what));
+      }
     }
     info.set(PENDING_REMOVALS_KEY, []);
   }
 
-  async #write(
+  /**
+   * The checkpoint as it is now. With `asyncSave` its tensors are copied, so that training
+   * may change them while the upload runs: that copy is the only extra memory a save holds.
+   * The copy waits until fewer than `maxPendingSaves` saves are in flight, so at most that
+   * many copies exist (and a validation that saves nothing never waits).
+   */
+  async #snapshot(
     runner: Runner,
-    name: string,
     meta: { epoch: number; iter: number },
     include: { optimizer: boolean; scheduler: boolean },
-  ) {
+  ): Promise<Checkpoint> {
+    if (this.config.asyncSave) await this.#waitForCapacity();
     const checkpoint: Record<string, unknown> = {
       meta: { ...(runner.extraMeta?.() ?? {}), ...meta },
       state_dict: runner.modelState(),
@@ -332,17 +417,26 @@ export class CheckpointHook {
     };
     if (include.optimizer && runner.optimizerState) checkpoint.optimizer = runner.optimizerState();
     if (include.scheduler && runner.schedulerState) checkpoint.param_schedulers = runner.schedulerState();
+    return (this.config.asyncSave ? snapshotCheckpoint(checkpoint) : checkpoint) as Checkpoint;
+  }
+
+  async #write(name: string, checkpoint: Checkpoint): Promise<void> {
     const layout = this.#requireLayout();
     const path = layout.pathOf(name);
-    const { layout: shape, signal, codec } = this.config;
+    const { layout: shape, signal, codec, shardConcurrency } = this.config;
     if (shape.kind === 'directory') {
-      await saveCheckpointDir(layout.store, path, checkpoint, { maxShardBytes: shape.maxShardBytes, signal });
+      await saveCheckpointDir(layout.store, path, checkpoint, {
+        maxShardBytes: shape.maxShardBytes,
+        concurrency: shardConcurrency,
+        signal,
+      });
     } else {
       await saveCheckpointFile(layout.store, path, checkpoint, { codec, signal });
     }
   }
 
   async afterValEpoch(runner: Runner, metrics: Record<string, number | null | undefined>): Promise<void> {
+    this.#raiseBackgroundFailure();
     if (!metrics || Object.keys(metrics).length === 0) {
       runner.logger.warn(
         'Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in this evaluation.',
@@ -350,10 +444,7 @@ export class CheckpointHook {
       return;
     }
     if (!this.#metrics) return;
-    const layout = this.#requireLayout();
-    const { byEpoch } = this.config;
-    const step = byEpoch ? runner.epoch : runner.iter;
-    const meta = { epoch: runner.epoch, iter: runner.iter };
+    this.#requireLayout();
     if (this.#metrics.includes('auto')) {
       const first = Object.keys(metrics)[0] as string;
       this.#rules = expandRules(this.#rules, [first], this.config.greaterKeys, this.config.lessKeys);
@@ -369,10 +460,25 @@ export class CheckpointHook {
         { option: 'saveBest' },
       );
     }
+    const tracked = this.#metrics;
+    await this.#savePoint((steps) => this.#saveBests(runner, metrics, tracked, steps));
+  }
+
+  /** The best-checkpoint part of `afterValEpoch`: state updated now, store operations as steps. */
+  async #saveBests(
+    runner: Runner,
+    metrics: Record<string, number | null | undefined>,
+    tracked: readonly string[],
+    steps: SaveStep[],
+  ): Promise<void> {
+    const layout = this.#requireLayout();
+    const { byEpoch } = this.config;
+    const step = byEpoch ? runner.epoch : runner.iter;
+    const meta = { epoch: runner.epoch, iter: runner.iter };
     const info = runner.runtimeInfo;
     const oldBests: string[] = [];
     let bestUpdated = false;
-    for (const [i, metric] of this.#metrics.entries()) {
+    for (const [i, metric] of tracked.entries()) {
       const rule = this.#rules[i] as Rule;
       const score = metrics[metric];
       const keys = this.#bestKeys(metric);
@@ -385,25 +491,30 @@ export class CheckpointHook {
       const name = layout.bestName(metric, step);
       info.set(keys.ckpt, name);
       this.#bestNames.set(metric, name);
-      if (runner.rank === 0) await this.#write(runner, name, meta, { optimizer: false, scheduler: false });
+      if (runner.rank === 0) {
+        const checkpoint = await this.#snapshot(runner, meta, { optimizer: false, scheduler: false });
+        steps.push(() => this.#write(name, checkpoint));
+      }
       if (previous && previous !== name) oldBests.push(previous);
       runner.logger.info(
-        `The best checkpoint with ${score.toFixed(4)} ${metric} at ${step} ${byEpoch ? 'epoch' : 'iter'} is saved to ${name}.`,
+        `The best checkpoint with ${score.toFixed(4)} ${metric} at ${step} ${byEpoch ? 'epoch' : 'iter'} ${this.config.asyncSave ? 'is being saved' : 'is saved'} to ${name}.`,
       );
       if (this.#lastCkpt === undefined && oldBests.length > 0 && runner.rank === 0) {
-        // (ours) No regular checkpoint to re-save: the new best is committed, so the old one can go now.
-        await this.#removeLogged(runner, oldBests.pop() as string, 'previous best checkpoint');
+        // (ours) No regular checkpoint to re-save: once the new best is committed, the old one can go.
+        const old = oldBests.pop() as string;
+        steps.push(() => this.#removeLogged(runner, old, 'previous best checkpoint'));
       }
     }
     if (bestUpdated && this.#lastCkpt !== undefined) {
       // Re-save so the runtime info inside the newest regular checkpoint names the new best;
       // the old bests are deleted after that save commits and the pointer moves.
-      await this.#saveRegular(runner, step, meta, oldBests);
+      await this.#saveRegular(runner, step, meta, oldBests, steps);
     }
   }
 
   async afterTrain(runner: Runner): Promise<void> {
     try {
+      await this.flush();
       const layout = this.#requireLayout();
       if (!this.config.publishedKeys || runner.rank !== 0) return;
       const targets: string[] = [];
@@ -432,6 +543,9 @@ export class CheckpointHook {
    * calls it so that the next job on this run does not wait for the lease to expire.
    */
   async close(): Promise<void> {
+    // The lease is held until no save of this run is writing any more. A failure they
+    // leave is kept for `flush()`: close runs on error paths and must not mask the cause.
+    await Promise.allSettled(this.#inFlight);
     const lease = this.#lease;
     this.#lease = undefined;
     await lease?.release({ signal: this.config.signal });

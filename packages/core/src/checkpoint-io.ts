@@ -2,6 +2,7 @@
 // directory-shaped (sharded) checkpoints, plus the `last_checkpoint` pointer.
 // Everything here is store-agnostic; it only calls StorageBackend methods.
 import { createHash, randomBytes } from 'node:crypto';
+import pMap from 'p-map';
 import type { CheckpointCodec } from './codec.js';
 import { CorruptCheckpointError, NotFoundError } from './errors.js';
 import { MANIFEST_NAME, POINTER_NAME, resolvePointerText } from './run-layout.js';
@@ -10,6 +11,8 @@ import type { SignalOptions, StorageBackend } from './storage-backend.js';
 import type { Checkpoint, Tensor, TypedArray } from './tensor.js';
 
 export const DEFAULT_CODEC: CheckpointCodec = new SafetensorsCodec();
+/** Shards of a directory checkpoint uploaded or downloaded at once. */
+export const DEFAULT_SHARD_CONCURRENCY = 4;
 
 export interface ShardManifest {
   format: 'savepoint.sharded';
@@ -21,6 +24,30 @@ export interface ShardManifest {
 
 export interface SaveOptions extends SignalOptions {
   codec?: CheckpointCodec;
+}
+
+/**
+ * Maps with bounded concurrency, in order. After the first failure nothing new starts,
+ * the calls in flight are waited for, and that first error is thrown: no request of a
+ * failed save is still writing when the caller goes on (a resume, a retry).
+ */
+async function settledMap<T, R>(items: readonly T[], fn: (item: T) => Promise<R>, concurrency: number): Promise<R[]> {
+  let failure: { error: unknown } | undefined;
+  const results = await pMap(
+    items,
+    async (item) => {
+      if (failure) return undefined;
+      try {
+        return await fn(item);
+      } catch (error) {
+        failure ??= { error };
+        return undefined;
+      }
+    },
+    { concurrency },
+  );
+  if (failure) throw failure.error;
+  return results as R[];
 }
 
 /** Streams `chunks` to the store and returns the SHA-256 and size of exactly what was sent. */
@@ -64,7 +91,7 @@ export async function saveCheckpointDir(
   backend: StorageBackend,
   path: string,
   checkpoint: Checkpoint,
-  options: SignalOptions & { maxShardBytes: number },
+  options: SignalOptions & { maxShardBytes: number; concurrency?: number },
 ): Promise<ShardManifest> {
   const { metadata, tensors } = splitCheckpoint(checkpoint);
   const groups: (typeof tensors)[] = [];
@@ -83,11 +110,16 @@ export async function saveCheckpointDir(
 
   const token = randomBytes(4).toString('hex');
   const manifest: ShardManifest = { format: 'savepoint.sharded', version: 1, codec: 'safetensors', metadata, shards: [] };
-  for (const [i, group] of groups.entries()) {
-    const file = `shard-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}-${token}.safetensors`;
-    const written = await putHashed(backend, backend.joinPath(path, file), encodeSafetensors({}, group).chunks(), options);
-    manifest.shards.push({ file, ...written, tensors: group.map((t) => t.name) });
-  }
+  // Shards go up in parallel (bounded); the manifest, written last, is what makes them a checkpoint.
+  manifest.shards = await settledMap(
+    [...groups.entries()],
+    async ([i, group]) => {
+      const file = `shard-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}-${token}.safetensors`;
+      const written = await putHashed(backend, backend.joinPath(path, file), encodeSafetensors({}, group).chunks(), options);
+      return { file, ...written, tensors: group.map((t) => t.name) };
+    },
+    options.concurrency ?? DEFAULT_SHARD_CONCURRENCY,
+  );
   const previous = await readManifest(backend, path).catch(() => undefined);
   await backend.put(backend.joinPath(path, MANIFEST_NAME), JSON.stringify(manifest, null, 1), options);
   for (const old of previous?.shards ?? []) {
@@ -129,7 +161,7 @@ export async function checkpointShape(
 export async function loadCheckpoint(
   backend: StorageBackend,
   path: string,
-  options: SaveOptions & { verify?: boolean } = {},
+  options: SaveOptions & { verify?: boolean; concurrency?: number } = {},
 ): Promise<Checkpoint> {
   const shape = await checkpointShape(backend, path, options);
   if (shape === 'file') return (options.codec ?? DEFAULT_CODEC).decode(await backend.get(path, options));
@@ -142,19 +174,24 @@ export async function loadCheckpoint(
   }
   const manifest = await readManifest(backend, path, options);
   const tensors = new Map<string, Tensor | TypedArray>();
-  for (const shard of manifest.shards) {
-    const shardPath = backend.joinPath(path, shard.file);
-    const bytes = await backend.get(shardPath, options);
-    if (bytes.byteLength !== shard.bytes) {
-      throw new CorruptCheckpointError(`${shardPath} has ${bytes.byteLength} bytes, its manifest says ${shard.bytes}`, {
-        backend: backend.name,
-      });
-    }
-    if (options.verify !== false && createHash('sha256').update(bytes).digest('hex') !== shard.sha256) {
-      throw new CorruptCheckpointError(`${shardPath} does not match the SHA-256 in its manifest`, { backend: backend.name });
-    }
-    for (const [name, tensor] of decodeSafetensors(bytes).tensors) tensors.set(name, tensor);
-  }
+  const decoded = await settledMap(
+    manifest.shards,
+    async (shard) => {
+      const shardPath = backend.joinPath(path, shard.file);
+      const bytes = await backend.get(shardPath, options);
+      if (bytes.byteLength !== shard.bytes) {
+        throw new CorruptCheckpointError(`${shardPath} has ${bytes.byteLength} bytes, its manifest says ${shard.bytes}`, {
+          backend: backend.name,
+        });
+      }
+      if (options.verify !== false && createHash('sha256').update(bytes).digest('hex') !== shard.sha256) {
+        throw new CorruptCheckpointError(`${shardPath} does not match the SHA-256 in its manifest`, { backend: backend.name });
+      }
+      return decodeSafetensors(bytes).tensors;
+    },
+    options.concurrency ?? DEFAULT_SHARD_CONCURRENCY,
+  );
+  for (const shardTensors of decoded) for (const [name, tensor] of shardTensors) tensors.set(name, tensor);
   return joinCheckpoint(manifest.metadata, tensors);
 }
 

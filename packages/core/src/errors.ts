@@ -21,17 +21,41 @@ export interface SavepointErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * The class names of an error's hierarchy, stored on every instance under a global
+ * symbol: two copies of core in one dependency tree (a normal npm outcome) each have
+ * their own classes, and `instanceof` checks this list, so an error thrown by one copy
+ * is still an instance of the other copy's classes.
+ */
+const KINDS = Symbol.for('savepoint.error.kinds');
+
 export class SavepointError extends Error {
   override readonly name: string = 'SavepointError';
   readonly code: SavepointErrorCode;
   /** Name of the backend that raised it (`s3`, `gcs`, `azure`, `local`, ...), or `core`. */
   readonly backend: string;
+  declare readonly [KINDS]: readonly string[];
 
   constructor(code: SavepointErrorCode, message: string, options: SavepointErrorOptions = {}) {
     const backend = options.backend ?? 'core';
     super(message.startsWith('[') ? message : `[${backend}] ${message}`, { cause: options.cause });
     this.code = code;
     this.backend = backend;
+    const kinds: string[] = [];
+    for (let klass = new.target; klass && klass !== (Error as unknown); klass = Object.getPrototypeOf(klass)) {
+      kinds.push(klass.name);
+    }
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds), enumerable: false });
+  }
+
+  /** `instanceof` that also recognises errors from another copy of core (see KINDS). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // `this` is the class on the right of `instanceof` (a subclass inherits this method).
+    // biome-ignore lint/complexity/noThisInStatic: the subclass, not SavepointError, is meant
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    const kinds = (value as { [KINDS]?: unknown } | null | undefined)?.[KINDS];
+    // biome-ignore lint/complexity/noThisInStatic: as above
+    return Array.isArray(kinds) && kinds.includes(this.name);
   }
 
   /** Whether the shared retry helper may try the failed operation again. */
@@ -189,4 +213,14 @@ export function isNetworkError(error: unknown): boolean {
   return /socket hang up|ECONNRESET|EPIPE|premature close|other side closed|^aborted$|^terminated$/i.test(
     String(e?.message ?? ''),
   );
+}
+
+/** Whether `error` is a savepoint error (from any copy of core), optionally with this `code`. */
+export function isSavepointError(error: unknown, code?: SavepointErrorCode): error is SavepointError {
+  return error instanceof SavepointError && (code === undefined || error.code === code);
+}
+
+/** Whether `error` says nothing is at the path (`NotFoundError` from any copy of core). */
+export function isNotFound(error: unknown): error is NotFoundError {
+  return error instanceof NotFoundError;
 }

@@ -14,7 +14,15 @@ export interface BackendRegistration {
   create(args: Record<string, unknown>): StorageBackend;
 }
 
-const registry = new Map<string, BackendRegistration>();
+/**
+ * One registry per process, kept on `globalThis` under a global symbol: with two copies
+ * of core in a dependency tree (a normal npm outcome), `registerS3Backend()` through one
+ * copy is seen by `getBackend` through the other.
+ */
+const REGISTRY_KEY = Symbol.for('savepoint.backend-registry.v1');
+const globals = globalThis as Record<symbol, Map<string, BackendRegistration> | undefined>;
+if (!globals[REGISTRY_KEY]) globals[REGISTRY_KEY] = new Map();
+const registry: Map<string, BackendRegistration> = globals[REGISTRY_KEY];
 
 /** The name under which plain paths and `file://` URIs are served. */
 export const LOCAL_BACKEND_NAME = 'local';

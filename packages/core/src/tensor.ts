@@ -100,3 +100,18 @@ export function typedArrayFor(dtype: DType, bytes: Uint8Array): TypedArray {
 
 /** A checkpoint: top-level keys (`meta`, `state_dict`, `message_hub`, `optimizer`, ...) to trees. */
 export type Checkpoint = Record<string, unknown>;
+
+/**
+ * A copy of a checkpoint's tensors (typed arrays and `Tensor`s, at any depth) that the
+ * training loop cannot change: what an asynchronous save writes while training goes on.
+ * JSON leaves are copied too; nothing else is shared with the input.
+ */
+export function snapshotCheckpoint<T>(value: T): T {
+  if (value instanceof Tensor) return new Tensor(value.data.slice(), value.shape, value.dtype) as T;
+  if (isTypedArray(value)) return value.slice() as T;
+  if (Array.isArray(value)) return value.map((item) => snapshotCheckpoint(item)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, snapshotCheckpoint(item)])) as T;
+  }
+  return value;
+}
