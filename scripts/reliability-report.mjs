@@ -65,15 +65,18 @@ lines.push(
   '',
   '## Kills and recoveries',
   '',
-  'A child process trained against each store and was killed with SIGKILL at seeded moments; after each kill the pointer had to name a complete, loadable checkpoint, and a resume had to bring rotation back to `maxKeepCkpts` with one best.',
+  'A child process trained against each store and was killed with SIGKILL at seeded moments, every other run with asynchronous saves; after each kill the pointer had to name a complete, loadable checkpoint, and a resume had to bring rotation back to `maxKeepCkpts` with one best.',
   '',
 );
-lines.push('| store | runs | kills | recoveries | interrupted during |', '|---|---|---|---|---|');
+lines.push(
+  '| store | runs | kills | of them with asyncSave | recoveries | interrupted during |',
+  '|---|---|---|---|---|---|',
+);
 for (const [store, c] of Object.entries(crash)) {
   const during = Object.entries(c.interruptedDuring ?? {})
     .map(([op, n]) => `${op} ${n}`)
     .join(', ');
-  lines.push(`| ${store} | ${c.runs} | ${c.kills} | ${c.recoveries} | ${during} |`);
+  lines.push(`| ${store} | ${c.runs} | ${c.kills} | ${c.asyncKills ?? 0} | ${c.recoveries} | ${during} |`);
 }
 const hostile = figures['hostile-input'];
 if (hostile) {

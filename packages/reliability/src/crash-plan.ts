@@ -6,12 +6,19 @@ export interface CrashConfig {
   backendArgs: Record<string, unknown>;
   epochs: number;
   layout: 'file' | 'directory';
+  /** Save in the background (the hook's `asyncSave`). */
+  asyncSave?: boolean;
 }
 
 export const CRASH_MAX_KEEP = 2;
 
 export function crashHookOptions(config: CrashConfig): CheckpointHookOptions {
-  const base = { interval: 1, maxKeepCkpts: CRASH_MAX_KEEP, saveBest: 'acc' } as const;
+  const base = {
+    interval: 1,
+    maxKeepCkpts: CRASH_MAX_KEEP,
+    saveBest: 'acc',
+    ...(config.asyncSave ? { asyncSave: true } : {}),
+  } as const;
   return config.layout === 'directory' ? { ...base, layout: 'directory', maxShardBytes: 24 } : { ...base, layout: 'file' };
 }
 

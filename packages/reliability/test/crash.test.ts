@@ -127,20 +127,24 @@ for (const target of targets) {
         const random = seededRandom(Number(process.env.SAVEPOINT_CRASH_SEED ?? 0xc0ffee));
         const interrupted: Record<string, number> = {};
         let kills = 0;
+        let asyncKills = 0;
         let recoveries = 0;
         try {
           for (let i = 0; i < KILLS; i++) {
             const layout = i % 3 === 2 ? 'directory' : 'file';
+            // Every other run saves in the background: the same guarantees must hold in both modes.
+            const asyncSave = i % 2 === 1;
             const workDir = store.joinPath(root, `run${i}`);
-            const config: CrashConfig = { workDir, backendArgs: args, epochs: EPOCHS, layout };
+            const config: CrashConfig = { workDir, backendArgs: args, epochs: EPOCHS, layout, asyncSave };
             const killAt = Math.floor(random() * (layout === 'directory' ? 45 : 28));
             const outcome = await runChild(config, killAt, Math.floor(random() * 12));
             if (outcome.killed) {
               kills++;
+              if (asyncSave) asyncKills++;
               interrupted[outcome.interrupted ?? 'before any write'] =
                 (interrupted[outcome.interrupted ?? 'before any write'] ?? 0) + 1;
             }
-            const context = `kill ${i} (${layout}, at write ${killAt}, ${outcome.interrupted})`;
+            const context = `kill ${i} (${layout}, ${asyncSave ? 'async' : 'sync'}, at write ${killAt}, ${outcome.interrupted})`;
             const pointer = await readLastCheckpoint(store, workDir);
             if (pointer !== undefined) {
               const checkpoint = await loadCheckpoint(store, pointer);
@@ -170,7 +174,8 @@ for (const target of targets) {
             await store.rmtree(workDir);
           }
           expect(kills).toBeGreaterThanOrEqual(KILLS - 3);
-          figures[target.name] = { runs: KILLS, kills, recoveries, interruptedDuring: interrupted };
+          expect(asyncKills).toBeGreaterThanOrEqual(KILLS / 2 - 3);
+          figures[target.name] = { runs: KILLS, kills, asyncKills, recoveries, interruptedDuring: interrupted };
         } finally {
           await store.rmtree(root).catch(() => {});
           await cleanup?.();
