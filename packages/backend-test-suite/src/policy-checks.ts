@@ -9,9 +9,11 @@ import {
   ForeignPathError,
   LeaseHeldError,
   loadCheckpoint,
+  openCheckpoint,
   ReferenceTrainer,
   readLastCheckpoint,
   type StorageBackend,
+  saveCheckpointDir,
   saveCheckpointFile,
 } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
@@ -516,6 +518,27 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
       expect(steady[0]).toBeGreaterThan(0);
       expect(kinds.has('list')).toBe(false);
     }, 300_000);
+
+    it.each(['file', 'directory'] as const)(
+      'openCheckpoint reads the header and single tensors by range reads; loadCheckpoint({ keys }) equals the full load (%s)',
+      async (layout) => {
+        const dir = freshWorkDir();
+        const weights: Record<string, Float32Array> = {};
+        for (let i = 0; i < 10; i++) weights[`w${i}`] = new Float32Array(8192).fill(i + 0.5);
+        const checkpoint = { meta: { epoch: 1 }, state_dict: weights, optimizer: { m: new Float32Array(40_000).fill(2) } };
+        const path = ctx.backend.joinPath(dir, layout === 'file' ? 'c.safetensors' : 'c');
+        if (layout === 'file') await saveCheckpointFile(ctx.backend, path, checkpoint);
+        else await saveCheckpointDir(ctx.backend, path, checkpoint, { maxShardBytes: 70_000 });
+        const reader = await openCheckpoint(ctx.backend, path);
+        expect(reader.shape).toBe(layout);
+        expect(reader.keys.sort()).toEqual(['meta', 'optimizer', 'state_dict']);
+        const headerBytes = reader.bytesRead;
+        expect(await reader.readTensor('state_dict.w3')).toEqual(weights.w3);
+        expect(reader.bytesRead - headerBytes).toBe(8192 * 4);
+        const partial = await loadCheckpoint(ctx.backend, path, { keys: ['state_dict', 'meta'] });
+        expect(partial).toEqual({ meta: checkpoint.meta, state_dict: weights });
+      },
+    );
 
     if (options.crashSweep !== false) {
       it.each([

@@ -8,6 +8,7 @@ import {
   loadCheckpoint,
   MANIFEST_NAME,
   NotFoundError,
+  openCheckpoint,
   POINTER_NAME,
   publishCheckpoint,
   RunLease,
@@ -146,11 +147,12 @@ export async function prune(
 
 export async function publish(store: StorageBackend, path: string, keys: string[]) {
   // A key the checkpoint does not hold is a typo: publishing an empty checkpoint helps nobody.
-  const checkpoint = await loadCheckpoint(store, path);
-  const missing = keys.filter((key) => !Object.hasOwn(checkpoint, key));
+  // The header says which keys there are; only the kept keys' tensors are then read.
+  const held = (await openCheckpoint(store, path)).keys;
+  const missing = keys.filter((key) => !held.includes(key));
   if (missing.length > 0) {
     throw new ConfigError(
-      `--keys ${missing.map((k) => JSON.stringify(k)).join(', ')} not in ${path}; it holds: ${Object.keys(checkpoint).join(', ')}`,
+      `--keys ${missing.map((k) => JSON.stringify(k)).join(', ')} not in ${path}; it holds: ${held.join(', ')}`,
       { option: '--keys' },
     );
   }

@@ -1,26 +1,19 @@
-// Reads only a checkpoint's header through range reads: what `savepoint inspect` shows.
+// What `savepoint inspect` shows: a checkpoint's header through core's reader (range
+// reads only), with the pointer and run folders explained instead of misread.
 import {
   baseName,
   ConfigError,
-  CorruptCheckpointError,
   checkpointShape,
   MANIFEST_NAME,
   NotFoundError,
+  openCheckpoint,
   POINTER_NAME,
-  parseSafetensorsHeader,
   readLastCheckpoint,
-  readManifest,
-  type SafetensorsHeaderEntry,
   type StorageBackend,
+  type TensorInfo,
 } from '@savepoint/core';
 
-export interface TensorSummary {
-  name: string;
-  dtype: string;
-  shape: number[];
-  bytes: number;
-  shard?: string | undefined;
-}
+export type TensorSummary = TensorInfo;
 
 export interface CheckpointHeader {
   path: string;
@@ -29,38 +22,6 @@ export interface CheckpointHeader {
   metadata: Record<string, unknown>;
   /** Bytes fetched to build this summary. */
   bytesRead: number;
-}
-
-/** safetensors' own bound on the JSON header. */
-const MAX_HEADER_BYTES = 100_000_000;
-
-async function fileHeader(store: StorageBackend, path: string) {
-  const prefix = await store.get(path, { range: { start: 0, end: 8 } });
-  if (prefix.byteLength < 8)
-    throw new CorruptCheckpointError(`${path} is too short to be a safetensors file`, { backend: store.name });
-  const length = Number(new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true));
-  // The reference refuses headers over 100 MB: a corrupt length must not pull a whole file into memory.
-  if (length > MAX_HEADER_BYTES) {
-    throw new CorruptCheckpointError(
-      `${path}: its header claims ${length} bytes (over ${MAX_HEADER_BYTES}); not a safetensors file, or a corrupt one`,
-      { backend: store.name },
-    );
-  }
-  const rest = await store.get(path, { range: { start: 8, end: 8 + length } });
-  const all = new Uint8Array(8 + rest.byteLength);
-  all.set(prefix, 0);
-  all.set(rest, 8);
-  return { header: parseSafetensorsHeader(all), bytesRead: all.byteLength };
-}
-
-function summarise(tensors: Record<string, SafetensorsHeaderEntry>, shard?: string): TensorSummary[] {
-  return Object.entries(tensors).map(([name, t]) => ({
-    name,
-    dtype: t.dtype,
-    shape: t.shape,
-    bytes: t.data_offsets[1] - t.data_offsets[0],
-    shard,
-  }));
 }
 
 function parseMetadata(metadata: Record<string, string>): Record<string, unknown> {
@@ -95,17 +56,13 @@ export async function readCheckpointHeader(store: StorageBackend, path: string):
   if (shape === 'incomplete') {
     throw new NotFoundError(path, { backend: store.name, message: `${path} has no ${MANIFEST_NAME}: its save did not finish` });
   }
-  if (shape === 'file') {
-    const { header, bytesRead } = await fileHeader(store, path);
-    return { path, shape, tensors: summarise(header.tensors), metadata: parseMetadata(header.metadata), bytesRead };
-  }
-  const manifest = await readManifest(store, path);
-  const tensors: TensorSummary[] = [];
-  let bytesRead = 0;
-  for (const shard of manifest.shards) {
-    const { header, bytesRead: n } = await fileHeader(store, store.joinPath(path, shard.file));
-    tensors.push(...summarise(header.tensors, shard.file));
-    bytesRead += n;
-  }
-  return { path, shape, tensors, metadata: parseMetadata(manifest.metadata), bytesRead };
+  // Headers (and a folder's manifest) only, by range reads: bounded for a file of any size.
+  const reader = await openCheckpoint(store, path);
+  return {
+    path,
+    shape: reader.shape,
+    tensors: reader.tensorInfos(),
+    metadata: parseMetadata(reader.metadata),
+    bytesRead: reader.bytesRead,
+  };
 }

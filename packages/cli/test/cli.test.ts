@@ -140,7 +140,8 @@ for (const config of stores) {
           bytes: 16,
         });
         expect(header.metadata.meta).toEqual({ epoch: 5, iter: 5 });
-        expect(header.bytesRead).toBeLessThan((await store.stat(path)).size);
+        // One 16 KiB first read at most (core's reader tests prove the bound on large files).
+        expect(header.bytesRead).toBeLessThanOrEqual(16 * 1024);
         expect((await run(['inspect', path, ...flag])).out).toMatch(/state_dict\.fc\.weight\s+F32\s+\[4\]/);
       });
 

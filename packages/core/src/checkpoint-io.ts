@@ -3,8 +3,9 @@
 // Everything here is store-agnostic; it only calls StorageBackend methods.
 import { createHash, randomBytes } from 'node:crypto';
 import pMap from 'p-map';
+import { openCheckpoint } from './checkpoint-reader.js';
 import type { CheckpointCodec } from './codec.js';
-import { CorruptCheckpointError, NotFoundError } from './errors.js';
+import { ConfigError, CorruptCheckpointError, NotFoundError } from './errors.js';
 import { MANIFEST_NAME, POINTER_NAME, resolvePointerText } from './run-layout.js';
 import { decodeSafetensors, encodeSafetensors, joinCheckpoint, SafetensorsCodec, splitCheckpoint } from './safetensors-codec.js';
 import type { SignalOptions, StorageBackend } from './storage-backend.js';
@@ -161,8 +162,25 @@ export async function checkpointShape(
 export async function loadCheckpoint(
   backend: StorageBackend,
   path: string,
-  options: SaveOptions & { verify?: boolean; concurrency?: number } = {},
+  options: SaveOptions & {
+    verify?: boolean;
+    concurrency?: number;
+    /**
+     * Only these top-level keys (e.g. `['state_dict']` without `optimizer`), read by range
+     * requests through `openCheckpoint`: the other keys' tensors are never fetched.
+     */
+    keys?: readonly string[];
+  } = {},
 ): Promise<Checkpoint> {
+  if (options.keys !== undefined) {
+    if (options.codec && options.codec.name !== DEFAULT_CODEC.name) {
+      throw new ConfigError(`loading only some keys needs the safetensors codec; this checkpoint uses ${options.codec.name}`, {
+        option: 'keys',
+      });
+    }
+    const reader = await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency });
+    return reader.load(options.keys);
+  }
   const shape = await checkpointShape(backend, path, options);
   if (shape === 'file') return (options.codec ?? DEFAULT_CODEC).decode(await backend.get(path, options));
   if (shape === 'missing') throw new NotFoundError(path, { backend: backend.name, message: `no checkpoint at ${path}` });
@@ -268,9 +286,18 @@ export async function publishCheckpoint(
   options: SaveOptions = {},
 ): Promise<{ path: string; removedKeys: string[]; sha256: string }> {
   const codec = options.codec ?? DEFAULT_CODEC;
-  const checkpoint = await loadCheckpoint(backend, path, options);
-  const removedKeys = Object.keys(checkpoint).filter((key) => !keys.includes(key));
-  for (const key of removedKeys) delete checkpoint[key];
+  let checkpoint: Checkpoint;
+  let removedKeys: string[];
+  if (codec.name === DEFAULT_CODEC.name) {
+    // Only the kept keys' tensors are read (range reads): publishing never fetches the optimizer.
+    const reader = await openCheckpoint(backend, path, { signal: options.signal });
+    removedKeys = reader.keys.filter((key) => !keys.includes(key));
+    checkpoint = await reader.load(reader.keys.filter((key) => keys.includes(key)));
+  } else {
+    checkpoint = await loadCheckpoint(backend, path, options);
+    removedKeys = Object.keys(checkpoint).filter((key) => !keys.includes(key));
+    for (const key of removedKeys) delete checkpoint[key];
+  }
   const encoded = codec.encode(checkpoint);
   // Hash first, then write: the name depends on the bytes, and encoding twice costs no extra memory.
   const hash = createHash('sha256');

@@ -1,6 +1,7 @@
 export * from './bytes.js';
 export * from './checkpoint-hook.js';
 export * from './checkpoint-io.js';
+export * from './checkpoint-reader.js';
 export type * from './codec.js';
 export * from './errors.js';
 export * from './lease.js';

@@ -263,12 +263,40 @@ export function decodeSafetensors(bytes: Uint8Array): {
   for (const [name, entry] of Object.entries(header.tensors)) {
     const [begin, end] = entry.data_offsets;
     // slice() copies into a fresh, aligned buffer: typed arrays need aligned offsets.
-    const data = typedArrayFor(entry.dtype, bytes.slice(header.dataStart + begin, header.dataStart + end));
-    const plain =
-      entry.shape.length === 1 && ['F32', 'F64', 'I8', 'I16', 'I32', 'U8', 'U16', 'U32', 'I64', 'U64'].includes(entry.dtype);
-    tensors.set(name, plain ? data : new Tensor(data, entry.shape, entry.dtype));
+    tensors.set(name, tensorFromBytes(entry, bytes.slice(header.dataStart + begin, header.dataStart + end)));
   }
   return { metadata: header.metadata, tensors };
+}
+
+const PLAIN_DTYPES: readonly DType[] = ['F32', 'F64', 'I8', 'I16', 'I32', 'U8', 'U16', 'U32', 'I64', 'U64'];
+
+/**
+ * One tensor from its own bytes (a fresh, aligned copy): a 1-D tensor of a dtype with a
+ * typed array comes back as that typed array, anything else as a `Tensor`.
+ */
+export function tensorFromBytes(entry: { dtype: DType; shape: readonly number[] }, bytes: Uint8Array): Tensor | TypedArray {
+  const data = typedArrayFor(entry.dtype, bytes);
+  return entry.shape.length === 1 && PLAIN_DTYPES.includes(entry.dtype) ? data : new Tensor(data, entry.shape, entry.dtype);
+}
+
+/** The tensor names a top-level key's metadata JSON refers to (`{"__tensor__": name}` leaves). */
+export function tensorRefs(json: string): string[] {
+  const names: string[] = [];
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) for (const item of value) walk(item);
+    else if (value !== null && typeof value === 'object') {
+      const record = value as Record<string, unknown>;
+      const keys = Object.keys(record);
+      if (keys.length === 1 && typeof record[TENSOR_REF] === 'string') names.push(record[TENSOR_REF] as string);
+      else for (const key of keys) walk(record[key]);
+    }
+  };
+  try {
+    walk(JSON.parse(json));
+  } catch {
+    // A plain string from a file savepoint did not write: it names no tensor.
+  }
+  return names;
 }
 
 export class SafetensorsCodec implements CheckpointCodec {

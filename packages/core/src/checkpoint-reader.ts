@@ -1,0 +1,297 @@
+// Reads a checkpoint without reading the whole of it, in the spirit of safetensors'
+// `safe_open`: the header (and a folder's manifest) from small range reads, then each
+// tensor on demand by range reads, adjacent ranges coalesced into one request. Works
+// for single files and directory checkpoints (the manifest says which shard holds which
+// tensor). Everything read is validated as the full decoder would.
+import pMap from 'p-map';
+import { readManifest } from './checkpoint-io.js';
+import { CorruptCheckpointError, NotFoundError } from './errors.js';
+import { MANIFEST_NAME } from './run-layout.js';
+import {
+  checkDataSection,
+  joinCheckpoint,
+  parseSafetensorsHeader,
+  type SafetensorsHeader,
+  tensorFromBytes,
+  tensorRefs,
+} from './safetensors-codec.js';
+import type { SignalOptions, StorageBackend } from './storage-backend.js';
+import type { Checkpoint, DType, Tensor, TypedArray } from './tensor.js';
+
+/** safetensors' own bound on the JSON header: a corrupt length must not pull a file into memory. */
+const MAX_HEADER_BYTES = 100_000_000;
+/** The first read takes this much, so that most headers arrive in one request. */
+const FIRST_READ_BYTES = 16 * 1024;
+/** Two tensors closer than this are fetched in one request (the gap is read and dropped). */
+const COALESCE_GAP_BYTES = 1024 * 1024;
+
+export interface TensorInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  bytes: number;
+  /** The shard file holding it, for directory checkpoints. */
+  shard?: string | undefined;
+}
+
+export interface OpenCheckpointOptions extends SignalOptions {
+  /** Range requests in flight at once when reading several tensors (or shards). Default 4. */
+  concurrency?: number;
+}
+
+interface Located {
+  info: TensorInfo;
+  file: string;
+  begin: number;
+  end: number;
+}
+
+/** Reads the header of the safetensors file at `path` with one or two range reads; returns it and the bytes fetched. */
+export async function readSafetensorsHeader(
+  store: StorageBackend,
+  path: string,
+  options: SignalOptions = {},
+): Promise<{ header: SafetensorsHeader; fileBytes: number; bytesRead: number }> {
+  const { size: fileBytes } = await store.stat(path, options);
+  const first = await store.get(path, { ...options, range: { start: 0, end: FIRST_READ_BYTES } });
+  if (first.byteLength < 8) {
+    throw new CorruptCheckpointError(`${path} is ${first.byteLength} bytes: too short to be a safetensors file`, {
+      backend: store.name,
+    });
+  }
+  const length = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
+  if (length > BigInt(MAX_HEADER_BYTES)) {
+    throw new CorruptCheckpointError(
+      `${path}: its header claims ${length} bytes (over ${MAX_HEADER_BYTES}); not a safetensors file, or a corrupt one`,
+      { backend: store.name },
+    );
+  }
+  const headerEnd = 8 + Number(length);
+  let bytes = first;
+  if (headerEnd > first.byteLength) {
+    const rest = await store.get(path, { ...options, range: { start: first.byteLength, end: headerEnd } });
+    bytes = new Uint8Array(first.byteLength + rest.byteLength);
+    bytes.set(first, 0);
+    bytes.set(rest, first.byteLength);
+  }
+  let header: SafetensorsHeader;
+  try {
+    header = parseSafetensorsHeader(bytes.subarray(0, Math.min(bytes.byteLength, headerEnd)));
+    checkDataSection(header, fileBytes);
+  } catch (error) {
+    if (error instanceof CorruptCheckpointError) {
+      throw new CorruptCheckpointError(`${path}: ${error.message.replace(/^\[core\] /, '')}`, { backend: store.name });
+    }
+    throw error;
+  }
+  return { header, fileBytes, bytesRead: bytes.byteLength };
+}
+
+/** A checkpoint opened for reading by parts. */
+export class CheckpointReader {
+  readonly path: string;
+  readonly shape: 'file' | 'directory';
+  /** The checkpoint's metadata: one JSON string per top-level key (the non-tensor structure). */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly #store: StorageBackend;
+  readonly #tensors: Map<string, Located>;
+  readonly #options: OpenCheckpointOptions;
+  #bytesRead: number;
+
+  constructor(init: {
+    store: StorageBackend;
+    path: string;
+    shape: 'file' | 'directory';
+    metadata: Record<string, string>;
+    tensors: Map<string, Located>;
+    bytesRead: number;
+    options: OpenCheckpointOptions;
+  }) {
+    this.#store = init.store;
+    this.path = init.path;
+    this.shape = init.shape;
+    this.metadata = init.metadata;
+    this.#tensors = init.tensors;
+    this.#bytesRead = init.bytesRead;
+    this.#options = init.options;
+  }
+
+  /** Bytes fetched from the store so far (headers, manifest and tensors). */
+  get bytesRead(): number {
+    return this.#bytesRead;
+  }
+
+  /** The checkpoint's top-level keys (`meta`, `state_dict`, `optimizer`, ...). */
+  get keys(): string[] {
+    const keys = new Set(Object.keys(this.metadata));
+    for (const name of this.#tensors.keys()) keys.add(name.split('.')[0] as string);
+    return [...keys];
+  }
+
+  get tensorNames(): string[] {
+    return [...this.#tensors.keys()];
+  }
+
+  tensorInfo(name: string): TensorInfo {
+    return this.#locate(name).info;
+  }
+
+  /** All tensors' names, dtypes, shapes and sizes, without reading any of them. */
+  tensorInfos(): TensorInfo[] {
+    return [...this.#tensors.values()].map((t) => t.info);
+  }
+
+  async readTensor(name: string): Promise<Tensor | TypedArray> {
+    return (await this.readTensors([name])).get(name) as Tensor | TypedArray;
+  }
+
+  /**
+   * Reads the named tensors with as few range requests as their layout allows: per file,
+   * tensors closer than 1 MiB to each other are fetched in one request.
+   */
+  async readTensors(names: readonly string[]): Promise<Map<string, Tensor | TypedArray>> {
+    const wanted = [...new Set(names)].map((name) => this.#locate(name));
+    const byFile = new Map<string, Located[]>();
+    for (const t of wanted) byFile.set(t.file, [...(byFile.get(t.file) ?? []), t]);
+    const runs: { file: string; begin: number; end: number; members: Located[] }[] = [];
+    for (const [file, members] of byFile) {
+      members.sort((a, b) => a.begin - b.begin);
+      let run: (typeof runs)[number] | undefined;
+      for (const t of members) {
+        if (run && t.begin - run.end <= COALESCE_GAP_BYTES) {
+          run.end = Math.max(run.end, t.end);
+          run.members.push(t);
+        } else {
+          run = { file, begin: t.begin, end: t.end, members: [t] };
+          runs.push(run);
+        }
+      }
+    }
+    const out = new Map<string, Tensor | TypedArray>();
+    await pMap(
+      runs,
+      async (run) => {
+        const bytes =
+          run.end === run.begin
+            ? new Uint8Array(0)
+            : await this.#store.get(run.file, { signal: this.#options.signal, range: { start: run.begin, end: run.end } });
+        this.#bytesRead += bytes.byteLength;
+        if (bytes.byteLength !== run.end - run.begin) {
+          throw new CorruptCheckpointError(
+            `${run.file}: asked for bytes ${run.begin}-${run.end}, got ${bytes.byteLength} (the file changed or is truncated)`,
+            { backend: this.#store.name },
+          );
+        }
+        for (const t of run.members) {
+          // slice() copies into a fresh, aligned buffer: typed arrays need aligned offsets.
+          out.set(t.info.name, tensorFromBytes(t.info, bytes.slice(t.begin - run.begin, t.end - run.begin)));
+        }
+      },
+      { concurrency: this.#options.concurrency ?? 4 },
+    );
+    return out;
+  }
+
+  /** Loads the listed top-level keys (all when omitted), reading only their tensors. */
+  async load(keys?: readonly string[]): Promise<Checkpoint> {
+    const available = this.keys;
+    const chosen = keys ?? available;
+    const missing = chosen.filter((key) => !available.includes(key));
+    if (missing.length > 0) {
+      throw new NotFoundError(this.path, {
+        backend: this.#store.name,
+        message: `${this.path} holds no key ${missing.map((k) => JSON.stringify(k)).join(', ')}; it holds: ${available.join(', ')}`,
+      });
+    }
+    const metadata: Record<string, string> = {};
+    const names = new Set<string>();
+    for (const key of chosen) {
+      const json = this.metadata[key];
+      if (json !== undefined) {
+        metadata[key] = json;
+        for (const name of tensorRefs(json)) names.add(name);
+      }
+      // Tensors no metadata names (files from other tools) belong to their first name segment.
+      for (const name of this.#tensors.keys()) if (name === key || name.startsWith(`${key}.`)) names.add(name);
+    }
+    return joinCheckpoint(metadata, await this.readTensors([...names]));
+  }
+
+  #locate(name: string): Located {
+    const found = this.#tensors.get(name);
+    if (!found) {
+      throw new NotFoundError(this.path, {
+        backend: this.#store.name,
+        message: `${this.path} holds no tensor ${JSON.stringify(name)}`,
+      });
+    }
+    return found;
+  }
+}
+
+/**
+ * Opens the checkpoint at `path` (a single file or a directory checkpoint) by reading
+ * its header (and manifest) only. `NotFoundError` when there is none or its save did
+ * not finish; `CorruptCheckpointError` when what is there does not validate.
+ */
+export async function openCheckpoint(
+  store: StorageBackend,
+  path: string,
+  options: OpenCheckpointOptions = {},
+): Promise<CheckpointReader> {
+  const signalOnly = { signal: options.signal };
+  if (await store.isFile(path, signalOnly)) {
+    const { header, bytesRead } = await readSafetensorsHeader(store, path, signalOnly);
+    const tensors = new Map<string, Located>();
+    for (const [name, entry] of Object.entries(header.tensors)) tensors.set(name, locate(name, entry, path, header));
+    return new CheckpointReader({ store, path, shape: 'file', metadata: header.metadata, tensors, bytesRead, options });
+  }
+  const manifestPath = store.joinPath(path, MANIFEST_NAME);
+  if (!(await store.isFile(manifestPath, signalOnly))) {
+    const incomplete = await store.isDir(path, signalOnly);
+    throw new NotFoundError(path, {
+      backend: store.name,
+      message: incomplete
+        ? `checkpoint folder ${path} has no ${MANIFEST_NAME}: its save did not finish, so it is not a checkpoint`
+        : `no checkpoint at ${path}`,
+    });
+  }
+  const manifest = await readManifest(store, path, signalOnly);
+  let bytesRead = (await store.stat(manifestPath, signalOnly)).size;
+  const tensors = new Map<string, Located>();
+  const headers = await pMap(
+    manifest.shards,
+    async (shard) => {
+      const file = store.joinPath(path, shard.file);
+      const read = await readSafetensorsHeader(store, file, signalOnly);
+      if (read.fileBytes !== shard.bytes) {
+        throw new CorruptCheckpointError(`${file} has ${read.fileBytes} bytes, its manifest says ${shard.bytes}`, {
+          backend: store.name,
+        });
+      }
+      return { file, shard: shard.file, ...read };
+    },
+    { concurrency: options.concurrency ?? 4 },
+  );
+  for (const { file, shard, header, bytesRead: n } of headers) {
+    bytesRead += n;
+    for (const [name, entry] of Object.entries(header.tensors)) tensors.set(name, locate(name, entry, file, header, shard));
+  }
+  return new CheckpointReader({ store, path, shape: 'directory', metadata: manifest.metadata, tensors, bytesRead, options });
+}
+
+function locate(
+  name: string,
+  entry: SafetensorsHeader['tensors'][string],
+  file: string,
+  header: SafetensorsHeader,
+  shard?: string,
+): Located {
+  const [begin, end] = entry.data_offsets;
+  return {
+    info: { name, dtype: entry.dtype, shape: entry.shape, bytes: end - begin, shard },
+    file,
+    begin: header.dataStart + begin,
+    end: header.dataStart + end,
+  };
+}
