@@ -169,6 +169,70 @@ if (kind === 'calls') {
     else for (const p of paths) await s.backend.remove(p);
   });
   result = { seconds, requests };
+} else if (kind === 'save') {
+  // Time the training loop is blocked by one save of a `size`-byte state (64 tensors),
+  // synchronous (impl 'sync') or asynchronous ('async'), and the time until it is committed.
+  const { CheckpointHook, RuntimeInfo } = await import('@savepoint/core');
+  const bytes = Number(size);
+  const s = await setup(store);
+  const tensors = Object.fromEntries(
+    Array.from({ length: 64 }, (_, i) => [`layer${i}.weight`, new Float32Array(bytes / 4 / 64).fill(i)]),
+  );
+  const workDir = `${s.root}/save-${impl}-${randomBytes(4).toString('hex')}`;
+  const runner = {
+    workDir,
+    epoch: 0,
+    iter: 1,
+    maxEpochs: 1,
+    maxIters: 1,
+    runtimeInfo: new RuntimeInfo(),
+    logger: { info() {}, warn() {} },
+    rank: 0,
+    modelState: () => tensors,
+  };
+  const hook = new CheckpointHook({ byEpoch: false, interval: 1, backend: s.backend, asyncSave: impl === 'async' });
+  await hook.beforeTrain(runner);
+  const start = performance.now();
+  await hook.afterTrainIter(runner);
+  const blocked = (performance.now() - start) / 1000;
+  await hook.flush();
+  const committed = (performance.now() - start) / 1000;
+  await hook.close();
+  await s.backend.rmtree(workDir);
+  result = { blocked, committed, maxRss: process.resourceUsage().maxRSS * 1024 };
+} else if (kind === 'lazy') {
+  // Bytes read to load 10% of the tensors of a `size`-byte checkpoint, and to inspect it.
+  const { openCheckpoint, saveCheckpointFile } = await import('@savepoint/core');
+  const bytes = Number(size);
+  const s = await setup(store);
+  const tensors = Object.fromEntries(
+    Array.from({ length: 100 }, (_, i) => [`layer${i}.weight`, new Float32Array(bytes / 4 / 100).fill(i)]),
+  );
+  const path = `${s.root}/lazy-${randomBytes(4).toString('hex')}.safetensors`;
+  const written = await saveCheckpointFile(s.backend, path, { state_dict: tensors });
+  const inspectReader = await openCheckpoint(s.backend, path);
+  inspectReader.tensorInfos();
+  const reader = await openCheckpoint(s.backend, path);
+  const names = reader.tensorNames.filter((_, i) => i % 10 === 3);
+  await reader.readTensors(names);
+  await s.backend.remove(path);
+  result = { fileBytes: written.bytes, inspectBytes: inspectReader.bytesRead, tenPercentBytes: reader.bytesRead };
+} else if (kind === 'shards') {
+  // A directory checkpoint of `size` bytes in 8 shards, saved and loaded with impl = shard concurrency.
+  const { loadCheckpoint, saveCheckpointDir } = await import('@savepoint/core');
+  const bytes = Number(size);
+  const concurrency = Number(impl);
+  const s = await setup(store);
+  const tensors = Object.fromEntries(
+    Array.from({ length: 8 }, (_, i) => [`layer${i}.weight`, new Float32Array(bytes / 4 / 8).fill(i)]),
+  );
+  const path = `${s.root}/shards-${impl}-${randomBytes(4).toString('hex')}`;
+  const up = await timed(() =>
+    saveCheckpointDir(s.backend, path, { state_dict: tensors }, { maxShardBytes: bytes / 8, concurrency }),
+  );
+  const down = await timed(() => loadCheckpoint(s.backend, path, { concurrency }));
+  await s.backend.rmtree(path);
+  result = { up, down };
 }
 console.log(JSON.stringify(result));
 process.exit(0);

@@ -4,8 +4,12 @@
 //   2. per network store: a 1 GiB stream up and down through savepoint vs the raw
 //      SDK with the same part size and concurrency, with peak RSS (each in its own
 //      process), BENCH_REPEAT times (default 3), raw and savepoint interleaved, medians;
-//   3. per network store: rmtree of 10,000 objects vs deleting them one by one.
-// BENCH_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
+//   3. per network store: time the training loop is blocked by a save of a 256 MiB state,
+//      asyncSave vs sync, and peak RSS of each (each in its own process);
+//   4. per network store: bytes read to load 10% of a 256 MiB checkpoint's tensors, and to inspect it;
+//   5. per network store: a 1 GiB directory checkpoint in 8 shards, parallel vs sequential;
+//   6. per network store: rmtree of 10,000 objects vs deleting them one by one.
+// BENCH_BYTES, BENCH_SAVE_BYTES, BENCH_SHARD_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +18,8 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
 const OBJECTS = Number(process.env.BENCH_OBJECTS ?? 10_000);
 const REPEAT = Math.max(3, Number(process.env.BENCH_REPEAT ?? 3));
+const SAVE_BYTES = Number(process.env.BENCH_SAVE_BYTES ?? 256 * 1024 ** 2);
+const SHARD_BYTES = Number(process.env.BENCH_SHARD_BYTES ?? 1024 ** 3);
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -75,6 +81,40 @@ try {
     const ourRss = median(ourRuns.map((x) => x.maxRss));
     console.log(
       `peak RSS (median): raw ${mib(rawRss)} MiB, savepoint ${mib(ourRss)} MiB, ratio ${ratio(ourRss, rawRss)} (target <= 1.10)`,
+    );
+
+    console.log(`== ${store}: a save of a ${mib(SAVE_BYTES)} MiB state blocking training, async vs sync, median of ${REPEAT} ==`);
+    const syncSaves = [];
+    const asyncSaves = [];
+    for (let i = 0; i < REPEAT; i++) {
+      syncSaves.push(run(['save', store, 'sync', String(SAVE_BYTES)]));
+      asyncSaves.push(run(['save', store, 'async', String(SAVE_BYTES)]));
+    }
+    const blockedSync = median(syncSaves.map((x) => x.blocked));
+    const blockedAsync = median(asyncSaves.map((x) => x.blocked));
+    console.log(
+      `training blocked: sync ${(blockedSync * 1000).toFixed(0)} ms, async ${(blockedAsync * 1000).toFixed(0)} ms (snapshot copy included), ratio ${ratio(blockedAsync, blockedSync)} (target <= 0.05); ` +
+        `until committed: sync ${median(syncSaves.map((x) => x.committed)).toFixed(2)} s, async ${median(asyncSaves.map((x) => x.committed)).toFixed(2)} s`,
+    );
+    const rssSync = median(syncSaves.map((x) => x.maxRss));
+    const rssAsync = median(asyncSaves.map((x) => x.maxRss));
+    console.log(
+      `peak RSS: sync ${mib(rssSync)} MiB, async ${mib(rssAsync)} MiB, ratio ${ratio(rssAsync, rssSync)} (the snapshot is the one extra copy of the ${mib(SAVE_BYTES)} MiB state)`,
+    );
+
+    console.log(`== ${store}: lazy reads of a ${mib(SAVE_BYTES)} MiB checkpoint (100 tensors) ==`);
+    const lazy = run(['lazy', store, 'reader', String(SAVE_BYTES)]);
+    console.log(
+      `10% of the tensors: ${mib(lazy.tenPercentBytes)} MiB read, ratio to the file ${ratio(lazy.tenPercentBytes, lazy.fileBytes)} (target <= 0.12); ` +
+        `inspect: ${(lazy.inspectBytes / 1024).toFixed(1)} KiB read (target <= 1024 KiB)`,
+    );
+
+    console.log(`== ${store}: directory checkpoint of ${mib(SHARD_BYTES)} MiB in 8 shards, parallel (4) vs sequential ==`);
+    const sequential = run(['shards', store, '1', String(SHARD_BYTES)]);
+    const parallel = run(['shards', store, '4', String(SHARD_BYTES)]);
+    console.log(
+      `save: sequential ${sequential.up.toFixed(2)} s, parallel ${parallel.up.toFixed(2)} s, speed-up ${ratio(sequential.up, parallel.up)}x; ` +
+        `load: sequential ${sequential.down.toFixed(2)} s, parallel ${parallel.down.toFixed(2)} s, speed-up ${ratio(sequential.down, parallel.down)}x`,
     );
 
     console.log(`== ${store}: delete ${OBJECTS} objects ==`);

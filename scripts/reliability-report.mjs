@@ -68,10 +68,7 @@ lines.push(
   'A child process trained against each store and was killed with SIGKILL at seeded moments, every other run with asynchronous saves; after each kill the pointer had to name a complete, loadable checkpoint, and a resume had to bring rotation back to `maxKeepCkpts` with one best.',
   '',
 );
-lines.push(
-  '| store | runs | kills | of them with asyncSave | recoveries | interrupted during |',
-  '|---|---|---|---|---|---|',
-);
+lines.push('| store | runs | kills | of them with asyncSave | recoveries | interrupted during |', '|---|---|---|---|---|---|');
 for (const [store, c] of Object.entries(crash)) {
   const during = Object.entries(c.interruptedDuring ?? {})
     .map(([op, n]) => `${op} ${n}`)
