@@ -10,7 +10,6 @@ CACHE="$PWD/.cache"
 mkdir -p "$CACHE/logs"
 ENV_FILE="$CACHE/servers.env"
 
-MOTO_VERSION="5.2.1"
 FAKE_GCS_VERSION="v1.56.1"
 S3_PORT="${SAVEPOINT_S3_PORT:-45001}"
 GCS_PORT="${SAVEPOINT_GCS_PORT:-45002}"
@@ -40,9 +39,8 @@ start_one() { # name pidfile command...
 }
 
 install_moto() {
-  if python3 -c "import moto, flask, werkzeug; import moto.server" 2>/dev/null; then return 0; fi
-  log "installing moto[server]==$MOTO_VERSION"
-  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" >&2
+  # moto lives in the project's virtualenv (.cache/venv), never in the system Python.
+  bash "$PWD/scripts/python-env.sh"
 }
 
 install_fake_gcs() {
@@ -61,7 +59,7 @@ start() {
   install_fake_gcs
   [ -f "$PWD/node_modules/azurite/dist/src/blob/main.js" ] || { log "azurite is missing: run pnpm install first"; exit 1; }
 
-  start_one moto python3 -m moto.server -H 127.0.0.1 -p "$S3_PORT"
+  start_one moto "$PWD/.cache/venv/bin/python" -m moto.server -H 127.0.0.1 -p "$S3_PORT"
   start_one fake-gcs "$FAKE_GCS_BIN" -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
     -public-host "127.0.0.1:$GCS_PORT" -external-url "http://127.0.0.1:$GCS_PORT" -backend memory -log-level warn
   start_one azurite node "$PWD/scripts/azurite-blob.cjs" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" --inMemoryPersistence --silent \

@@ -13,9 +13,8 @@ fi
 pnpm install --frozen-lockfile >&2 || exit 1
 pnpm run build >&2 || exit 1
 
-# Python side of the format check: Python's own safetensors must open our files.
-python3 -m pip install --quiet --disable-pip-version-check "numpy==2.4.6" "safetensors==0.8.0" >&2 \
-  || echo "[test-all] could not install numpy/safetensors: the Python format check will say why" >&2
+# Python tools (moto; numpy and safetensors for the format checks) in .cache/venv.
+bash scripts/python-env.sh || exit 1
 
 trap 'bash scripts/servers.sh stop' EXIT
 bash scripts/servers.sh start || exit 1

@@ -412,11 +412,11 @@ export class CheckpointHook {
     if (this.config.asyncSave) await this.#waitForCapacity();
     const checkpoint: Record<string, unknown> = {
       meta: { ...(runner.extraMeta?.() ?? {}), ...meta },
-      state_dict: runner.modelState(),
+      state_dict: await runner.modelState(),
       message_hub: { runtime_info: runner.runtimeInfo.toJSON() },
     };
-    if (include.optimizer && runner.optimizerState) checkpoint.optimizer = runner.optimizerState();
-    if (include.scheduler && runner.schedulerState) checkpoint.param_schedulers = runner.schedulerState();
+    if (include.optimizer && runner.optimizerState) checkpoint.optimizer = await runner.optimizerState();
+    if (include.scheduler && runner.schedulerState) checkpoint.param_schedulers = await runner.schedulerState();
     return (this.config.asyncSave ? snapshotCheckpoint(checkpoint) : checkpoint) as Checkpoint;
   }
 

@@ -10,6 +10,7 @@ export * from './object-store.js';
 export * from './redact.js';
 export * from './reference-trainer.js';
 export * from './registry.js';
+export * from './resume.js';
 export * from './retry.js';
 export * from './run-layout.js';
 export type * from './runner.js';

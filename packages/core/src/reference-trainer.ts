@@ -3,10 +3,11 @@
 // after the counters move, so `epoch`/`iter` are always completed counts.
 
 import type { CheckpointHook } from './checkpoint-hook.js';
-import { loadCheckpoint, readPointerText } from './checkpoint-io.js';
+import { loadCheckpoint } from './checkpoint-io.js';
 import type { CheckpointCodec } from './codec.js';
 import { ConfigError } from './errors.js';
 import { type BackendArgs, getBackend, uriScheme } from './registry.js';
+import { readResumePoint } from './resume.js';
 import { absoluteWorkDir } from './run-layout.js';
 import type { Logger, Runner } from './runner.js';
 import { RuntimeInfo } from './runtime-info.js';
@@ -126,24 +127,18 @@ export class ReferenceTrainer implements Runner {
    * run's checkpoint folder: that checkpoint's runtime info would drive deletions here.
    */
   async resume(): Promise<string | undefined> {
-    const hook = this.#options.checkpointHook;
-    const layout = hook.layoutFor(this.workDir, this.#options.backend);
-    const text = await readPointerText(layout.workDirStore, layout.workDir);
-    if (!text) return undefined;
-    const { path } = layout.resolvePointer(text);
-    const checkpoint = await loadCheckpoint(layout.store, path, { codec: this.#options.codec ?? hook.config.codec });
+    const found = await readResumePoint(this.#options.checkpointHook, this.workDir, this.runtimeInfo, {
+      backend: this.#options.backend,
+      codec: this.#options.codec,
+    });
+    if (!found) return undefined;
+    const { checkpoint, path } = found;
     const { model } = this.#options;
     model.loadStateDict(checkpoint.state_dict as Record<string, unknown>);
     if (checkpoint.optimizer) model.loadOptimizerState?.(checkpoint.optimizer as Record<string, unknown>);
     if (checkpoint.param_schedulers) model.loadSchedulerState?.(checkpoint.param_schedulers as Record<string, unknown>);
-    const meta = (checkpoint.meta ?? {}) as { epoch?: unknown; iter?: unknown };
-    this.epoch = Number.isSafeInteger(meta.epoch) && (meta.epoch as number) >= 0 ? (meta.epoch as number) : 0;
-    this.iter = Number.isSafeInteger(meta.iter) && (meta.iter as number) >= 0 ? (meta.iter as number) : 0;
-    const hub = checkpoint.message_hub as { runtime_info?: Record<string, unknown> } | undefined;
-    const info = hub?.runtime_info;
-    if (info && typeof info === 'object' && !Array.isArray(info)) {
-      for (const [key, value] of Object.entries(info)) this.runtimeInfo.set(key, value);
-    }
+    this.epoch = found.epoch;
+    this.iter = found.iter;
     this.resumedFrom = path;
     this.logger.info(`Resumed from ${path} at epoch ${this.epoch}, iter ${this.iter}`);
     return path;

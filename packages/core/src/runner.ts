@@ -22,10 +22,13 @@ export interface Runner {
   readonly logger: Logger;
   /** 0 for the main process. Only rank 0 writes, deletes, moves the pointer and publishes. */
   readonly rank: number;
-  /** Model weights: a tree whose leaves are typed arrays/tensors. */
-  modelState(): Record<string, unknown>;
-  optimizerState?(): Record<string, unknown>;
-  schedulerState?(): Record<string, unknown>;
+  /**
+   * Model weights: a tree whose leaves are typed arrays/tensors. May be async (TensorFlow.js
+   * reads optimizer weights asynchronously); the hook awaits it before the save point returns.
+   */
+  modelState(): Record<string, unknown> | Promise<Record<string, unknown>>;
+  optimizerState?(): Record<string, unknown> | Promise<Record<string, unknown>>;
+  schedulerState?(): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Extra fields for the checkpoint's `meta` (seed, experiment name...). Must be JSON. */
   extraMeta?(): Record<string, unknown>;
 }

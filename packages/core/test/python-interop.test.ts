@@ -1,20 +1,17 @@
 // Python's own `safetensors` must open a savepoint checkpoint with the same
-// tensors and metadata. Needs python3 with numpy and safetensors (scripts/test-all.sh
-// installs them); without them the test skips on a laptop and fails under CI=true.
-import { execFileSync, spawnSync } from 'node:child_process';
+// tensors and metadata. Needs numpy and safetensors (scripts/python-env.sh puts them in
+// .cache/venv); without them the test skips on a laptop and fails under CI=true.
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PYTHON, pythonSkipReason } from '../../../test-support/python.js';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import { saveCheckpointFile, Tensor } from '../src/index.js';
 
-const probe = spawnSync('python3', ['-c', 'import numpy, safetensors'], { encoding: 'utf8' });
-const available = probe.status === 0;
-if (!available && process.env.CI === 'true') {
-  throw new Error(`CI=true but python3 cannot import numpy and safetensors: ${probe.stderr || probe.error}`);
-}
-const reason = available ? '' : ' (skipped: python3 with numpy and safetensors is missing; pip install numpy safetensors)';
+const available = pythonSkipReason === undefined;
+const reason = available ? '' : ` (skipped: ${pythonSkipReason})`;
 
 const READER = `
 import json, sys
@@ -43,7 +40,7 @@ describe.skipIf(!available)(`Python safetensors reads savepoint checkpoints${rea
         optimizer: { state: { 0: { step: new Int32Array([7]) } }, param_groups: [{ lr: 0.01 }] },
         message_hub: { runtime_info: { keep_ckpt_ids: [1], last_ckpt: path } },
       });
-      const out = JSON.parse(execFileSync('python3', ['-c', READER, path], { encoding: 'utf8' }));
+      const out = JSON.parse(execFileSync(PYTHON, ['-c', READER, path], { encoding: 'utf8' }));
       expect(out.tensors['state_dict.fc.weight']).toEqual({ dtype: 'float32', shape: [2, 3], values: [1, 2, 3, 4, 5, 6] });
       expect(out.tensors['state_dict.fc.bias']).toEqual({ dtype: 'float64', shape: [2], values: [0.5, -0.5] });
       expect(out.tensors['optimizer.state.0.step']).toEqual({ dtype: 'int32', shape: [1], values: [7] });

@@ -1,0 +1,12 @@
+// @savepoint/tfjs: TensorFlow.js models on any savepoint store.
+//   registerSavepointRouters()  model.save('s3://…') and tf.loadLayersModel('s3://…/model.json')
+//   new SavepointCheckpoint({...}) a model.fit callback with rotation, bests and exact resume
+export { SavepointCheckpoint, type SavepointCheckpointOptions } from './checkpoint-callback.js';
+export {
+  MODEL_JSON,
+  type RegisterRoutersOptions,
+  registerSavepointRouters,
+  type SavepointIOOptions,
+  savepointIO,
+} from './io-handler.js';
+export { toSavepointTensor, toTfTensor } from './tensors.js';

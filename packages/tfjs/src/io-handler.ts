@@ -1,0 +1,176 @@
+// `model.save('s3://bucket/models/m1')` and `tf.loadLayersModel('s3://…/model.json')`
+// through any savepoint store, in TensorFlow.js's own model format: a `model.json`
+// (topology, training config and weights manifest) beside one binary weights file, so
+// the folder also loads with TensorFlow.js's own handlers once copied to disk or served
+// over HTTP. The weights are written first and `model.json` last, under a name that
+// carries the hash of their bytes: a reader never sees a `model.json` whose weights are
+// missing or belong to another save, even while a model is saved over an older one.
+import { createHash } from 'node:crypto';
+import {
+  type BackendArgs,
+  ConfigError,
+  CorruptCheckpointError,
+  getBackend,
+  registeredBackends,
+  type StorageBackend,
+} from '@savepoint/core';
+import * as tf from '@tensorflow/tfjs';
+
+export const MODEL_JSON = 'model.json';
+
+export interface SavepointIOOptions {
+  /** A built store; otherwise the registry builds one for the URL from `backendArgs`. */
+  backend?: StorageBackend;
+  backendArgs?: BackendArgs;
+}
+
+/** The model's folder and its `model.json`, from a URL naming either. */
+function locate(store: StorageBackend, url: string): { dir: string; modelJson: string } {
+  const trimmed = url.replace(/\/+$/, '');
+  if (trimmed.endsWith('.json')) return { dir: trimmed.slice(0, trimmed.lastIndexOf('/')), modelJson: trimmed };
+  return { dir: trimmed, modelJson: store.joinPath(trimmed, MODEL_JSON) };
+}
+
+/** One `ArrayBuffer` from TensorFlow.js's weight data (one buffer or several). */
+function joinWeightData(data: tf.io.WeightData | undefined): ArrayBuffer {
+  if (data === undefined) return new ArrayBuffer(0);
+  return tf.io.CompositeArrayBuffer.join(data);
+}
+
+/**
+ * A TensorFlow.js IO handler that saves to and loads from `url` (a folder, or the
+ * `model.json` in it) through a savepoint store.
+ */
+export function savepointIO(url: string, options: SavepointIOOptions = {}): tf.io.IOHandler {
+  const store = options.backend ?? getBackend(url, options.backendArgs ?? {});
+  const { dir, modelJson } = locate(store, url);
+  return {
+    async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+      if (artifacts.modelTopology instanceof ArrayBuffer) {
+        throw new ConfigError('savepoint saves models whose topology is JSON (layers models and graph models in JSON form)', {
+          option: 'model',
+        });
+      }
+      const weights = new Uint8Array(joinWeightData(artifacts.weightData));
+      const weightsName = `weights-${createHash('sha256').update(weights).digest('hex').slice(0, 16)}.bin`;
+      const previous = await readModelJson(store, modelJson).catch(() => undefined);
+      await store.put(store.joinPath(dir, weightsName), weights);
+      const json: Record<string, unknown> = {
+        modelTopology: artifacts.modelTopology,
+        format: artifacts.format,
+        generatedBy: artifacts.generatedBy,
+        convertedBy: artifacts.convertedBy,
+        weightsManifest: [{ paths: [weightsName], weights: artifacts.weightSpecs ?? [] }],
+      };
+      if (artifacts.trainingConfig) json.trainingConfig = artifacts.trainingConfig;
+      if (artifacts.signature) json.signature = artifacts.signature;
+      if (artifacts.userDefinedMetadata) json.userDefinedMetadata = artifacts.userDefinedMetadata;
+      if (artifacts.modelInitializer) json.modelInitializer = artifacts.modelInitializer;
+      if (artifacts.initializerSignature) json.initializerSignature = artifacts.initializerSignature;
+      // model.json last: until it lands, readers see the previous model whole.
+      await store.put(modelJson, JSON.stringify(json), { contentType: 'application/json' });
+      // Then the weights only the previous model.json named go.
+      for (const path of weightPaths(previous)) {
+        if (path !== weightsName && isPlainFileName(path)) await store.remove(store.joinPath(dir, path));
+      }
+      return {
+        modelArtifactsInfo: {
+          dateSaved: new Date(),
+          modelTopologyType: 'JSON',
+          modelTopologyBytes: JSON.stringify(artifacts.modelTopology ?? null).length,
+          weightSpecsBytes: JSON.stringify(artifacts.weightSpecs ?? []).length,
+          weightDataBytes: weights.byteLength,
+        },
+      };
+    },
+
+    async load(): Promise<tf.io.ModelArtifacts> {
+      const json = await readModelJson(store, modelJson);
+      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, async (manifest) => {
+        const specs: tf.io.WeightsManifestEntry[] = [];
+        const buffers: ArrayBuffer[] = [];
+        for (const group of manifest) {
+          specs.push(...group.weights);
+          for (const path of group.paths) {
+            // A stranger's model.json could name "../../secrets": only files beside it are read.
+            if (!isPlainFileName(path)) {
+              throw new CorruptCheckpointError(`${modelJson} names weights file ${JSON.stringify(path)} outside its folder`, {
+                backend: store.name,
+              });
+            }
+            const bytes = await store.get(store.joinPath(dir, path));
+            buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+          }
+        }
+        return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
+      });
+    },
+  };
+}
+
+function isPlainFileName(path: string): boolean {
+  return path.length > 0 && !/[/\\]/.test(path) && path !== '.' && path !== '..';
+}
+
+function weightPaths(json: Record<string, unknown> | undefined): string[] {
+  const manifest = json?.weightsManifest;
+  if (!Array.isArray(manifest)) return [];
+  return manifest.flatMap((group) =>
+    Array.isArray(group?.paths) ? group.paths.filter((p: unknown) => typeof p === 'string') : [],
+  );
+}
+
+async function readModelJson(store: StorageBackend, path: string): Promise<Record<string, unknown>> {
+  const bytes = await store.get(path);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new CorruptCheckpointError(`${path} is not valid JSON`, { backend: store.name, cause: error });
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json) || !('modelTopology' in json)) {
+    throw new CorruptCheckpointError(`${path} is not a TensorFlow.js model.json (no modelTopology)`, { backend: store.name });
+  }
+  return json as Record<string, unknown>;
+}
+
+export interface RegisterRoutersOptions extends SavepointIOOptions {
+  /**
+   * URL schemes to route (default: every scheme in the savepoint registry except `file`,
+   * which @tensorflow/tfjs-node serves itself; pass `['file', ...]` to route it too).
+   */
+  schemes?: readonly string[];
+}
+
+let registered: Set<string> | undefined;
+
+/**
+ * Routes `model.save(url)` and `tf.loadLayersModel(url)` for store URLs through savepoint.
+ * Call it after registering the backends (`registerS3Backend()`, ...). Calling it again
+ * adds schemes; a scheme is routed once.
+ */
+export function registerSavepointRouters(options: RegisterRoutersOptions = {}): readonly string[] {
+  const schemes =
+    options.schemes ??
+    registeredBackends().flatMap((b) => b.schemes.filter((s) => s !== 'file' && s !== 'http' && s !== 'https'));
+  for (const scheme of schemes) {
+    if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) {
+      throw new ConfigError(`option "schemes" got ${JSON.stringify(scheme)}; accepted: URI schemes such as "s3"`, {
+        option: 'schemes',
+      });
+    }
+  }
+  registered ??= new Set();
+  const added = schemes.filter((s) => !registered?.has(s));
+  for (const scheme of added) {
+    registered.add(scheme);
+    // TensorFlow.js asks every router and uses the one that answers (null means "not mine").
+    const router = ((url: string | string[]) => {
+      if (typeof url !== 'string' || !url.startsWith(`${scheme}://`)) return null;
+      return savepointIO(url, options);
+    }) as unknown as Parameters<typeof tf.io.registerSaveRouter>[0];
+    tf.io.registerSaveRouter(router);
+    tf.io.registerLoadRouter(router);
+  }
+  return [...registered];
+}
