@@ -6,48 +6,10 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LocalBackend } from '@savepoint/backend-local';
 import type { StorageBackend } from '@savepoint/core';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { NETWORK_STORES } from '../../reliability/test/stores.js';
 
-tf.setBackend('cpu');
-
-/** A 2-layer network with seeded initialisers: the same weights in every process. */
-export function buildModel(optimizer: 'momentum' | 'adam' = 'momentum'): tf.LayersModel {
-  const model = tf.sequential();
-  model.add(
-    tf.layers.dense({
-      units: 8,
-      inputShape: [4],
-      activation: 'relu',
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
-      biasInitializer: 'zeros',
-    }),
-  );
-  model.add(tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }));
-  model.compile({
-    optimizer: optimizer === 'adam' ? tf.train.adam(0.01) : tf.train.momentum(0.1, 0.9),
-    loss: 'categoricalCrossentropy',
-    metrics: ['acc'],
-  });
-  return model;
-}
-
-/** 96 points in 3 classes, generated from a fixed recurrence (no randomness). */
-export function dataset(): { x: tf.Tensor2D; y: tf.Tensor2D } {
-  const xs: number[][] = [];
-  const ys: number[][] = [];
-  let state = 12345;
-  const next = () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
-  for (let i = 0; i < 96; i++) {
-    const label = i % 3;
-    xs.push([label + next() * 0.8, -label + next() * 0.8, next(), label * 0.5 + next() * 0.3]);
-    ys.push([0, 1, 2].map((c) => (c === label ? 1 : 0)));
-  }
-  return { x: tf.tensor2d(xs), y: tf.tensor2d(ys) };
-}
+export { buildModel, dataset } from './fixture-model.mjs';
 
 export async function weightsOf(model: tf.LayersModel): Promise<number[][]> {
   return Promise.all(model.getWeights().map(async (w) => Array.from(await w.data())));
