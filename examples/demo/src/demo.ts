@@ -1,0 +1,143 @@
+#!/usr/bin/env node
+// `pnpm demo`: trains a small TensorFlow.js network with model.fit, checkpointing
+// through SavepointCheckpoint (every 2 epochs, the newest 2 kept, the best val_acc
+// tracked, slim copies published, saves in the background); the first process is
+// interrupted after epoch 6 as a preempted job would be; a second one resumes from
+// last_checkpoint and finishes; then it prints what is on the store. Any store works:
+// --work-dir s3://bucket/demo --backend-args '{"region":"eu-west-1"}'.
+import { parseArgs } from 'node:util';
+import { ls, parseBackendArgs, registerAllBackends, storeFor } from '@savepoint/cli';
+import { CheckpointHook, ConfigError, type Logger, redact, removeCheckpoint } from '@savepoint/core';
+import { SavepointCheckpoint } from '@savepoint/tfjs';
+import * as tf from '@tensorflow/tfjs';
+import { buildModel, makeDataset } from './model.js';
+
+const EPOCHS = 10;
+const STOP_AFTER = 6;
+/** Written first into the demo's work dir: the demo deletes only inside folders that carry it. */
+const DEMO_MARKER = 'savepoint-demo.json';
+
+class Preempted extends Error {}
+
+const { values } = parseArgs({
+  options: { 'work-dir': { type: 'string', default: './work_dirs/demo' }, 'backend-args': { type: 'string' } },
+});
+const workDir = values['work-dir'] as string;
+registerAllBackends();
+const backendArgs = parseBackendArgs(values['backend-args'] ?? process.env.SAVEPOINT_BACKEND_ARGS, '--backend-args');
+const store = storeFor(workDir, backendArgs);
+await tf.setBackend('cpu');
+
+const logger: Logger = {
+  info: (m) => console.log(`  [savepoint] ${m}`),
+  warn: (m) => console.warn(`  [savepoint] warning: ${m}`),
+};
+
+/**
+ * The demo deletes only what it created: a folder holding its marker (a previous demo
+ * run) loses the names the run layout parses as the demo's own, nothing else; any other
+ * non-empty folder is refused. Writing the marker first also proves, before training
+ * starts, that the store is reachable and writable (a missing bucket fails here).
+ */
+async function prepareWorkDir(): Promise<void> {
+  const marker = store.joinPath(workDir, DEMO_MARKER);
+  if (await store.isDir(workDir)) {
+    if (!(await store.isFile(marker))) {
+      throw new ConfigError(
+        `${workDir} is not empty and is not a previous demo run (it has no ${DEMO_MARKER}); the demo never deletes files it did not create. Pass another --work-dir.`,
+        { option: '--work-dir' },
+      );
+    }
+    const layout = new CheckpointHook({ backend: store }).layoutFor(workDir);
+    console.log(`Starting fresh: removing the previous demo run's checkpoints in ${workDir}`);
+    for await (const entry of store.list(workDir)) {
+      const kind = layout.parse(entry.name)?.kind;
+      if (kind === 'regular' || kind === 'best' || kind === 'published' || kind === 'pointer') {
+        await removeCheckpoint(store, entry.path);
+      }
+    }
+  }
+  await store.put(marker, JSON.stringify({ createdBy: 'savepoint demo', at: new Date().toISOString() }));
+}
+
+const started = Date.now();
+try {
+  await prepareWorkDir();
+} catch (error) {
+  console.error(`savepoint demo: ${redact(error instanceof Error ? error.message : String(error))}`);
+  process.exit(2);
+}
+
+const train = makeDataset(600, 1);
+const val = makeDataset(200, 2);
+
+function checkpointCallback(): SavepointCheckpoint {
+  return new SavepointCheckpoint({
+    workDir,
+    backend: store,
+    interval: 2,
+    maxKeepCkpts: 2,
+    saveBest: 'val_acc',
+    publishedKeys: ['meta', 'state_dict'],
+    asyncSave: true,
+    logger,
+  });
+}
+
+const progress = (stopAfter?: number) =>
+  new tf.CustomCallback({
+    onEpochEnd: async (epoch, logs) => {
+      console.log(
+        `epoch ${String(epoch + 1).padStart(2)}/${EPOCHS}  loss ${logs?.loss?.toFixed(4)}  val_acc ${logs?.val_acc?.toFixed(4)}`,
+      );
+      if (stopAfter !== undefined && epoch + 1 >= stopAfter) throw new Preempted(`preempted after epoch ${epoch + 1}`);
+    },
+  });
+
+console.log(`\n== training ${EPOCHS} epochs into ${workDir} (TensorFlow.js ${tf.version.tfjs}, ${tf.getBackend()} backend) ==`);
+const first = checkpointCallback();
+try {
+  await buildModel().fit(train.x, train.y, {
+    epochs: EPOCHS,
+    batchSize: 32,
+    validationData: [val.x, val.y],
+    verbose: 0,
+    callbacks: [first, progress(STOP_AFTER)],
+  });
+} catch (error) {
+  if (!(error instanceof Preempted)) throw error;
+  // What a preempted job leaves: saves in flight finish or not; the lease is given up.
+  await first.close();
+  console.log(`!! interrupted after epoch ${STOP_AFTER} (as a preempted job would be)`);
+}
+
+console.log('\n== a new process resumes from last_checkpoint ==');
+const model = buildModel();
+const second = checkpointCallback();
+const { initialEpoch, path } = await second.resume(model);
+await model.fit(train.x, train.y, {
+  epochs: EPOCHS,
+  initialEpoch,
+  batchSize: 32,
+  validationData: [val.x, val.y],
+  verbose: 0,
+  callbacks: [second, progress()],
+});
+console.log(`resumed from ${path} at epoch ${initialEpoch} and finished epoch ${EPOCHS}`);
+
+const { checkpoints, pointer } = await ls(store, workDir);
+console.log('\n== what is on the store ==');
+const names = (kind: string) =>
+  checkpoints
+    .filter((c) => c.kind === kind)
+    .map((c) => c.name)
+    .join(', ');
+console.log(`regular checkpoints kept (maxKeepCkpts 2): ${names('regular')}`);
+console.log(`best checkpoint (val_acc): ${names('best')}`);
+console.log(`published copies: ${names('published')}`);
+console.log(`last_checkpoint -> ${pointer}`);
+// Never echo the settings themselves: they may hold credentials.
+const argsHint = values['backend-args'] ? ' (with the same --backend-args)' : '';
+console.log(
+  `\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: node packages/cli/dist/bin.js ls ${workDir}${argsHint}`,
+);

@@ -1,0 +1,57 @@
+// The demo (pnpm demo) as a newcomer runs it: it trains, is interrupted, resumes and
+// finishes; it refuses folders it did not create and never deletes what it did not write.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const DEMO = join(import.meta.dirname, '..', 'dist', 'demo.js');
+const runDemo = (...args: string[]) => spawnSync(process.execPath, [DEMO, ...args], { encoding: 'utf8' });
+
+describe('savepoint demo', () => {
+  it('trains a TensorFlow.js model, is interrupted after epoch 6, resumes, and leaves the rotated run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      const result = runDemo('--work-dir', dir);
+      expect(result.status, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/TensorFlow\.js 4\.22\.0, cpu backend/);
+      expect(result.stdout).toMatch(/interrupted after epoch 6/);
+      expect(result.stdout).toMatch(/at epoch 6 and finished epoch 10/);
+      const files = await readdir(dir);
+      expect(files.filter((f) => /^epoch_\d+\.safetensors$/.test(f))).toHaveLength(2);
+      expect(files).toContain('epoch_10.safetensors');
+      expect(files.filter((f) => f.startsWith('best_val_acc_epoch_') && !/-[0-9a-f]{8}\./.test(f))).toHaveLength(1);
+      expect((await readFile(join(dir, 'last_checkpoint'), 'utf8')).trim()).toBe('epoch_10.safetensors');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('refuses a non-empty folder that is not a previous demo run, deleting nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      await writeFile(join(dir, 'thesis.tex'), 'years of work');
+      await writeFile(join(dir, 'epoch_1.safetensors'), 'looks like ours, is not');
+      const result = runDemo('--work-dir', dir);
+      expect(result.status).toBe(2);
+      expect(result.stderr).toMatch(/is not a previous demo run.*never deletes files it did not create/);
+      expect((await readdir(dir)).sort()).toEqual(['epoch_1.safetensors', 'thesis.tex']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('re-running in its own folder replaces only its own files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      expect(runDemo('--work-dir', dir).status).toBe(0);
+      await writeFile(join(dir, 'notes.txt'), 'mine');
+      const again = runDemo('--work-dir', dir);
+      expect(again.status, again.stderr).toBe(0);
+      expect(await readFile(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
