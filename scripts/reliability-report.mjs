@@ -115,6 +115,22 @@ if (secrets) {
     `${secrets.credentialsPlanted} recognisable credentials were planted (S3 keys and session token, an Azure account key and SAS, a GCS private key, and Azurite's dev key); ${secrets.outputsChecked} captured outputs (logs, console, errors with stack and cause, checkpoint bytes, the pointer, CLI output with --verbose) contained none of them.`,
   );
 }
+const shapes = figures['secret-shapes'];
+if (shapes) {
+  lines.push(
+    '',
+    `${shapes.cases} credentials in the wrong shape (S3 credentials as an "id:secret" string, a GCS service-account JSON as keyFilename, a PEM key inside JSON, an Azure SAS URL as a path, a syntax error in --backend-args) were each described by type and length or refused, never echoed.`,
+  );
+}
+const bytes = figures['hostile-bytes'];
+if (bytes) {
+  lines.push(
+    '',
+    '## Hostile bytes',
+    '',
+    `${bytes.corruptFiles} hand-written corrupt safetensors files (null and array headers, non-string metadata, unknown dtypes, negative, reversed, overlapping and gapped offsets, shape/span mismatches, truncated and trailing data, reserved names) and ${bytes.fuzzedHeaders} generated hostile headers were decoded: every one decoded or failed with CorruptCheckpointError, nothing else. A flipped tensor byte fails the data SHA-256 recorded in every header.`,
+  );
+}
 const output = process.argv[2] ?? 'test-results/reliability.md';
 writeFileSync(output, `${lines.join('\n')}\n`);
 console.error(`[reliability] wrote ${output}`);

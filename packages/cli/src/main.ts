@@ -162,7 +162,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .action(async (path: string) => {
       const result = await verify(store(path), path);
       print(result, () =>
-        result.results.map((r) => `${r.ok ? 'ok  ' : 'FAIL'}  ${r.path}${r.error ? `: ${r.error}` : ''}`).join('\n'),
+        result.results
+          .map((r) => `${r.ok ? 'ok  ' : 'FAIL'}  ${r.path}${r.error ? `: ${r.error}` : ''}${r.note ? ` (${r.note})` : ''}`)
+          .join('\n'),
       );
       if (!result.ok) throw new CheckFailed(`${result.results.filter((r) => !r.ok).length} checkpoint(s) failed verification`);
     });

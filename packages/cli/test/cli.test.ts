@@ -1,10 +1,10 @@
 // The CLI end to end against every store: local disk, and each network backend's
 // local server through that backend's own test setup.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ToyModel } from '@savepoint/backend-test-suite';
-import { CheckpointHook, ReferenceTrainer, type StorageBackend } from '@savepoint/core';
+import { CheckpointHook, ReferenceTrainer, type StorageBackend, saveCheckpointFile } from '@savepoint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { azureArgs, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
 import { ensureBucket as ensureGcsBucket, gcsArgs, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
@@ -355,6 +355,33 @@ describe('savepoint CLI usage errors', () => {
       expect(result.out).toMatch(
         /FAIL\s+.*last_checkpoint -> .*epoch_1\.safetensors: the pointer names a checkpoint that does not load/,
       );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('verify fails a checkpoint with one flipped tensor byte, and says when a file records no data hash', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-verify-'));
+    try {
+      registerAllBackends();
+      const store = storeFor(dir, {});
+      const path = join(dir, 'epoch_1.safetensors');
+      await saveCheckpointFile(store, path, { state_dict: { w: new Float32Array(256).fill(1.5) } });
+      expect((await run(['verify', path])).out).toMatch(/^ok\s+\S+epoch_1\.safetensors$/m);
+      const bytes = await readFile(path);
+      bytes[bytes.byteLength - 3] = (bytes[bytes.byteLength - 3] ?? 0) ^ 0x10;
+      await writeFile(path, bytes);
+      const flipped = await run(['verify', path]);
+      expect(flipped.code).toBe(1);
+      expect(flipped.out).toMatch(/FAIL\s+.*epoch_1\.safetensors: .*does not match the SHA-256 its header records/);
+      // Written by another tool: no hash. It verifies, saying what it could not check.
+      const header = JSON.stringify({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }).padEnd(48, ' ');
+      const other = new Uint8Array(8 + header.length + 4);
+      new DataView(other.buffer).setBigUint64(0, BigInt(header.length), true);
+      other.set(new TextEncoder().encode(header), 8);
+      await writeFile(join(dir, 'other.safetensors'), other);
+      const unchecked = await run(['verify', join(dir, 'other.safetensors')]);
+      expect(unchecked.code).toBe(0);
+      expect(unchecked.out).toMatch(/ok\s+.*other\.safetensors \(structure checked; its bytes could not be/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

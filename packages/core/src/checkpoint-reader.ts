@@ -9,6 +9,7 @@ import { CorruptCheckpointError, NotFoundError } from './errors.js';
 import { MANIFEST_NAME } from './run-layout.js';
 import {
   checkDataSection,
+  DATA_SHA256_KEY,
   joinCheckpoint,
   parseSafetensorsHeader,
   type SafetensorsHeader,
@@ -123,7 +124,7 @@ export class CheckpointReader {
 
   /** The checkpoint's top-level keys (`meta`, `state_dict`, `optimizer`, ...). */
   get keys(): string[] {
-    const keys = new Set(Object.keys(this.metadata));
+    const keys = new Set(Object.keys(this.metadata).filter((key) => key !== DATA_SHA256_KEY));
     for (const name of this.#tensors.keys()) keys.add(name.split('.')[0] as string);
     return [...keys];
   }

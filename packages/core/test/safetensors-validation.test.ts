@@ -1,8 +1,13 @@
 // The decoder validates what the reference safetensors implementation validates, and
 // hostile headers (hand-written and generated) get CorruptCheckpointError, nothing else.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { recordFigures } from '../../reliability/src/report.js';
 import { CorruptCheckpointError, decodeSafetensors, encodeSafetensors, SafetensorsCodec } from '../src/index.js';
+
+const FUZZ_RUNS = 2000;
+const tried = { corruptFiles: 0, fuzzedHeaders: 0 };
+afterAll(() => recordFigures('hostile-bytes', tried));
 
 /** A file from a header object and a data section, as an attacker would write one. */
 function file(header: unknown, data: Uint8Array = new Uint8Array(0)): Uint8Array {
@@ -50,6 +55,7 @@ describe('safetensors validation', () => {
     ['a header length past the end', file({ a: f32(0, 4) }).subarray(0, 20), /truncated file/],
     ['a tensor named __proto__.x', file({ '__proto__.x': f32(0, 4) }, new Uint8Array(4)), /reserved/],
   ])('refuses %s with CorruptCheckpointError', (_what, bytes, message) => {
+    tried.corruptFiles++;
     const codec = new SafetensorsCodec();
     expect(() => codec.decode(bytes)).toThrow(CorruptCheckpointError);
     expect(() => codec.decode(bytes)).toThrow(message);
@@ -83,6 +89,7 @@ describe('safetensors validation', () => {
     );
     fc.assert(
       fc.property(header, fc.integer({ min: 0, max: 96 }), (h, dataBytes) => {
+        tried.fuzzedHeaders++;
         const bytes = file(h, new Uint8Array(dataBytes));
         try {
           new SafetensorsCodec().decode(bytes);
@@ -90,7 +97,7 @@ describe('safetensors validation', () => {
           if (!(error instanceof CorruptCheckpointError)) throw error;
         }
       }),
-      { numRuns: 2000, seed: 20261129 },
+      { numRuns: FUZZ_RUNS, seed: 20261129 },
     );
   });
 

@@ -4,8 +4,9 @@ import { AzureBackend } from '@savepoint/backend-azure';
 import { GcsBackend } from '@savepoint/backend-gcs';
 import { S3Backend } from '@savepoint/backend-s3';
 import { CheckpointHook, ConfigError, InvalidPathError, ReferenceTrainer, redact } from '@savepoint/core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../cli/src/index.js';
+import { recordFigures } from '../src/index.js';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYzz';
 const PEM = `-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\nMzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n-----END PRIVATE KEY-----\n`;
@@ -28,7 +29,14 @@ function messageOf(fn: () => unknown): string {
   throw new Error('expected a ConfigError');
 }
 
+let shapesTried = 0;
+afterAll(() => recordFigures('secret-shapes', { cases: shapesTried }));
+
 describe('credentials in the wrong shape are described, never printed', () => {
+  beforeEach(() => {
+    shapesTried++;
+  });
+
   it('S3 credentials given as "<id>:<secret>" (a string where an object belongs)', () => {
     const message = messageOf(() => new S3Backend({ region: 'us-east-1', credentials: `AKIAEXAMPLE:${SECRET}` as never }));
     expect(message).toMatch(/"credentials" got a string of \d+ characters \(not shown/);
