@@ -139,5 +139,5 @@ console.log(`last_checkpoint -> ${pointer}`);
 // Never echo the settings themselves: they may hold credentials.
 const argsHint = values['backend-args'] ? ' (with the same --backend-args)' : '';
 console.log(
-  `\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: node packages/cli/dist/bin.js ls ${workDir}${argsHint}`,
+  `\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: pnpm savepoint ls ${workDir}${argsHint}`,
 );

@@ -480,3 +480,20 @@ describe('savepoint CLI usage errors', () => {
     }
   });
 });
+
+describe.skipIf(!!s3Server.skipReason)('the savepoint binary on S3', () => {
+  it("prints no AWS SDK Node-version warning (the user cannot act on it), only the command's own output", async () => {
+    await ensureS3Bucket();
+    const { spawnSync } = await import('node:child_process');
+    const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
+    const env = { ...process.env };
+    delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    const result = spawnSync(
+      process.execPath,
+      [bin, 'ls', 's3://savepoint-test/no-such-run', '--backend-args', JSON.stringify(s3Args())],
+      { encoding: 'utf8', env },
+    );
+    expect(result.stderr).toContain('no run folder at s3://savepoint-test/no-such-run');
+    expect(result.stderr).not.toMatch(/NodeVersionSupportWarning|upgrade to node/);
+  });
+});
