@@ -497,3 +497,16 @@ describe.skipIf(!!s3Server.skipReason)('the savepoint binary on S3', () => {
     expect(result.stderr).not.toMatch(/NodeVersionSupportWarning|upgrade to node/);
   });
 });
+
+describe('the help examples run as written inside the repo', () => {
+  it('`savepoint` is on the PATH of pnpm scripts and pnpm exec (node_modules/.bin)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const root = join(import.meta.dirname, '..', '..', '..');
+    const bin = join(root, 'node_modules', '.bin', 'savepoint');
+    const result = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const help = spawnSync(bin, ['ls', '--help'], { encoding: 'utf8' });
+    expect(help.stdout).toMatch(/Examples:\n\s+savepoint ls /);
+  });
+});
