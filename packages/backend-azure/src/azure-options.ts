@@ -1,12 +1,18 @@
 // Parses `backendArgs` for Azure Blob and builds the service client.
 import { DefaultAzureCredential } from '@azure/identity';
-import { BlobServiceClient, ContainerClient, type StoragePipelineOptions, StorageSharedKeyCredential } from '@azure/storage-blob';
+import {
+  BlobServiceClient,
+  type ContainerClient,
+  type StoragePipelineOptions,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
 import {
   checkInteger,
   checkKnownKeys,
   checkRecord,
   checkString,
   configError,
+  hasMethods,
   parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
@@ -91,10 +97,10 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
   checkKnownKeys(raw, AZURE_OPTION_NAMES, 'azure backend', ctx);
   const o = raw as AzureBackendOptions;
-  if (o.serviceClient !== undefined && !(o.serviceClient instanceof BlobServiceClient)) {
+  if (o.serviceClient !== undefined && !hasMethods(o.serviceClient, ['getContainerClient'])) {
     throw configError('serviceClient', o.serviceClient, 'a BlobServiceClient from @azure/storage-blob', ctx);
   }
-  if (o.containerClient !== undefined && !(o.containerClient instanceof ContainerClient)) {
+  if (o.containerClient !== undefined && !hasMethods(o.containerClient, ['getBlockBlobClient', 'listBlobsFlat'])) {
     throw configError('containerClient', o.containerClient, 'a ContainerClient from @azure/storage-blob', ctx);
   }
   const blockSize =

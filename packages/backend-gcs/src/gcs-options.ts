@@ -1,11 +1,12 @@
 // Parses `backendArgs` for GCS, using the client's own option names.
-import { Storage, type StorageOptions } from '@google-cloud/storage';
+import type { Storage, StorageOptions } from '@google-cloud/storage';
 import {
   checkInteger,
   checkKnownKeys,
   checkRecord,
   checkString,
   configError,
+  hasMethods,
   parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
@@ -65,8 +66,8 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
   checkKnownKeys(raw, GCS_OPTION_NAMES, 'gcs backend', ctx);
   const o = raw as GcsBackendOptions;
-  if (o.storage !== undefined && !(o.storage instanceof Storage))
-    throw configError('storage', o.storage, 'a Storage from @google-cloud/storage', ctx);
+  if (o.storage !== undefined && !hasMethods(o.storage, ['bucket']))
+    throw configError('storage', o.storage, 'a Storage from @google-cloud/storage (any version with bucket())', ctx);
   const secrets: (string | undefined)[] = [];
   const projectId = o.projectId === undefined ? undefined : checkString(o.projectId, 'projectId', 'a GCP project id', ctx);
   if (o.keyFilename !== undefined && (typeof o.keyFilename !== 'string' || looksLikeKeyContents(o.keyFilename))) {

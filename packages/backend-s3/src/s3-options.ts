@@ -1,5 +1,5 @@
 // Parses `backendArgs` for S3, using the SDK's own option names, and builds the client.
-import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import {
   checkBoolean,
   checkInteger,
@@ -7,6 +7,7 @@ import {
   checkRecord,
   checkString,
   configError,
+  hasMethods,
   parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
@@ -74,8 +75,13 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
   checkKnownKeys(raw, S3_OPTION_NAMES, 's3 backend', ctx);
   const o = raw as S3BackendOptions;
-  if (o.client !== undefined && !(o.client instanceof S3Client))
-    throw configError('client', o.client, 'an S3Client from @aws-sdk/client-s3', ctx);
+  if (o.client !== undefined && !(hasMethods(o.client, ['send', 'destroy']) && hasMethods(o.client.middlewareStack, ['add'])))
+    throw configError(
+      'client',
+      o.client,
+      'an S3Client from @aws-sdk/client-s3 (any 3.x version: send, destroy, middlewareStack)',
+      ctx,
+    );
   const secrets: (string | undefined)[] = [];
   let credentials: S3Credentials | undefined;
   if (o.credentials !== undefined) {

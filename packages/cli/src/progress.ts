@@ -26,7 +26,9 @@ export function terminalProgress(
     const ratio = total === 0 ? 1 : Math.min(1, done / total);
     const width = 30;
     const bar = '#'.repeat(Math.round(ratio * width)).padEnd(width, '.');
-    stream.write(`\r[${bar}] ${(ratio * 100).toFixed(0).padStart(3)}% ${(done / MiB).toFixed(1)}/${(total / MiB).toFixed(1)} MiB`);
+    stream.write(
+      `\r[${bar}] ${(ratio * 100).toFixed(0).padStart(3)}% ${(done / MiB).toFixed(1)}/${(total / MiB).toFixed(1)} MiB`,
+    );
   };
   return {
     start(t) {

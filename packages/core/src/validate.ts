@@ -105,3 +105,13 @@ export function checkKnownKeys(
     }
   }
 }
+
+/**
+ * A client passed in is accepted by its shape (the methods savepoint calls), not by
+ * `instanceof`: a consumer's SDK may be another minor version, a separate copy in the
+ * tree, or a wrapper, and all of those work.
+ */
+export function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+  return methods.every((method) => typeof (value as Record<string, unknown>)[method] === 'function');
+}
