@@ -1,21 +1,4 @@
-export * from './bytes.js';
-export * from './checkpoint-hook.js';
-export * from './checkpoint-io.js';
-export * from './checkpoint-reader.js';
-export type * from './codec.js';
-export * from './errors.js';
-export * from './lease.js';
-export * from './object-path.js';
-export * from './object-store.js';
-export * from './redact.js';
-export * from './reference-trainer.js';
-export * from './registry.js';
-export * from './resume.js';
-export * from './retry.js';
-export * from './run-layout.js';
-export type * from './runner.js';
-export * from './runtime-info.js';
-export * from './safetensors-codec.js';
-export type * from './storage-backend.js';
-export * from './tensor.js';
-export * from './validate.js';
+// `@savepoint/core`: everything. `@savepoint/core/store` (bytes only) and
+// `@savepoint/core/checkpoint` (the engine) are its two halves.
+export * from './checkpoint.js';
+export * from './store.js';
