@@ -17,7 +17,7 @@ import {
   registerBackend,
   type StreamWrite,
   stageParts,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 import { BACKEND_NAME, mapAzureError } from './azure-errors.js';
 import { type AzureBackendOptions, type ResolvedAzureOptions, resolveAzureOptions } from './azure-options.js';
 

@@ -10,7 +10,7 @@ import {
   type SavepointError,
   safeCause,
   TransientError,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 
 export const BACKEND_NAME = 'azure';
 

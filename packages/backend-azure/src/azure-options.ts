@@ -16,7 +16,7 @@ import {
   parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 import { BACKEND_NAME } from './azure-errors.js';
 
 export interface AzureBackendOptions {

@@ -16,7 +16,7 @@ import {
   type StreamWrite,
   stageParts,
   untilAborted,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 import { BACKEND_NAME, mapGcsError } from './gcs-errors.js';
 import { type GcsBackendOptions, type ResolvedGcsOptions, resolveGcsOptions } from './gcs-options.js';
 

@@ -8,7 +8,7 @@ import {
   type SavepointError,
   safeCause,
   TransientError,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 
 export const BACKEND_NAME = 'gcs';
 

@@ -29,7 +29,7 @@ import {
   type StorageBackend,
   TransientError,
   tempNameFor,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;
 export const LOCAL_OPTION_NAMES = ['root'];

@@ -33,7 +33,7 @@ import {
   type SignalOptions,
   type StreamWrite,
   withRetry,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 import { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 

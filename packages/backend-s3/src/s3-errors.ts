@@ -9,7 +9,7 @@ import {
   type SavepointError,
   safeCause,
   TransientError,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 
 export const BACKEND_NAME = 's3';
 

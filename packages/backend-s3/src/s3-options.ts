@@ -12,7 +12,7 @@ import {
   parseRetryPolicy,
   type RetryPolicy,
   secretConfigError,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 import { BACKEND_NAME } from './s3-errors.js';
 
 export interface S3Credentials {
