@@ -138,6 +138,4 @@ console.log(`published copies: ${names('published')}`);
 console.log(`last_checkpoint -> ${pointer}`);
 // Never echo the settings themselves: they may hold credentials.
 const argsHint = values['backend-args'] ? ' (with the same --backend-args)' : '';
-console.log(
-  `\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: pnpm savepoint ls ${workDir}${argsHint}`,
-);
+console.log(`\ndone in ${((Date.now() - started) / 1000).toFixed(1)} s. Try: pnpm savepoint ls ${workDir}${argsHint}`);
