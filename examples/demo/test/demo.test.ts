@@ -5,6 +5,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { s3Args, server as s3Server } from '../../../packages/backend-s3/test/s3-setup.js';
 
 const DEMO = join(import.meta.dirname, '..', 'dist', 'demo.js');
 const runDemo = (...args: string[]) => spawnSync(process.execPath, [DEMO, ...args], { encoding: 'utf8' });
@@ -54,4 +55,14 @@ describe('savepoint demo', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe.skipIf(!!s3Server.skipReason)(`the demo on S3${s3Server.skipReason ? ` (skipped: ${s3Server.skipReason})` : ''}`, () => {
+  it('a missing bucket fails before any training, saying so', () => {
+    const result = runDemo('--work-dir', 's3://no-such-bucket-savepoint/demo', '--backend-args', JSON.stringify(s3Args()));
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/no-such-bucket-savepoint/);
+    expect(result.stderr).toMatch(/bucket/i);
+    expect(result.stdout).not.toMatch(/epoch\s+1\//);
+  }, 60_000);
 });
