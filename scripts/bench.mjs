@@ -5,7 +5,8 @@
 //      SDK with the same part size and concurrency, with peak RSS (each in its own
 //      process), BENCH_REPEAT times (default 3), raw and savepoint interleaved, medians;
 //   3. per network store: time the training loop is blocked by a save of a 256 MiB state,
-//      asyncSave vs sync, and peak RSS of each (each in its own process);
+//      asyncSave vs sync (the first save of a process, and the later ones: a training run
+//      saves many times), and peak RSS of each (each in its own process);
 //   4. per network store: bytes read to load 10% of a 256 MiB checkpoint's tensors, and to inspect it;
 //   5. per network store: a 1 GiB directory checkpoint in 8 shards, parallel vs sequential;
 //   6. per network store: rmtree of 10,000 objects vs deleting them one by one.
@@ -48,18 +49,23 @@ console.log(
     `first save: ${calls.first} calls; ratio steady/first: ${ratio(calls.steady[0], calls.first)}`,
 );
 
-let started = false;
-if (!existsSync(`${root}.cache/servers.env`)) {
+// Each store is measured on freshly started servers: the in-memory servers never free
+// what a deleted object held (Azurite's collector is off for the tests), and gigabytes
+// of one section must not weigh on the next. So the bench restarts the local servers:
+// do not run it while a test run uses them.
+const wasRunning = existsSync(`${root}.cache/servers.env`);
+function freshServers() {
+  execFileSync('bash', [`${root}scripts/servers.sh`, 'stop'], { stdio: 'inherit' });
   execFileSync('bash', [`${root}scripts/servers.sh`, 'start'], { stdio: 'inherit' });
-  started = true;
-}
-for (const line of readFileSync(`${root}.cache/servers.env`, 'utf8').split('\n')) {
-  const [k, ...v] = line.split('=');
-  if (k) process.env[k] = v.join('=');
+  for (const line of readFileSync(`${root}.cache/servers.env`, 'utf8').split('\n')) {
+    const [k, ...v] = line.split('=');
+    if (k) process.env[k] = v.join('=');
+  }
 }
 try {
   for (const store of ['s3', 'gcs', 'azure']) {
     if (only.length && !only.includes(store)) continue;
+    freshServers();
     console.log(
       `\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency), median of ${REPEAT} interleaved runs ==`,
     );
@@ -90,11 +96,16 @@ try {
       syncSaves.push(run(['save', store, 'sync', String(SAVE_BYTES)]));
       asyncSaves.push(run(['save', store, 'async', String(SAVE_BYTES)]));
     }
-    const blockedSync = median(syncSaves.map((x) => x.blocked));
-    const blockedAsync = median(asyncSaves.map((x) => x.blocked));
+    const ms = (x) => `${(x * 1000).toFixed(0)} ms`;
+    for (const which of ['first', 'steady']) {
+      const blockedSync = median(syncSaves.map((x) => x.blocked[which]));
+      const blockedAsync = median(asyncSaves.map((x) => x.blocked[which]));
+      console.log(
+        `training blocked, ${which === 'first' ? 'first save of a process' : 'later saves (median)'}: sync ${ms(blockedSync)}, async ${ms(blockedAsync)} (snapshot copy included), ratio ${ratio(blockedAsync, blockedSync)}${which === 'steady' ? ' (target <= 0.05)' : ''}`,
+      );
+    }
     console.log(
-      `training blocked: sync ${(blockedSync * 1000).toFixed(0)} ms, async ${(blockedAsync * 1000).toFixed(0)} ms (snapshot copy included), ratio ${ratio(blockedAsync, blockedSync)} (target <= 0.05); ` +
-        `until committed: sync ${median(syncSaves.map((x) => x.committed)).toFixed(2)} s, async ${median(asyncSaves.map((x) => x.committed)).toFixed(2)} s`,
+      `until committed: sync ${median(syncSaves.map((x) => x.committed)).toFixed(2)} s, async ${median(asyncSaves.map((x) => x.committed)).toFixed(2)} s (per save)`,
     );
     const rssSync = median(syncSaves.map((x) => x.maxRss));
     const rssAsync = median(asyncSaves.map((x) => x.maxRss));
@@ -126,5 +137,5 @@ try {
     );
   }
 } finally {
-  if (started) execFileSync('bash', [`${root}scripts/servers.sh`, 'stop'], { stdio: 'inherit' });
+  if (!wasRunning) execFileSync('bash', [`${root}scripts/servers.sh`, 'stop'], { stdio: 'inherit' });
 }

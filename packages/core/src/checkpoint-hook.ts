@@ -5,6 +5,7 @@
 // pointer moves before anything old is deleted. Every path read back from runtime
 // info goes through the run layout: only this run's own names are ever deleted.
 
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   type CheckpointHookOptions,
   expandRules,
@@ -19,14 +20,14 @@ import {
   saveCheckpointFile,
   writeLastCheckpoint,
 } from './checkpoint-io.js';
-import { ConfigError, SavepointError } from './errors.js';
+import { AbortedError, ConfigError, SavepointError } from './errors.js';
 import { RunLease } from './lease.js';
 import { redact } from './redact.js';
 import { getBackend, uriScheme } from './registry.js';
 import { absoluteWorkDir, RunLayout } from './run-layout.js';
 import type { Runner } from './runner.js';
 import type { StorageBackend } from './storage-backend.js';
-import { type Checkpoint, snapshotCheckpoint } from './tensor.js';
+import { type Checkpoint, SnapshotPool, snapshotCheckpoint, type TypedArray } from './tensor.js';
 
 /** One store operation of a save point, run in order after the ones before it. */
 type SaveStep = () => Promise<void>;
@@ -69,6 +70,10 @@ export class CheckpointHook {
   #inFlight: Promise<void>[] = [];
   /** (asyncSave) The first background failure not yet raised to the caller. */
   #backgroundFailure: { error: unknown } | undefined;
+  /** (asyncSave) Snapshot buffers of finished saves, reused by the next snapshot. */
+  readonly #snapshotPool = new SnapshotPool();
+  /** (asyncSave) Buffers the save point being planned copied into, released when its save ends. */
+  #planBuffers: TypedArray[] = [];
 
   constructor(options: CheckpointHookOptions = {}) {
     this.config = Object.freeze(resolveCheckpointHookOptions(options));
@@ -324,22 +329,35 @@ export class CheckpointHook {
    */
   async #savePoint(plan: (steps: SaveStep[]) => Promise<void>): Promise<void> {
     const steps: SaveStep[] = [];
+    this.#planBuffers = [];
     await plan(steps);
-    if (steps.length === 0) return;
+    const buffers = this.#planBuffers;
+    if (steps.length === 0) {
+      this.#snapshotPool.release(buffers);
+      return;
+    }
     if (!this.config.asyncSave) {
       for (const step of steps) await step();
       return;
     }
     const previous = this.#inFlight.at(-1) ?? Promise.resolve();
     const job: Promise<void> = previous
+      // Start on a later turn of the event loop: the training loop resumes first.
+      .then(() => yieldToEventLoop())
       .then(async () => {
         if (this.#backgroundFailure) return; // an earlier save failed: this one is cancelled
+        const signal = this.config.signal;
+        if (signal?.aborted) {
+          throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
+        }
         for (const step of steps) await step();
       })
       .catch((error: unknown) => {
         this.#backgroundFailure ??= { error };
       })
       .finally(() => {
+        // Nothing reads this save's snapshot any more: the next one reuses its buffers.
+        this.#snapshotPool.release(buffers);
         this.#inFlight.splice(this.#inFlight.indexOf(job), 1);
       });
     this.#inFlight.push(job);
@@ -417,7 +435,12 @@ export class CheckpointHook {
     };
     if (include.optimizer && runner.optimizerState) checkpoint.optimizer = await runner.optimizerState();
     if (include.scheduler && runner.schedulerState) checkpoint.param_schedulers = await runner.schedulerState();
-    return (this.config.asyncSave ? snapshotCheckpoint(checkpoint) : checkpoint) as Checkpoint;
+    if (!this.config.asyncSave) return checkpoint as Checkpoint;
+    return snapshotCheckpoint(checkpoint, (data) => {
+      const copy = this.#snapshotPool.copy(data);
+      this.#planBuffers.push(copy);
+      return copy;
+    }) as Checkpoint;
   }
 
   async #write(name: string, checkpoint: Checkpoint): Promise<void> {
@@ -546,6 +569,7 @@ export class CheckpointHook {
     // The lease is held until no save of this run is writing any more. A failure they
     // leave is kept for `flush()`: close runs on error paths and must not mask the cause.
     await Promise.allSettled(this.#inFlight);
+    this.#snapshotPool.clear();
     const lease = this.#lease;
     this.#lease = undefined;
     await lease?.release({ signal: this.config.signal });

@@ -4,10 +4,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import pMap from 'p-map';
 import { openCheckpoint } from './checkpoint-reader.js';
-import type { CheckpointCodec } from './codec.js';
+import type { CheckpointCodec, EncodedCheckpoint } from './codec.js';
 import { ConfigError, CorruptCheckpointError, NotFoundError } from './errors.js';
 import { MANIFEST_NAME, POINTER_NAME, resolvePointerText } from './run-layout.js';
-import { decodeSafetensors, encodeSafetensors, joinCheckpoint, SafetensorsCodec, splitCheckpoint } from './safetensors-codec.js';
+import {
+  decodeSafetensors,
+  digestTensorData,
+  encodeSafetensors,
+  joinCheckpoint,
+  SafetensorsCodec,
+  splitCheckpoint,
+} from './safetensors-codec.js';
 import type { SignalOptions, StorageBackend } from './storage-backend.js';
 import type { Checkpoint, Tensor, TypedArray } from './tensor.js';
 
@@ -71,6 +78,13 @@ async function putHashed(
   return { sha256: hash.digest('hex'), bytes };
 }
 
+/** Encodes for an upload; the safetensors data hash is taken without holding the event loop. */
+async function encodeForUpload(codec: CheckpointCodec, checkpoint: Checkpoint): Promise<EncodedCheckpoint> {
+  if (!(codec instanceof SafetensorsCodec)) return codec.encode(checkpoint);
+  const { metadata, tensors } = splitCheckpoint(checkpoint);
+  return encodeSafetensors(metadata, tensors, { dataSha256: await digestTensorData(tensors) });
+}
+
 /** Writes a single-file checkpoint atomically (the store's put is all or nothing). */
 export async function saveCheckpointFile(
   backend: StorageBackend,
@@ -78,7 +92,7 @@ export async function saveCheckpointFile(
   checkpoint: Checkpoint,
   options: SaveOptions = {},
 ): Promise<{ sha256: string; bytes: number }> {
-  const encoded = (options.codec ?? DEFAULT_CODEC).encode(checkpoint);
+  const encoded = await encodeForUpload(options.codec ?? DEFAULT_CODEC, checkpoint);
   return putHashed(backend, path, encoded.chunks(), options);
 }
 
@@ -116,7 +130,8 @@ export async function saveCheckpointDir(
     [...groups.entries()],
     async ([i, group]) => {
       const file = `shard-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}-${token}.safetensors`;
-      const written = await putHashed(backend, backend.joinPath(path, file), encodeSafetensors({}, group).chunks(), options);
+      const encoded = encodeSafetensors({}, group, { dataSha256: await digestTensorData(group) });
+      const written = await putHashed(backend, backend.joinPath(path, file), encoded.chunks(), options);
       return { file, ...written, tensors: group.map((t) => t.name) };
     },
     options.concurrency ?? DEFAULT_SHARD_CONCURRENCY,

@@ -5,6 +5,7 @@
 // each top-level key's non-tensor structure is a JSON string in `__metadata__`,
 // with `{"__tensor__": name}` where a tensor was, so decode rebuilds the tree.
 import { createHash } from 'node:crypto';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { CheckpointCodec, EncodedCheckpoint } from './codec.js';
 import { CorruptCheckpointError, SavepointError } from './errors.js';
 import { type Checkpoint, DTYPE_BYTES, type DType, isTypedArray, Tensor, type TypedArray, typedArrayFor } from './tensor.js';
@@ -20,7 +21,7 @@ const FLOAT_REF = '__float__';
 /** Refuses headers larger than this when decoding: a corrupt length must not allocate gigabytes. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-interface TensorEntry {
+export interface TensorEntry {
   name: string;
   dtype: DType;
   shape: number[];
@@ -135,13 +136,46 @@ export function joinCheckpoint(metadata: Record<string, string>, tensors: Map<st
   return checkpoint;
 }
 
-/** Encodes metadata and tensors as one safetensors file, streaming views of the tensors' memory. */
-export function encodeSafetensors(metadata: Record<string, string>, tensors: readonly TensorEntry[]): EncodedCheckpoint {
-  // The header comes first in the file, so the data's hash is taken before anything is
-  // sent: one read of the tensors' memory (no copy), then the upload streams it.
+const DIGEST_SLICE_BYTES = 4 * 1024 * 1024;
+
+function tensorBytes(t: TensorEntry): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+function digestTensorDataSync(tensors: readonly TensorEntry[]): string {
   const hash = createHash('sha256');
-  for (const t of tensors) hash.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  const header: Record<string, unknown> = { __metadata__: { ...metadata, [DATA_SHA256_KEY]: hash.digest('hex') } };
+  for (const t of tensors) hash.update(tensorBytes(t));
+  return hash.digest('hex');
+}
+
+/**
+ * The SHA-256 of the data section `tensors` make, in 4 MiB slices with a turn of the
+ * event loop between them: hashing a large state in the background (asyncSave) must
+ * not stall the training loop that shares the thread.
+ */
+export async function digestTensorData(tensors: readonly TensorEntry[]): Promise<string> {
+  const hash = createHash('sha256');
+  for (const t of tensors) {
+    const bytes = tensorBytes(t);
+    for (let offset = 0; offset < bytes.byteLength; offset += DIGEST_SLICE_BYTES) {
+      hash.update(bytes.subarray(offset, offset + DIGEST_SLICE_BYTES));
+      await yieldToEventLoop();
+    }
+  }
+  return hash.digest('hex');
+}
+
+/** Encodes metadata and tensors as one safetensors file, streaming views of the tensors' memory. */
+export function encodeSafetensors(
+  metadata: Record<string, string>,
+  tensors: readonly TensorEntry[],
+  options: { dataSha256?: string } = {},
+): EncodedCheckpoint {
+  // The header comes first in the file, so the data's hash is taken before anything is
+  // sent: one read of the tensors' memory (no copy), then the upload streams it. Savers
+  // pass it in from `digestTensorData`, which does not hold the event loop.
+  const dataSha256 = options.dataSha256 ?? digestTensorDataSync(tensors);
+  const header: Record<string, unknown> = { __metadata__: { ...metadata, [DATA_SHA256_KEY]: dataSha256 } };
   let offset = 0;
   for (const t of tensors) {
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };

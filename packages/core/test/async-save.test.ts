@@ -45,7 +45,7 @@ class GatedBackend extends LocalBackend {
     await Promise.race([
       this.#open,
       new Promise<void>((_, reject) => {
-        if (signal?.aborted) reject(signal.reason);
+        if (signal?.aborted) reject(new AbortedError(`put ${path}: aborted`));
         signal?.addEventListener('abort', () => reject(new AbortedError(`put ${path}: aborted`)), { once: true });
       }),
     ]);
@@ -261,5 +261,25 @@ describe('asyncSave', () => {
     expect(() => new CheckpointHook({ asyncSave: 'yes' as unknown as boolean })).toThrow(/asyncSave/);
     expect(() => new CheckpointHook({ shardConcurrency: 2 })).toThrow(/shardConcurrency.*directory/);
     expect(() => new CheckpointHook({ layout: 'directory', shardConcurrency: 0 })).toThrow(/shardConcurrency/);
+  });
+});
+
+describe('SnapshotPool', () => {
+  it('copies into a released buffer of the same type and length, and never hands one out twice', async () => {
+    const { SnapshotPool } = await import('../src/index.js');
+    const pool = new SnapshotPool();
+    const source = new Float32Array([1, 2, 3]);
+    const first = pool.copy(source);
+    expect(first).not.toBe(source);
+    expect(Array.from(first as Float32Array)).toEqual([1, 2, 3]);
+    const second = pool.copy(source);
+    expect(second).not.toBe(first); // the first is still in use
+    pool.release([first]);
+    source[0] = 9;
+    const reused = pool.copy(source);
+    expect(reused).toBe(first);
+    expect(Array.from(reused as Float32Array)).toEqual([9, 2, 3]);
+    expect(pool.copy(new Float64Array(3))).not.toBe(first); // another type: a new buffer
+    expect(pool.copy(source)).not.toBe(first);
   });
 });
