@@ -4,25 +4,16 @@ import { randomBytes } from 'node:crypto';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { ConfigError } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
+import { foreignClient } from '../../../test-support/foreign-client.js';
 import { AzureBackend } from '../src/index.js';
 import { CONTAINER, connectionString, ensureContainer, server } from './azure-setup.js';
-
-/** The same client seen through another object, as a second copy of the SDK would be: not `instanceof`. */
-function foreign<T extends object>(client: T): T {
-  return new Proxy(Object.create(null), {
-    get: (_target, key) => {
-      const value = Reflect.get(client, key);
-      return typeof value === 'function' ? value.bind(client) : value;
-    },
-  });
-}
 
 describe.skipIf(!!server.skipReason)(
   `a BlobServiceClient that is not this copy's class${server.skipReason ? ` (skipped: ${server.skipReason})` : ''}`,
   () => {
     it('is accepted and works', async () => {
       await ensureContainer();
-      const serviceClient = foreign(BlobServiceClient.fromConnectionString(connectionString()));
+      const serviceClient = foreignClient(BlobServiceClient.fromConnectionString(connectionString()));
       expect(serviceClient instanceof BlobServiceClient).toBe(false);
       const backend = new AzureBackend({ serviceClient });
       const path = `az://${CONTAINER}/client-shape-${randomBytes(4).toString('hex')}/a.txt`;

@@ -4,25 +4,16 @@ import { randomBytes } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
 import { ConfigError } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
+import { foreignClient } from '../../../test-support/foreign-client.js';
 import { GcsBackend } from '../src/index.js';
 import { BUCKET, ensureBucket, server } from './gcs-setup.js';
-
-/** The same client seen through another object, as a second copy of the SDK would be: not `instanceof Storage`. */
-function foreign<T extends object>(client: T): T {
-  return new Proxy(Object.create(null), {
-    get: (_target, key) => {
-      const value = Reflect.get(client, key);
-      return typeof value === 'function' ? value.bind(client) : value;
-    },
-  });
-}
 
 describe.skipIf(!!server.skipReason)(
   `a Storage that is not this copy's class${server.skipReason ? ` (skipped: ${server.skipReason})` : ''}`,
   () => {
     it('is accepted and works', async () => {
       await ensureBucket();
-      const storage = foreign(new Storage({ apiEndpoint: server.endpoint, projectId: 'savepoint-test' }));
+      const storage = foreignClient(new Storage({ apiEndpoint: server.endpoint, projectId: 'savepoint-test' }));
       expect(storage instanceof Storage).toBe(false);
       const backend = new GcsBackend({ storage });
       const path = `gs://${BUCKET}/client-shape-${randomBytes(4).toString('hex')}/a.txt`;
