@@ -67,14 +67,15 @@ try {
     if (only.length && !only.includes(store)) continue;
     freshServers();
     console.log(
-      `\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency), median of ${REPEAT} interleaved runs ==`,
+      `\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency), median of ${REPEAT} runs, interleaved in alternating order ==`,
     );
     const raws = [];
     const ourRuns = [];
     for (let i = 0; i < REPEAT; i++) {
-      // Interleaved, so that a slow moment of the machine hits both sides alike.
-      raws.push(run(['stream', store, 'raw', String(BYTES)]));
-      ourRuns.push(run(['stream', store, 'savepoint', String(BYTES)]));
+      // Interleaved, and in alternating order (raw first, then savepoint first): a slow
+      // moment of the machine, or a server that slows as it fills, hits both sides alike.
+      const order = i % 2 === 0 ? ['raw', 'savepoint'] : ['savepoint', 'raw'];
+      for (const impl of order) (impl === 'raw' ? raws : ourRuns).push(run(['stream', store, impl, String(BYTES)]));
     }
     for (const dir of ['up', 'down']) {
       const r = BYTES / median(raws.map((x) => x[dir])) / 1024 / 1024;
@@ -89,12 +90,13 @@ try {
       `peak RSS (median): raw ${mib(rawRss)} MiB, savepoint ${mib(ourRss)} MiB, ratio ${ratio(ourRss, rawRss)} (target <= 1.10)`,
     );
 
+    freshServers();
     console.log(`== ${store}: a save of a ${mib(SAVE_BYTES)} MiB state blocking training, async vs sync, median of ${REPEAT} ==`);
     const syncSaves = [];
     const asyncSaves = [];
     for (let i = 0; i < REPEAT; i++) {
-      syncSaves.push(run(['save', store, 'sync', String(SAVE_BYTES)]));
-      asyncSaves.push(run(['save', store, 'async', String(SAVE_BYTES)]));
+      const order = i % 2 === 0 ? ['sync', 'async'] : ['async', 'sync'];
+      for (const mode of order) (mode === 'sync' ? syncSaves : asyncSaves).push(run(['save', store, mode, String(SAVE_BYTES)]));
     }
     const ms = (x) => `${(x * 1000).toFixed(0)} ms`;
     for (const which of ['first', 'steady']) {
@@ -120,6 +122,7 @@ try {
         `inspect: ${(lazy.inspectBytes / 1024).toFixed(1)} KiB read (target <= 1024 KiB)`,
     );
 
+    freshServers();
     console.log(`== ${store}: directory checkpoint of ${mib(SHARD_BYTES)} MiB in 8 shards, parallel (4) vs sequential ==`);
     const sequential = run(['shards', store, '1', String(SHARD_BYTES)]);
     const parallel = run(['shards', store, '4', String(SHARD_BYTES)]);
@@ -128,6 +131,7 @@ try {
         `load: sequential ${sequential.down.toFixed(2)} s, parallel ${parallel.down.toFixed(2)} s, speed-up ${ratio(sequential.down, parallel.down)}x`,
     );
 
+    freshServers();
     console.log(`== ${store}: delete ${OBJECTS} objects ==`);
     const one = run(['delete', store, 'one-by-one', String(OBJECTS)]);
     const tree = run(['delete', store, 'rmtree', String(OBJECTS)]);
