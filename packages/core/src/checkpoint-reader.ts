@@ -11,6 +11,7 @@ import {
   checkDataSection,
   DATA_SHA256_KEY,
   joinCheckpoint,
+  MAX_HEADER_BYTES,
   parseSafetensorsHeader,
   type SafetensorsHeader,
   tensorFromBytes,
@@ -19,8 +20,6 @@ import {
 import type { SignalOptions, StorageBackend } from './storage-backend.js';
 import type { Checkpoint, DType, Tensor, TypedArray } from './tensor.js';
 
-/** safetensors' own bound on the JSON header: a corrupt length must not pull a file into memory. */
-const MAX_HEADER_BYTES = 100_000_000;
 /** The first read takes this much, so that most headers arrive in one request. */
 const FIRST_READ_BYTES = 16 * 1024;
 /** Two tensors closer than this are fetched in one request (the gap is read and dropped). */

@@ -18,8 +18,11 @@ const TENSOR_REF = '__tensor__';
  */
 export const DATA_SHA256_KEY = 'savepoint:data_sha256';
 const FLOAT_REF = '__float__';
-/** Refuses headers larger than this when decoding: a corrupt length must not allocate gigabytes. */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/**
+ * The reference implementation's bound on the JSON header (100 MB): a corrupt length
+ * must not allocate, or make a reader fetch, gigabytes. The one bound every reader uses.
+ */
+export const MAX_HEADER_BYTES = 100_000_000;
 
 export interface TensorEntry {
   name: string;
