@@ -3,7 +3,7 @@
 // Everything here is store-agnostic; it only calls StorageBackend methods.
 import { createHash, randomBytes } from 'node:crypto';
 import pMap from 'p-map';
-import { openCheckpoint } from './checkpoint-reader.js';
+import { openCheckpoint, readManifest } from './checkpoint-reader.js';
 import type { CheckpointCodec, EncodedCheckpoint } from './codec.js';
 import { ConfigError, CorruptCheckpointError, NotFoundError } from './errors.js';
 import { MANIFEST_NAME, POINTER_NAME, resolvePointerText } from './run-layout.js';
@@ -140,21 +140,6 @@ export async function saveCheckpointDir(
   await backend.put(backend.joinPath(path, MANIFEST_NAME), JSON.stringify(manifest, null, 1), options);
   for (const old of previous?.shards ?? []) {
     if (!manifest.shards.some((s) => s.file === old.file)) await backend.remove(backend.joinPath(path, old.file));
-  }
-  return manifest;
-}
-
-export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
-  const path = backend.joinPath(dir, MANIFEST_NAME);
-  const bytes = await backend.get(path, options);
-  let manifest: ShardManifest;
-  try {
-    manifest = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (error) {
-    throw new CorruptCheckpointError(`manifest ${path} is not valid JSON`, { backend: backend.name, cause: error });
-  }
-  if (manifest?.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
-    throw new CorruptCheckpointError(`manifest ${path} is not a savepoint shard manifest`, { backend: backend.name });
   }
   return manifest;
 }

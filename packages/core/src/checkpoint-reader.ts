@@ -4,7 +4,7 @@
 // for single files and directory checkpoints (the manifest says which shard holds which
 // tensor). Everything read is validated as the full decoder would.
 import pMap from 'p-map';
-import { readManifest } from './checkpoint-io.js';
+import type { ShardManifest } from './checkpoint-io.js';
 import { CorruptCheckpointError, NotFoundError } from './errors.js';
 import { MANIFEST_NAME } from './run-layout.js';
 import {
@@ -85,6 +85,22 @@ export async function readSafetensorsHeader(
     throw error;
   }
   return { header, fileBytes, bytesRead: bytes.byteLength };
+}
+
+/** A directory checkpoint's manifest, checked to be one. */
+export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
+  const path = backend.joinPath(dir, MANIFEST_NAME);
+  const bytes = await backend.get(path, options);
+  let manifest: ShardManifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (error) {
+    throw new CorruptCheckpointError(`manifest ${path} is not valid JSON`, { backend: backend.name, cause: error });
+  }
+  if (manifest?.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
+    throw new CorruptCheckpointError(`manifest ${path} is not a savepoint shard manifest`, { backend: backend.name });
+  }
+  return manifest;
 }
 
 /** A checkpoint opened for reading by parts. */
