@@ -4,7 +4,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ToyModel } from '@savepoint/backend-test-suite';
-import { CheckpointHook, ReferenceTrainer, type StorageBackend, saveCheckpointFile } from '@savepoint/core';
+import {
+  CheckpointHook,
+  type CheckpointHookOptions,
+  ReferenceTrainer,
+  type StorageBackend,
+  saveCheckpointFile,
+} from '@savepoint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { azureArgs, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
 import { ensureBucket as ensureGcsBucket, gcsArgs, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
@@ -50,6 +56,30 @@ const stores: StoreConfig[] = [
     },
   },
 ];
+
+/** Runs `body` with a fresh local folder and its store, and removes the folder afterwards. */
+async function inLocalFolder(prefix: string, body: (dir: string, store: StorageBackend) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), `savepoint-${prefix}-`));
+  try {
+    registerAllBackends();
+    await body(dir, storeFor(dir, {}));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Trains the toy model for `maxEpochs` epochs in `dir`, validating every epoch. */
+function trainToy(dir: string, store: StorageBackend, hook: CheckpointHookOptions, maxEpochs: number, model = new ToyModel()) {
+  return new ReferenceTrainer({
+    workDir: dir,
+    model,
+    checkpointHook: new CheckpointHook({ ...hook, backend: store }),
+    itersPerEpoch: 1,
+    maxEpochs,
+    valInterval: 1,
+    backend: store,
+  }).train();
+}
 
 async function run(argv: string[], env: Record<string, string> = {}) {
   let out = '';
@@ -335,19 +365,9 @@ describe('savepoint CLI usage errors', () => {
     expect(result.code).toBe(2);
     expect(result.err).toContain('did you mean "s3://bucket/run"');
   });
-  it('verify of a run folder fails when the pointer names a missing checkpoint', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'savepoint-verify-'));
-    try {
-      registerAllBackends();
-      const store = storeFor(dir, {});
-      await new ReferenceTrainer({
-        workDir: dir,
-        model: new ToyModel(),
-        checkpointHook: new CheckpointHook({ interval: 1, maxKeepCkpts: 1, backend: store }),
-        itersPerEpoch: 1,
-        maxEpochs: 2,
-        backend: store,
-      }).train();
+  it('verify of a run folder fails when the pointer names a missing checkpoint', () =>
+    inLocalFolder('verify', async (dir, store) => {
+      await trainToy(dir, store, { interval: 1, maxKeepCkpts: 1 }, 2);
       expect((await run(['verify', dir])).code).toBe(0);
       await store.put(join(dir, 'last_checkpoint'), 'epoch_1.safetensors'); // rotated away
       const result = await run(['verify', dir]);
@@ -355,15 +375,9 @@ describe('savepoint CLI usage errors', () => {
       expect(result.out).toMatch(
         /FAIL\s+.*last_checkpoint -> .*epoch_1\.safetensors: the pointer names a checkpoint that does not load/,
       );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-  it('verify fails a checkpoint with one flipped tensor byte, and says when a file records no data hash', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'savepoint-verify-'));
-    try {
-      registerAllBackends();
-      const store = storeFor(dir, {});
+    }));
+  it('verify fails a checkpoint with one flipped tensor byte, and says when a file records no data hash', () =>
+    inLocalFolder('verify', async (dir, store) => {
       const path = join(dir, 'epoch_1.safetensors');
       await saveCheckpointFile(store, path, { state_dict: { w: new Float32Array(256).fill(1.5) } });
       expect((await run(['verify', path])).out).toMatch(/^ok\s+\S+epoch_1\.safetensors$/m);
@@ -382,10 +396,7 @@ describe('savepoint CLI usage errors', () => {
       const unchecked = await run(['verify', join(dir, 'other.safetensors')]);
       expect(unchecked.code).toBe(0);
       expect(unchecked.out).toMatch(/ok\s+.*other\.safetensors \(structure checked; its bytes could not be/);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
   it('with --json, errors are JSON too', async () => {
     const result = await run(['ls', 'zz://bucket/run', '--json']);
     expect(result.code).toBe(2);
@@ -394,19 +405,14 @@ describe('savepoint CLI usage errors', () => {
     expect(parsed.error.message).toMatch(/no backend serves "zz:\/\/"/);
   });
   it('inspect of the pointer says what it is and where it points; of a run folder, that it is a run folder; ls has a header and is sorted by step', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'savepoint-inspect-'));
-    try {
-      registerAllBackends();
-      const store = storeFor(dir, {});
-      await new ReferenceTrainer({
-        workDir: dir,
-        model: new ToyModel((p) => ({ acc: [0.9, 0.1, 0.2][p.epoch - 1] ?? 0 })),
-        checkpointHook: new CheckpointHook({ interval: 1, saveBest: 'acc', backend: store }),
-        itersPerEpoch: 1,
-        maxEpochs: 3,
-        valInterval: 1,
-        backend: store,
-      }).train();
+    await inLocalFolder('inspect', async (dir, store) => {
+      await trainToy(
+        dir,
+        store,
+        { interval: 1, saveBest: 'acc' },
+        3,
+        new ToyModel((p) => ({ acc: [0.9, 0.1, 0.2][p.epoch - 1] ?? 0 })),
+      );
       const pointer = await run(['inspect', join(dir, 'last_checkpoint')]);
       expect(pointer.code).toBe(2);
       expect(pointer.err).toContain(`is the run's pointer, not a checkpoint; it names ${join(dir, 'epoch_3.safetensors')}`);
@@ -421,9 +427,7 @@ describe('savepoint CLI usage errors', () => {
         'epoch_2.safetensors',
         'epoch_3.safetensors',
       ]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
   it('inspect refuses a header length over the reference bound without reading the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'savepoint-header-'));
@@ -445,28 +449,15 @@ describe('savepoint CLI usage errors', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
-  it('publish with keys the checkpoint does not hold fails and writes nothing', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'savepoint-publish-'));
-    try {
-      registerAllBackends();
-      const store = storeFor(dir, {});
-      await new ReferenceTrainer({
-        workDir: dir,
-        model: new ToyModel(),
-        checkpointHook: new CheckpointHook({ interval: 1, backend: store }),
-        itersPerEpoch: 1,
-        maxEpochs: 1,
-        backend: store,
-      }).train();
+  it('publish with keys the checkpoint does not hold fails and writes nothing', () =>
+    inLocalFolder('publish', async (dir, store) => {
+      await trainToy(dir, store, { interval: 1 }, 1);
       const result = await run(['publish', join(dir, 'epoch_1.safetensors'), '--keys', 'nosuchkey,meta']);
       expect(result.code).toBe(2);
       expect(result.err).toMatch(/--keys "nosuchkey" not in .*holds: .*state_dict/);
       const { readdir } = await import('node:fs/promises');
       expect((await readdir(dir)).sort()).toEqual(['epoch_1.safetensors', 'last_checkpoint']);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }));
   it('--verbose adds the stack; --help shows examples', async () => {
     const verbose = await run(['ls', 'zz://bucket/run', '--verbose']);
     expect(verbose.err).toMatch(/\n\s+at /);
