@@ -17,7 +17,9 @@ import {
   stageParts,
   untilAborted,
 } from '@savepoint/core/store';
+import pMap from 'p-map';
 import { BACKEND_NAME, mapGcsError } from './gcs-errors.js';
+import { readMedia } from './gcs-media-read.js';
 import { type GcsBackendOptions, type ResolvedGcsOptions, resolveGcsOptions } from './gcs-options.js';
 
 const SCHEMES = ['gs'] as const;
@@ -68,18 +70,12 @@ class GcsPrimitives implements ObjectStorePrimitives {
     };
   }
 
-  async readRange(
+  readRange(
     location: ObjectLocation,
     range: { start: number; end: number; size: number; version?: string | undefined },
     request: ObjectRequest,
   ): Promise<AsyncIterable<Uint8Array>> {
-    // The client validates CRC32C only on whole-object reads.
-    const whole = range.start === 0 && range.end === range.size;
-    const stream = this.#file(location, range.version).createReadStream(
-      whole ? { validation: 'crc32c' } : { start: range.start, end: range.end - 1, validation: false },
-    );
-    request.signal.addEventListener('abort', () => stream.destroy(request.signal.reason), { once: true });
-    return stream as AsyncIterable<Uint8Array>;
+    return readMedia(this.storage, location, range, request.signal);
   }
 
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
@@ -134,10 +130,13 @@ class GcsPrimitives implements ObjectStorePrimitives {
       const group = sources.map((n) => bucket.file(n));
       await write.part('put', (request) => untilAborted(bucket.combine(group, destination), request.signal));
     } finally {
-      // Best effort and bounded: a store that stopped answering must not hold the failed save forever.
+      // Best effort and bounded in time and in requests at once: a store that stopped
+      // answering must not hold the failed save forever.
       const bound = AbortSignal.timeout(this.options.requestTimeoutMs);
-      await Promise.allSettled(
-        [...new Set(temporary)].map((name) => untilAborted(bucket.file(name).delete({ ignoreNotFound: true }), bound)),
+      await pMap(
+        new Set(temporary),
+        (name) => untilAborted(bucket.file(name).delete({ ignoreNotFound: true }), bound).catch(() => {}),
+        { concurrency: this.options.deleteConcurrency },
       );
     }
   }

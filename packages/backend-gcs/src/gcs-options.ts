@@ -66,8 +66,18 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
   const raw = checkRecord(options, 'backendArgs', ctx) ?? {};
   checkKnownKeys(raw, GCS_OPTION_NAMES, 'gcs backend', ctx);
   const o = raw as GcsBackendOptions;
-  if (o.storage !== undefined && !hasMethods(o.storage, ['bucket']))
-    throw configError('storage', o.storage, 'a Storage from @google-cloud/storage (any version with bucket())', ctx);
+  // Reads are authorised by the client and sent by fetch (see gcs-media-read.ts).
+  if (
+    o.storage !== undefined &&
+    (!hasMethods(o.storage, ['bucket', 'makeAuthenticatedRequest']) ||
+      typeof (o.storage as { baseUrl?: unknown }).baseUrl !== 'string')
+  )
+    throw configError(
+      'storage',
+      o.storage,
+      'a Storage from @google-cloud/storage (any version with bucket(), makeAuthenticatedRequest() and baseUrl)',
+      ctx,
+    );
   const secrets: (string | undefined)[] = [];
   const projectId = o.projectId === undefined ? undefined : checkString(o.projectId, 'projectId', 'a GCP project id', ctx);
   if (o.keyFilename !== undefined && (typeof o.keyFilename !== 'string' || looksLikeKeyContents(o.keyFilename))) {

@@ -1,5 +1,8 @@
-// GCS specifics: a resumable upload that fails leaves no object; option errors.
-import { ConfigError, NotFoundError } from '@savepoint/core';
+// GCS specifics: a resumable upload that fails leaves no object; reads are quiet and
+// CRC32C-checked; option errors.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ConfigError, NotFoundError, SavepointError } from '@savepoint/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GcsBackend } from '../src/index.js';
 import { BUCKET, ensureBucket, gcsArgs, server } from './gcs-setup.js';
@@ -38,6 +41,46 @@ describe.skipIf(!!server.skipReason)(
       expect(Buffer.from(await backend.get(path)).equals(Buffer.from(data))).toBe(true);
     });
 
+    it("reads add no listeners past Node's limit: no MaxListenersExceededWarning, whole or ranged", async () => {
+      const backend = new GcsBackend(gcsArgs());
+      const path = `${base}/quiet.bin`;
+      const data = new Uint8Array(3 * MiB).map((_, i) => (i * 13) % 251);
+      await backend.put(path, data);
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+      process.on('warning', onWarning);
+      try {
+        for (let i = 0; i < 6; i++) {
+          expect(Buffer.from(await backend.get(path)).equals(Buffer.from(data))).toBe(true);
+          const part = await backend.get(path, { range: { start: MiB + i, end: 2 * MiB } });
+          expect(Buffer.from(part).equals(Buffer.from(data.subarray(MiB + i, 2 * MiB)))).toBe(true);
+        }
+        // Warnings are emitted on the next tick.
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        process.off('warning', onWarning);
+      }
+      expect(warnings).toEqual([]);
+    });
+
+    it('a whole read whose bytes do not match the stored CRC32C fails, and is not passed off as the object', async () => {
+      const path = `${base}/crc.bin`;
+      const data = new Uint8Array(MiB).fill(7);
+      await new GcsBackend(gcsArgs()).put(path, data);
+      const proxy = await corruptingProxy(server.endpoint as string, 1000);
+      try {
+        const backend = new GcsBackend(gcsArgs({ apiEndpoint: proxy.url }));
+        const failure = await backend.get(path).catch((error: unknown) => error);
+        expect(failure).toBeInstanceOf(SavepointError);
+        expect(String(failure)).toMatch(/CRC32C/);
+        // A ranged read has no stored checksum to compare with: it gets the bytes as served.
+        const part = await backend.get(path, { range: { start: 0, end: 2000 } });
+        expect(part[1000]).toBe(7 ^ 0xff);
+      } finally {
+        await proxy.close();
+      }
+    });
+
     it('a missing bucket is NotFoundError', async () => {
       // A few retries: this checks how a 404 is classed, not how a busy server's blips are survived.
       const backend = new GcsBackend(gcsArgs({ retry: { retries: 2, minDelayMs: 10, maxDelayMs: 50 } }));
@@ -63,3 +106,30 @@ describe.skipIf(!!server.skipReason)(
     });
   },
 );
+
+/** Forwards to the server, flipping the bits of one byte of every media download. */
+async function corruptingProxy(target: string, offset: number) {
+  const server = http.createServer((request, response) => {
+    const upstream = http.request(
+      new URL(request.url ?? '/', target),
+      { method: request.method, headers: request.headers },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        let position = 0;
+        const media = /[?&]alt=media/.test(request.url ?? '');
+        answer.on('data', (chunk: Buffer) => {
+          if (media && offset >= position && offset < position + chunk.length) chunk[offset - position] ^= 0xff;
+          position += chunk.length;
+          response.write(chunk);
+        });
+        answer.on('end', () => response.end());
+      },
+    );
+    request.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

@@ -10,6 +10,7 @@ import {
   AbortedError,
   BackendError,
   bodyChunks,
+  callSignal,
   checkKnownKeys,
   checkString,
   type GetOptions,
@@ -233,7 +234,12 @@ export class LocalBackend implements StorageBackend {
       if (!options.range) {
         const st = await fs.stat(abs);
         if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-        return new Uint8Array(await fs.readFile(abs, { signal: options.signal }));
+        const link = options.signal ? callSignal(options.signal) : undefined;
+        try {
+          return new Uint8Array(await fs.readFile(abs, { signal: link?.signal }));
+        } finally {
+          link?.release();
+        }
       }
       const handle = await fs.open(abs, 'r');
       try {
@@ -271,7 +277,7 @@ export class LocalBackend implements StorageBackend {
     const { start, end } = options.range ? clampRange(options.range, size, path) : { start: 0, end: size };
     if (end <= start) return (async function* () {})();
     // createReadStream's `end` is inclusive.
-    return createReadStream(abs, { start, end: end - 1, signal: options.signal, highWaterMark: 1 << 20 });
+    return linkedReadStream(abs, { start, end: end - 1, highWaterMark: 1 << 20 }, options.signal);
   }
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
@@ -370,12 +376,20 @@ export class LocalBackend implements StorageBackend {
     let stream: AsyncIterable<Uint8Array>;
     try {
       if (!(await fs.stat(src)).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      stream = createReadStream(src, { signal: options.signal });
+      stream = linkedReadStream(src, {}, options.signal);
     } catch (error) {
       throw mapFsError(error, source, 'copy');
     }
     await this.put(destination, stream, options);
   }
+}
+
+/** A read stream that follows the caller's signal through a signal of its own, released when it closes. */
+function linkedReadStream(abs: string, options: { start?: number; end?: number; highWaterMark?: number }, signal?: AbortSignal) {
+  const link = signal ? callSignal(signal) : undefined;
+  const stream = createReadStream(abs, { ...options, signal: link?.signal });
+  if (link) stream.once('close', link.release);
+  return stream;
 }
 
 /**

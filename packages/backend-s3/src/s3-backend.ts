@@ -27,6 +27,7 @@ import {
   type ObjectRequest,
   ObjectStoreBackend,
   type ObjectStorePrimitives,
+  onAbort,
   parseObjectUri,
   type RetryPolicy,
   registerBackend,
@@ -119,10 +120,11 @@ class S3Primitives implements ObjectStorePrimitives {
    * (leavePartsOnError: false), so nothing is left behind.
    */
   async writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void> {
+    // lib-storage takes a controller, not a signal: one of this upload alone, following the caller's.
     const controller = new AbortController();
     const { signal } = write;
     if (signal?.aborted) controller.abort(signal.reason);
-    else signal?.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+    const unsubscribe = signal && !signal.aborted ? onAbort(signal, () => controller.abort(signal.reason)) : undefined;
     const upload = new Upload({
       client: this.client,
       params: { Bucket: location.bucket, Key: location.key, Body: Readable.from(body), ContentType: write.contentType },
@@ -132,7 +134,11 @@ class S3Primitives implements ObjectStorePrimitives {
       abortController: controller,
     });
     upload.on('httpUploadProgress', () => write.progress());
-    await upload.done();
+    try {
+      await upload.done();
+    } finally {
+      unsubscribe?.();
+    }
   }
 
   async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {

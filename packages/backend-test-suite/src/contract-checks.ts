@@ -2,6 +2,7 @@
 // failure. `testBackend` turns each into a vitest test; the suite's own tests run
 // them directly against deliberately broken backends to prove each can fail.
 import { createHash, randomBytes } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import { AbortedError, InvalidPathError, NotFoundError, type StorageBackend } from '@savepoint/core';
 import fc from 'fast-check';
 import { expect } from 'vitest';
@@ -483,6 +484,53 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       expect(text(await backend.get(file))).toBe('kept');
       expect(await backend.exists(backend.joinPath(dir, 'abort-new.txt'))).toBe(false);
       expect(await backend.exists(backend.joinPath(dir, 'abort-copy.txt'))).toBe(false);
+    },
+  },
+  {
+    name: 'one signal shared by many concurrent calls: no MaxListenersExceededWarning, and no listener left on it after',
+    timeoutMs: 120_000,
+    async run({ backend, dir }) {
+      // A training run's signal covers every call it makes: Node warns at its 11th
+      // listener, and a listener left behind per call grows with the run.
+      const { signal } = new AbortController();
+      const warnings: string[] = [];
+      const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+      process.on('warning', onWarning);
+      try {
+        const files = Array.from({ length: 24 }, (_, i) => backend.joinPath(dir, `shared-${i}.bin`));
+        await Promise.all(files.map((file, i) => backend.put(file, new Uint8Array(1000).fill(i), { signal })));
+        // Streams long enough for every store's multipart path.
+        const big = (i: number) => backend.joinPath(dir, `shared-big-${i}.bin`);
+        await Promise.all(
+          [0, 1].map((i) => backend.put(big(i), patternStream(12 * 1024 * 1024, i + 1), { signal, contentType: 'x/y' })),
+        );
+        await Promise.all(files.map((file) => backend.get(file, { signal })));
+        await Promise.all(files.map((file) => backend.get(file, { signal, range: { start: 10, end: 20 } })));
+        await Promise.all([0, 1].map((i) => backend.get(big(i), { signal })));
+        await Promise.all(files.map((file) => backend.stat(file, { signal })));
+        await Promise.all(files.map((file) => backend.exists(file, { signal })));
+        await Promise.all(files.map((file) => backend.isDir(file, { signal })));
+        await Promise.all(files.map((file) => backend.putIfAbsent(`${file}.new`, 'x', { signal })));
+        await Promise.all(files.map((file) => backend.copy(file, `${file}.copy`, { signal })));
+        await Promise.all(
+          files.map(async (file) => {
+            for await (const _ of await backend.getStream(file, { signal }));
+          }),
+        );
+        await Promise.all(
+          files.slice(0, 12).map(async () => {
+            for await (const _ of backend.list(dir, { signal }));
+          }),
+        );
+        await Promise.all(files.map((file) => backend.remove(file, { signal })));
+        await backend.rmtree(dir, { signal });
+        // Warnings are emitted on a later tick.
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        process.off('warning', onWarning);
+      }
+      expect(warnings).toEqual([]);
+      expect(getEventListeners(signal, 'abort'), "abort listeners left on the caller's signal").toHaveLength(0);
     },
   },
   {

@@ -125,6 +125,19 @@ class KeepsCallerBuffer extends Wrapped {
   readonly writes: Promise<void>[] = [];
 }
 
+/**
+ * Subscribes to the caller's signal on a get and never lets go, as a naive
+ * `signal.addEventListener` would (on the first few gets only: enough to be left
+ * behind, too few for Node to print a warning into the test log).
+ */
+class LeaksAbortListeners extends Wrapped {
+  #leaked = 0;
+  override get(p: string, o?: { range?: { start: number; end?: number }; signal?: AbortSignal }) {
+    if (o?.signal && this.#leaked++ < 3) o.signal.addEventListener('abort', () => {});
+    return this.inner.get(p, o);
+  }
+}
+
 /** Answers stat of a folder with a size, as if it were a file. */
 class StatsFolders extends Wrapped {
   override async stat(p: string) {
@@ -186,6 +199,13 @@ describe('the contract suite fails broken backends', () => {
     const failures = await runChecks(new KeepsCallerBuffer(new LocalBackend()), root, { caps });
     expect(failures.map((f) => f.check)).toContain(
       "put never keeps the caller's buffers: a producer reusing its buffer cannot corrupt the object",
+    );
+  }, 60_000);
+
+  it("fails a backend that leaves a listener on the caller's signal for every call", async () => {
+    const failures = await runChecks(new LeaksAbortListeners(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      'one signal shared by many concurrent calls: no MaxListenersExceededWarning, and no listener left on it after',
     );
   }, 60_000);
 

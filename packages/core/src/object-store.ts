@@ -7,6 +7,7 @@
 // inside streams), reads that resume from the last byte received, and delete
 // rounds with bounded concurrency and backoff.
 import pMap from 'p-map';
+import { onAbort } from './abort-listeners.js';
 import { bodyBytes, bufferIfSmall, fixedSizeParts } from './bytes.js';
 import {
   AbortedError,
@@ -140,8 +141,7 @@ export function parseRequestTimeout(value: unknown, backend: string): number {
 class ProgressTimer {
   readonly #controller = new AbortController();
   readonly #ms: number;
-  readonly #parent: AbortSignal | undefined;
-  readonly #onParentAbort = () => this.#controller.abort(this.#parent?.reason);
+  readonly #unsubscribe: (() => void) | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastProgress = 0;
   #paused = false;
@@ -150,9 +150,8 @@ class ProgressTimer {
 
   constructor(ms: number, parent: AbortSignal | undefined) {
     this.#ms = ms;
-    this.#parent = parent;
     if (parent?.aborted) this.#controller.abort(parent.reason);
-    else parent?.addEventListener('abort', this.#onParentAbort, { once: true });
+    else if (parent) this.#unsubscribe = onAbort(parent, () => this.#controller.abort(parent.reason));
     this.touch();
   }
 
@@ -175,7 +174,7 @@ class ProgressTimer {
     this.#disposed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#parent?.removeEventListener('abort', this.#onParentAbort);
+    this.#unsubscribe?.();
   }
 
   #arm(delayMs: number): void {
@@ -607,15 +606,14 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
     return Promise.reject(signal.reason);
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unsubscribe = onAbort(signal, () => reject(signal.reason));
     promise.then(
       (value) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         resolve(value);
       },
       (error) => {
-        signal.removeEventListener('abort', onAbort);
+        unsubscribe();
         reject(error);
       },
     );
@@ -626,11 +624,11 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const timer = setTimeout(done, ms);
+    const unsubscribe = signal ? onAbort(signal, done) : undefined;
     function done() {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      unsubscribe?.();
       resolve();
     }
-    signal?.addEventListener('abort', done, { once: true });
   });
 }

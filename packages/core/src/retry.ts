@@ -2,6 +2,7 @@
 // (p-retry), retrying only what the backend's error mapper classed as transient,
 // stopped by an AbortSignal, and configured through `backendArgs.retry`.
 import pRetry from 'p-retry';
+import { callSignal } from './abort-listeners.js';
 import { AbortedError, isTransient } from './errors.js';
 import { checkInteger, checkKnownKeys, checkRecord, configError } from './validate.js';
 
@@ -75,6 +76,9 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
   const { policy, signal, backend } = options;
   const classify = options.isTransient ?? isTransient;
   if (signal?.aborted) throw new AbortedError('operation aborted before it started', { backend, cause: signal.reason });
+  // p-retry listens on the signal while it waits; a signal of this call alone keeps a
+  // caller's signal, shared by many calls, at one listener.
+  const local = signal ? callSignal(signal) : undefined;
   try {
     const attempt = options.mapError
       ? async (n: number) => {
@@ -91,7 +95,7 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       minTimeout: policy.minDelayMs,
       maxTimeout: policy.maxDelayMs,
       randomize: true,
-      signal,
+      signal: local?.signal,
       shouldRetry: ({ error }) => classify(error),
       onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
         if (retriesLeft > 0 && classify(error)) options.onRetry?.({ attempt: attemptNumber, retriesLeft, error });
@@ -102,6 +106,8 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       throw new AbortedError('operation aborted', { backend, cause: signal.reason });
     }
     throw error;
+  } finally {
+    local?.release();
   }
 }
 

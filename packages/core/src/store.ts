@@ -2,6 +2,7 @@
 // (every backend, and teams that adopt only the store API): the StorageBackend
 // contract, the error hierarchy, the registry, retries, the object-store adapter and
 // the option checks. It loads none of the policy engine, codec or training loop.
+export * from './abort-listeners.js';
 export * from './bytes.js';
 export * from './errors.js';
 export * from './object-path.js';
