@@ -59,13 +59,13 @@ start() {
   install_fake_gcs
   [ -f "$PWD/node_modules/azurite/dist/src/blob/main.js" ] || { log "azurite is missing: run pnpm install first"; exit 1; }
 
-  start_one moto "$PWD/.cache/venv/bin/python" -m moto.server -H 127.0.0.1 -p "$S3_PORT"
+  start_one moto "$PWD/.cache/venv/bin/python" "$PWD/scripts/moto-s3.py" -H 127.0.0.1 -p "$S3_PORT"
   start_one fake-gcs "$FAKE_GCS_BIN" -scheme http -host 127.0.0.1 -port "$GCS_PORT" \
     -public-host "127.0.0.1:$GCS_PORT" -external-url "http://127.0.0.1:$GCS_PORT" -backend memory -log-level warn
   start_one azurite node "$PWD/scripts/azurite-blob.cjs" --blobHost 127.0.0.1 --blobPort "$AZURE_PORT" --inMemoryPersistence --silent \
     --disableTelemetry --skipApiVersionCheck
 
-  wait_for moto "http://127.0.0.1:$S3_PORT/moto-api/"
+  wait_for moto "http://127.0.0.1:$S3_PORT/"
   wait_for fake-gcs "http://127.0.0.1:$GCS_PORT/storage/v1/b"
   wait_for azurite "http://127.0.0.1:$AZURE_PORT/devstoreaccount1?comp=list"
   cat >"$ENV_FILE" <<ENV

@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { getEventListeners } from 'node:events';
 import { AbortedError, InvalidPathError, NotFoundError, type StorageBackend } from '@savepoint/core';
 import fc from 'fast-check';
+import pMap from 'p-map';
 import { expect } from 'vitest';
 
 export interface Capabilities {
@@ -94,18 +95,6 @@ async function listNames(backend: StorageBackend, dir: string, recursive = false
     );
   }
   return out;
-}
-
-async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const item = items[next++] as T;
-        await fn(item);
-      }
-    }),
-  );
 }
 
 /** Path segments that share prefixes and carry separators-in-disguise, unicode and reserved characters. */
@@ -347,7 +336,7 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
     async run({ backend, dir, caps }) {
       const many = backend.joinPath(dir, 'many');
       const keys = Array.from({ length: caps.manyKeys }, (_, i) => `k${String(i).padStart(5, '0')}`);
-      await pool(keys, 32, (key) => backend.put(backend.joinPath(many, key), key));
+      await pMap(keys, (key) => backend.put(backend.joinPath(many, key), key), { concurrency: 32 });
       await backend.put(backend.joinPath(dir, 'many.txt'), 'neighbour');
       const names = await listNames(backend, many);
       expect(names.length).toBe(keys.length);
