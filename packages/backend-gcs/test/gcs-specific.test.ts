@@ -118,7 +118,8 @@ async function corruptingProxy(target: string, offset: number) {
         let position = 0;
         const media = /[?&]alt=media/.test(request.url ?? '');
         answer.on('data', (chunk: Buffer) => {
-          if (media && offset >= position && offset < position + chunk.length) chunk[offset - position] ^= 0xff;
+          if (media && offset >= position && offset < position + chunk.length)
+            chunk.writeUInt8(chunk.readUInt8(offset - position) ^ 0xff, offset - position);
           position += chunk.length;
           response.write(chunk);
         });
