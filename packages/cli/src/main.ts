@@ -8,6 +8,7 @@ import { CheckFailed, cp, inspect, latest, ls, prune, publish, verify } from './
 import { terminalProgress } from './progress.js';
 import type { CheckpointInfo } from './run-folder.js';
 import { parseBackendArgs, registerAllBackends, storeFor } from './stores.js';
+import { formatTable } from './table.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -98,22 +99,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       print(result, () =>
         result.checkpoints.length === 0
           ? `no checkpoints in ${dir}`
-          : [
-              ['NAME'.padEnd(40), 'STEP'.padEnd(10), 'SIZE'.padStart(10), 'MODIFIED'.padEnd(25), 'NOTES'].join('  ').trimEnd(),
-              ...[...result.checkpoints]
-                .sort((a, b) => (a.step ?? -1) - (b.step ?? -1) || a.name.localeCompare(b.name))
-                .map((c) =>
-                  [
-                    c.name.padEnd(40),
-                    `step ${c.step ?? '-'}`.padEnd(10),
-                    human(c.size).padStart(10),
-                    (c.modified?.toISOString() ?? '-').padEnd(25),
-                    marks(c),
-                  ]
-                    .join('  ')
-                    .trimEnd(),
-                ),
-            ].join('\n'),
+          : formatTable(
+              [
+                ['NAME', 'STEP', 'SIZE', 'MODIFIED', 'NOTES'],
+                ...[...result.checkpoints]
+                  .sort((a, b) => (a.step ?? -1) - (b.step ?? -1) || a.name.localeCompare(b.name))
+                  .map((c) => [c.name, `step ${c.step ?? '-'}`, human(c.size), c.modified?.toISOString() ?? '-', marks(c)]),
+              ],
+              ['left', 'left', 'right', 'left', 'left'],
+            ),
       );
     });
 
@@ -144,7 +138,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         [
           `${path} (${result.shape}, header ${human(result.bytesRead)} read)`,
           'tensors:',
-          ...result.tensors.map((t) => `  ${t.name.padEnd(40)} ${t.dtype.padEnd(5)} [${t.shape.join(', ')}]  ${human(t.bytes)}`),
+          // The empty first column indents the table under its heading.
+          ...(result.tensors.length
+            ? [formatTable(result.tensors.map((t) => ['', t.name, t.dtype, `[${t.shape.join(', ')}]`, human(t.bytes)]))]
+            : []),
           'metadata:',
           ...Object.entries(result.metadata).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`),
         ].join('\n'),

@@ -429,6 +429,19 @@ describe('savepoint CLI usage errors', () => {
       ]);
     });
   });
+  it('ls keeps its columns in line when a name is longer than the others (a best on a long metric name)', async () => {
+    await inLocalFolder('ls-columns', async (dir, store) => {
+      const metric = 'validation/accuracy_top1_of_the_held_out_set';
+      await trainToy(dir, store, { interval: 1, saveBest: metric }, 2, new ToyModel((p) => ({ [metric]: p.epoch / 10 })));
+      const [header, ...rows] = (await run(['ls', dir])).out.trimEnd().split('\n') as [string, ...string[]];
+      expect(rows.some((row) => row.startsWith('best_validation_accuracy_top1_of_the_held_out_set_epoch_2'))).toBe(true);
+      expect(rows.length).toBeGreaterThanOrEqual(3);
+      // Every row's step starts under STEP, and every size ends where SIZE ends (right-aligned).
+      for (const row of rows) expect(row.indexOf('  step ') + 2, row).toBe(header.indexOf('STEP'));
+      const sizeEnd = header.indexOf('SIZE') + 'SIZE'.length;
+      for (const row of rows) expect(row.slice(0, sizeEnd), row).toMatch(/\d(\.\d+)? ?[KMG]?i?B$/);
+    });
+  });
   it('inspect refuses a header length over the reference bound without reading the file', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'savepoint-header-'));
     try {
