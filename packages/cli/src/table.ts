@@ -6,7 +6,11 @@ export type Align = 'left' | 'right';
 /** Rows of cells, columns separated by two spaces, trailing spaces trimmed. */
 export function formatTable(rows: readonly (readonly string[])[], align: readonly Align[] = []): string {
   const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+    });
+  }
   return rows
     .map((row) =>
       row
