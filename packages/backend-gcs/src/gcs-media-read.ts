@@ -6,7 +6,7 @@
 // (googleapis/google-cloud-node#9185). Retries, resumption and timeouts stay with
 // core's adapter, which hands us the range still missing and an abort signal.
 import { CRC32C, type Storage } from '@google-cloud/storage';
-import type { ObjectLocation } from '@savepoint/core/store';
+import { type ObjectLocation, untilAborted } from '@savepoint/core/store';
 
 export interface MediaRange {
   start: number;
@@ -49,11 +49,15 @@ export async function readMedia(
   signal: AbortSignal,
 ): Promise<AsyncIterable<Uint8Array>> {
   const whole = range.start === 0 && range.end === range.size;
-  const request = await authorize(storage, {
-    uri: `${storage.baseUrl}/b/${encodeURIComponent(location.bucket)}/o/${encodeURIComponent(location.key)}`,
-    qs: { alt: 'media', ...(range.version ? { generation: range.version } : {}) },
-    headers: whole ? {} : { Range: `bytes=${range.start}-${range.end - 1}` },
-  });
+  // Authorising may fetch a token (a request of its own, which takes no signal).
+  const request = await untilAborted(
+    authorize(storage, {
+      uri: `${storage.baseUrl}/b/${encodeURIComponent(location.bucket)}/o/${encodeURIComponent(location.key)}`,
+      qs: { alt: 'media', ...(range.version ? { generation: range.version } : {}) },
+      headers: whole ? {} : { Range: `bytes=${range.start}-${range.end - 1}` },
+    }),
+    signal,
+  );
   const url = new URL(request.uri);
   for (const [name, value] of Object.entries(request.qs ?? {})) url.searchParams.set(name, String(value));
   const response = await fetch(url, { headers: request.headers, signal });
