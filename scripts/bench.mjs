@@ -3,7 +3,8 @@
 //   1. store calls per save at steady state (policy engine, counting wrapper);
 //   2. per network store: a 1 GiB stream up and down through savepoint vs the raw
 //      SDK with the same part size and concurrency, with peak RSS (each in its own
-//      process), BENCH_REPEAT times (default 3), raw and savepoint interleaved, medians;
+//      process), BENCH_STREAM_REPEAT times (default 5: one run on these local servers
+//      varies by about 7%), raw and savepoint interleaved, medians;
 //   3. per network store: time the training loop is blocked by a save of a 256 MiB state,
 //      asyncSave vs sync (the first save of a process, and the later ones: a training run
 //      saves many times), and peak RSS of each (each in its own process);
@@ -19,6 +20,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
 const OBJECTS = Number(process.env.BENCH_OBJECTS ?? 10_000);
 const REPEAT = Math.max(3, Number(process.env.BENCH_REPEAT ?? 3));
+const STREAM_REPEAT = Math.max(3, Number(process.env.BENCH_STREAM_REPEAT ?? 5));
 const SAVE_BYTES = Number(process.env.BENCH_SAVE_BYTES ?? 256 * 1024 ** 2);
 const SHARD_BYTES = Number(process.env.BENCH_SHARD_BYTES ?? 1024 ** 3);
 const median = (values) => {
@@ -67,11 +69,11 @@ try {
     if (only.length && !only.includes(store)) continue;
     freshServers();
     console.log(
-      `\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency), median of ${REPEAT} runs, interleaved in alternating order ==`,
+      `\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency), median of ${STREAM_REPEAT} runs, interleaved in alternating order ==`,
     );
     const raws = [];
     const ourRuns = [];
-    for (let i = 0; i < REPEAT; i++) {
+    for (let i = 0; i < STREAM_REPEAT; i++) {
       // Interleaved, and in alternating order (raw first, then savepoint first): a slow
       // moment of the machine, or a server that slows as it fills, hits both sides alike.
       const order = i % 2 === 0 ? ['raw', 'savepoint'] : ['savepoint', 'raw'];

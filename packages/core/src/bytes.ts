@@ -70,6 +70,8 @@ export async function* fixedSizeParts(chunks: AsyncIterable<Uint8Array>, size: n
  * Reads a body until it ends or passes `limit` bytes. A small body comes back whole
  * (so it can be sent in one retryable request); a larger one comes back as a stream
  * that replays what was read, then the rest. Memory stays within `limit` plus one chunk.
+ * What comes back is ours, never the caller's memory: a producer may reuse its buffer
+ * (SDKs hold chunks while they fill a part), so every byte is copied, exactly once.
  */
 export async function bufferIfSmall(
   body: PutBody,
@@ -99,7 +101,7 @@ export async function bufferIfSmall(
       while (true) {
         const next = await iterator.next();
         if (next.done) return;
-        yield next.value;
+        yield next.value.slice();
       }
     })(),
   };

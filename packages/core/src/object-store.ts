@@ -351,10 +351,10 @@ export class ObjectStoreBackend implements StorageBackend {
     const timer = new ProgressTimer(this.#settings.requestTimeoutMs, signal);
     try {
       const tracked = (async function* () {
+        // Chunks already copied by bufferIfSmall: the caller may reuse its buffers.
         for await (const chunk of stream as AsyncIterable<Uint8Array>) {
           timer.touch();
-          // A copy: SDKs hold chunks while they fill a part, and producers may reuse their buffer.
-          yield chunk.slice();
+          yield chunk;
         }
       })();
       await this.#store.writeStream(location, tracked, {
