@@ -119,10 +119,12 @@ class AzurePrimitives implements ObjectStorePrimitives {
 
   async readRange(
     location: ObjectLocation,
-    range: { start: number; end: number; version?: string | undefined },
+    range: { start: number; end: number; size: number; version?: string | undefined },
     request: ObjectRequest,
   ): Promise<AsyncIterable<Uint8Array>> {
-    const response = await this.#blob(location).download(range.start, range.end - range.start, {
+    // The whole blob is asked for without a range, as a plain download would.
+    const whole = range.start === 0 && range.end === range.size;
+    const response = await this.#blob(location).download(range.start, whole ? undefined : range.end - range.start, {
       abortSignal: request.signal,
       conditions: range.version ? { ifMatch: range.version } : undefined,
     });

@@ -92,14 +92,16 @@ class S3Primitives implements ObjectStorePrimitives {
 
   async readRange(
     location: ObjectLocation,
-    range: { start: number; end: number; version?: string | undefined },
+    range: { start: number; end: number; size: number; version?: string | undefined },
     request: ObjectRequest,
   ): Promise<AsyncIterable<Uint8Array>> {
+    // The whole object is asked for without a Range header: a server may copy the range out first (moto does).
+    const whole = range.start === 0 && range.end === range.size;
     const out = await this.client.send(
       new GetObjectCommand({
         Bucket: location.bucket,
         Key: location.key,
-        Range: `bytes=${range.start}-${range.end - 1}`,
+        Range: whole ? undefined : `bytes=${range.start}-${range.end - 1}`,
         IfMatch: range.version,
       }),
       { abortSignal: request.signal },
