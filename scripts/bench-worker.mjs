@@ -157,6 +157,36 @@ if (kind === 'calls') {
   }
   await s.backend.remove(`${s.root}/${key}`);
   result = { up, down, maxRss: process.resourceUsage().maxRSS * 1024 };
+} else if (kind === 'download') {
+  // One object, uploaded once, read back by savepoint and by the raw SDK in turns, in
+  // alternating order, in one process: both sides read the same stored object from the
+  // same server with the same heap behind them. (Between processes, the same download
+  // varied by 20% or more: server restarts, and the garbage the upload left behind.)
+  const bytes = Number(size);
+  const rounds = Number(impl);
+  const s = await setup(store);
+  const key = `download-${randomBytes(4).toString('hex')}`;
+  const warm = `${key}-warm-up`;
+  await s.rawUp(warm, source(32 * CHUNK));
+  await s.rawUp(key, source(bytes));
+  const read = {
+    raw: (k) => s.rawDown(k),
+    savepoint: async (k) => drain(await s.backend.getStream(`${s.root}/${k}`)),
+  };
+  for (const side of ['raw', 'savepoint']) await read[side](warm);
+  const times = { raw: [], savepoint: [] };
+  for (let i = 0; i < rounds; i++) {
+    for (const side of i % 2 === 0 ? ['raw', 'savepoint'] : ['savepoint', 'raw']) {
+      const seconds = await timed(async () => {
+        const n = await read[side](key);
+        if (n !== bytes) throw new Error(`${side} read ${n} bytes of ${bytes}`);
+      });
+      times[side].push(seconds);
+    }
+  }
+  await s.backend.remove(`${s.root}/${warm}`);
+  await s.backend.remove(`${s.root}/${key}`);
+  result = times;
 } else if (kind === 'delete') {
   const n = Number(size);
   const s = await setup(store);

@@ -4,7 +4,9 @@
 //   2. per network store: a 1 GiB stream up and down through savepoint vs the raw
 //      SDK with the same part size and concurrency, with peak RSS (each in its own
 //      process), BENCH_STREAM_REPEAT times (default 5: one run on these local servers
-//      varies by about 7%), raw and savepoint interleaved, medians;
+//      varies by about 7%), raw and savepoint interleaved, medians; downloads are also
+//      measured in one process that reads one object by both sides in turns (between
+//      processes the same download varied by 20% or more);
 //   3. per network store: time the training loop is blocked by a save of a 256 MiB state,
 //      asyncSave vs sync (the first save of a process, and the later ones: a training run
 //      saves many times), and peak RSS of each (each in its own process);
@@ -83,13 +85,33 @@ try {
         (impl === 'raw' ? raws : ourRuns).push(run(['stream', store, impl, String(BYTES)]));
       }
     }
-    for (const dir of ['up', 'down']) {
-      const r = BYTES / median(raws.map((x) => x[dir])) / 1024 / 1024;
-      const s = BYTES / median(ourRuns.map((x) => x[dir])) / 1024 / 1024;
-      console.log(
-        `${dir.padEnd(4)} raw ${r.toFixed(1)} MiB/s  savepoint ${s.toFixed(1)} MiB/s  ratio ${ratio(s, r)} (target >= 0.95)`,
-      );
-    }
+    const speeds = (label, rawSeconds, ourSeconds, note) => {
+      const r = BYTES / median(rawSeconds) / 1024 / 1024;
+      const s = BYTES / median(ourSeconds) / 1024 / 1024;
+      console.log(`${label} raw ${r.toFixed(1)} MiB/s  savepoint ${s.toFixed(1)} MiB/s  ratio ${ratio(s, r)}${note}`);
+    };
+    speeds(
+      'up  ',
+      raws.map((x) => x.up),
+      ourRuns.map((x) => x.up),
+      ' (target >= 0.95)',
+    );
+    // Downloads: one object, read by both sides in turns within one process on one
+    // server (see bench-worker's 'download'); the separate processes' figure follows for reference.
+    freshServers();
+    const downloads = run(['download', store, String(STREAM_REPEAT), String(BYTES)]);
+    speeds(
+      'down',
+      downloads.raw,
+      downloads.savepoint,
+      ` (target >= 0.95; one process, same object, ${STREAM_REPEAT} reads each, alternating)`,
+    );
+    speeds(
+      'down',
+      raws.map((x) => x.down),
+      ourRuns.map((x) => x.down),
+      " (separate processes on fresh servers, after each side's own upload: for reference)",
+    );
     const rawRss = median(raws.map((x) => x.maxRss));
     const ourRss = median(ourRuns.map((x) => x.maxRss));
     console.log(

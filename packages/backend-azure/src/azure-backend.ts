@@ -2,20 +2,26 @@
 // Streams are staged as blocks with bounded concurrency and committed last, so a
 // failed upload leaves no blob; rmtree uses BlobBatch and reads every sub-response.
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { DefaultAzureCredential } from '@azure/identity';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { type BlobDownloadResponseParsed, BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import {
   ConfigError,
   InvalidPathError,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
+  type ObjectRead,
   type ObjectRequest,
   ObjectStoreBackend,
   type ObjectStorePrimitives,
   parseObjectUri,
+  type ReadRange,
+  rangeHeader,
+  rangeIgnoredError,
   registerBackend,
   type StreamWrite,
+  sizeFromContentRange,
   stageParts,
 } from '@savepoint/core/store';
 import { BACKEND_NAME, mapAzureError } from './azure-errors.js';
@@ -117,18 +123,26 @@ class AzurePrimitives implements ObjectStorePrimitives {
     return { size: props.contentLength ?? 0, lastModified: props.lastModified, version: props.etag };
   }
 
-  async readRange(
-    location: ObjectLocation,
-    range: { start: number; end: number; size: number; version?: string | undefined },
-    request: ObjectRequest,
-  ): Promise<AsyncIterable<Uint8Array>> {
-    // The whole blob is asked for without a range, as a plain download would.
-    const whole = range.start === 0 && range.end === range.size;
-    const response = await this.#blob(location).download(range.start, whole ? undefined : range.end - range.start, {
-      abortSignal: request.signal,
-      conditions: range.version ? { ifMatch: range.version } : undefined,
-    });
-    return (response.readableStreamBody as AsyncIterable<Uint8Array> | undefined) ?? (async function* () {})();
+  async read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined> {
+    // The whole blob is asked for without a range (offset 0, no count), as a plain download would.
+    const ranged = rangeHeader(range) !== undefined;
+    let response: BlobDownloadResponseParsed;
+    try {
+      response = await this.#blob(location).download(range.start, range.end === undefined ? undefined : range.end - range.start, {
+        abortSignal: request.signal,
+        conditions: range.version ? { ifMatch: range.version } : undefined,
+      });
+    } catch (error) {
+      if ((error as { statusCode?: unknown }).statusCode === 416) return undefined;
+      throw error;
+    }
+    const body = response.readableStreamBody ?? Readable.from([]);
+    const size = ranged ? sizeFromContentRange(response.contentRange) : (response.contentLength ?? 0);
+    if (size === undefined) {
+      body.destroy();
+      throw rangeIgnoredError();
+    }
+    return { size, version: response.etag, body: body as AsyncIterable<Uint8Array> };
   }
 
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {

@@ -8,10 +8,12 @@ import {
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
+  type ObjectRead,
   type ObjectRequest,
   ObjectStoreBackend,
   type ObjectStorePrimitives,
   parseObjectUri,
+  type ReadRange,
   registerBackend,
   type StreamWrite,
   stageParts,
@@ -70,11 +72,7 @@ class GcsPrimitives implements ObjectStorePrimitives {
     };
   }
 
-  readRange(
-    location: ObjectLocation,
-    range: { start: number; end: number; size: number; version?: string | undefined },
-    request: ObjectRequest,
-  ): Promise<AsyncIterable<Uint8Array>> {
+  read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined> {
     return readMedia(this.storage, location, range, request.signal);
   }
 

@@ -6,17 +6,15 @@
 // (googleapis/google-cloud-node#9185). Retries, resumption and timeouts stay with
 // core's adapter, which hands us the range still missing and an abort signal.
 import { CRC32C, type Storage } from '@google-cloud/storage';
-import { type ObjectLocation, untilAborted } from '@savepoint/core/store';
-
-export interface MediaRange {
-  start: number;
-  /** Exclusive. */
-  end: number;
-  /** The object's size: a range covering all of it is read without a Range header and CRC32C-checked. */
-  size: number;
-  /** A generation: reads keep to the object the head saw. */
-  version?: string | undefined;
-}
+import {
+  type ObjectLocation,
+  type ObjectRead,
+  type ReadRange,
+  rangeHeader,
+  rangeIgnoredError,
+  sizeFromContentRange,
+  untilAborted,
+} from '@savepoint/core/store';
 
 type RequestOptions = { uri: string; qs: Record<string, string>; headers: Record<string, string> };
 
@@ -42,39 +40,60 @@ async function httpError(response: Response, what: string): Promise<Error> {
   return Object.assign(new Error(`${what}: ${message || response.statusText}`), { code: response.status });
 }
 
+/**
+ * One GET of the media endpoint: the whole object (200, CRC32C-checked) or a range (206;
+ * a 200 to a ranged request is refused). Undefined for a range past the end (416).
+ */
 export async function readMedia(
   storage: Storage,
   location: ObjectLocation,
-  range: MediaRange,
+  range: ReadRange,
   signal: AbortSignal,
-): Promise<AsyncIterable<Uint8Array>> {
-  const whole = range.start === 0 && range.end === range.size;
+): Promise<ObjectRead | undefined> {
+  const ranged = rangeHeader(range);
   // Authorising may fetch a token (a request of its own, which takes no signal).
   const request = await untilAborted(
     authorize(storage, {
       uri: `${storage.baseUrl}/b/${encodeURIComponent(location.bucket)}/o/${encodeURIComponent(location.key)}`,
       qs: { alt: 'media', ...(range.version ? { generation: range.version } : {}) },
-      headers: whole ? {} : { Range: `bytes=${range.start}-${range.end - 1}` },
+      headers: ranged ? { Range: ranged } : {},
     }),
     signal,
   );
   const url = new URL(request.uri);
   for (const [name, value] of Object.entries(request.qs ?? {})) url.searchParams.set(name, String(value));
   const response = await fetch(url, { headers: request.headers, signal });
-  if (response.status !== (whole ? 200 : 206)) {
+  if (response.status === 416) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  if (response.status !== (ranged ? 206 : 200)) {
     if (response.ok) {
       await response.body?.cancel();
       // A 200 to a ranged request would hand us the object from byte 0.
-      throw Object.assign(new Error(`ranged read answered ${response.status}, not 206`), { code: 'ERR_GCS_RANGE_IGNORED' });
+      throw rangeIgnoredError();
     }
     throw await httpError(response, `read ${location.key}`);
   }
+  const { headers } = response;
+  // The stored size: with decompressive transcoding, Content-Length is not the object's.
+  const stored = headers.get('x-goog-stored-content-length');
+  const size =
+    stored !== null
+      ? Number(stored)
+      : ranged
+        ? sizeFromContentRange(headers.get('content-range'))
+        : Number(headers.get('content-length'));
+  if (size === undefined || !Number.isSafeInteger(size)) {
+    await response.body?.cancel();
+    throw rangeIgnoredError();
+  }
   // A 200 or 206 always has a body, if only an empty one.
-  return checkedBody(
-    response.body ?? new ReadableStream(),
-    range.end - range.start,
-    whole ? expectedCrc32c(response.headers) : undefined,
-  );
+  return {
+    size,
+    version: headers.get('x-goog-generation') ?? undefined,
+    body: checkedBody(response.body ?? new ReadableStream(), size, ranged ? undefined : expectedCrc32c(headers)),
+  };
 }
 
 /** The stored CRC32C, when the bytes on the wire are the stored bytes (no transcoding). */

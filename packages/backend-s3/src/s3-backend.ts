@@ -10,6 +10,7 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -24,15 +25,20 @@ import {
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
+  type ObjectRead,
   type ObjectRequest,
   ObjectStoreBackend,
   type ObjectStorePrimitives,
   onAbort,
   parseObjectUri,
+  type ReadRange,
   type RetryPolicy,
+  rangeHeader,
+  rangeIgnoredError,
   registerBackend,
   type SignalOptions,
   type StreamWrite,
+  sizeFromContentRange,
   withRetry,
 } from '@savepoint/core/store';
 import { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
@@ -90,23 +96,25 @@ class S3Primitives implements ObjectStorePrimitives {
     return { size: out.ContentLength ?? 0, lastModified: out.LastModified, version: out.ETag };
   }
 
-  async readRange(
-    location: ObjectLocation,
-    range: { start: number; end: number; size: number; version?: string | undefined },
-    request: ObjectRequest,
-  ): Promise<AsyncIterable<Uint8Array>> {
-    // The whole object is asked for without a Range header: a server may copy the range out first (moto does).
-    const whole = range.start === 0 && range.end === range.size;
-    const out = await this.client.send(
-      new GetObjectCommand({
-        Bucket: location.bucket,
-        Key: location.key,
-        Range: whole ? undefined : `bytes=${range.start}-${range.end - 1}`,
-        IfMatch: range.version,
-      }),
-      { abortSignal: request.signal },
-    );
-    return (out.Body as AsyncIterable<Uint8Array> | undefined) ?? Readable.from([]);
+  async read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined> {
+    const ranged = rangeHeader(range);
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.client.send(
+        new GetObjectCommand({ Bucket: location.bucket, Key: location.key, Range: ranged, IfMatch: range.version }),
+        { abortSignal: request.signal },
+      );
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return undefined;
+      throw error;
+    }
+    const body = (out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined) ?? Readable.from([]);
+    const size = ranged ? sizeFromContentRange(out.ContentRange) : (out.ContentLength ?? 0);
+    if (size === undefined) {
+      body.destroy?.();
+      throw rangeIgnoredError();
+    }
+    return { size, version: out.ETag, body };
   }
 
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {

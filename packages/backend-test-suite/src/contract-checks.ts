@@ -265,6 +265,34 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
     },
   },
   {
+    name: 'ranges at or past the end read no bytes; an empty range of a missing object is still NotFoundError',
+    async run({ backend, dir }) {
+      const p = backend.joinPath(dir, 'edges.bin');
+      await backend.put(p, new Uint8Array(1000).fill(3));
+      const empty = backend.joinPath(dir, 'edges-empty.bin');
+      await backend.put(empty, new Uint8Array(0));
+      const cases: [string, string, { start: number; end?: number }][] = [
+        ['start at the end', p, { start: 1000 }],
+        ['start past the end', p, { start: 5000, end: 6000 }],
+        ['empty range inside', p, { start: 10, end: 10 }],
+        ['range of an empty object', empty, { start: 0, end: 4 }],
+        ['open range of an empty object', empty, { start: 0 }],
+      ];
+      for (const [what, path, range] of cases) {
+        expect((await backend.get(path, { range })).byteLength, what).toBe(0);
+        const chunks: Uint8Array[] = [];
+        for await (const chunk of await backend.getStream(path, { range })) chunks.push(chunk);
+        expect(
+          chunks.reduce((n, c) => n + c.byteLength, 0),
+          `${what} (stream)`,
+        ).toBe(0);
+      }
+      const missing = backend.joinPath(dir, 'edges-missing.bin');
+      await expect(backend.get(missing, { range: { start: 10, end: 10 } })).rejects.toBeInstanceOf(NotFoundError);
+      await expect(backend.get(missing, { range: { start: 5000 } })).rejects.toBeInstanceOf(NotFoundError);
+    },
+  },
+  {
     name: 'a streamed put of unknown length reads back byte-identical',
     timeoutMs: 240_000,
     async run({ backend, dir, caps }) {

@@ -70,6 +70,14 @@ class RawPrefixRmtree extends Wrapped {
   }
 }
 
+/** Fails a range that starts at or past the end, as a raw HTTP 416 would, instead of reading no bytes. */
+class RefusesRangePastEnd extends Wrapped {
+  override async get(p: string, o?: { range?: { start: number; end?: number } }) {
+    if (o?.range && o.range.start >= (await this.inner.stat(p)).size) throw new Error('416 Range Not Satisfiable');
+    return this.inner.get(p, o);
+  }
+}
+
 /** Resolves `undefined` for a missing key instead of rejecting with NotFoundError. */
 class UndefinedOnMissing extends Wrapped {
   override async get(p: string, o?: { range?: { start: number; end?: number } }) {
@@ -187,6 +195,13 @@ describe('the contract suite fails broken backends', () => {
     const failures = await runChecks(new UndefinedOnMissing(new LocalBackend()), root, { caps });
     expect(failures.map((f) => f.check)).toContain(
       'not found: get, getStream and stat reject with NotFoundError; checks resolve false; deletes succeed',
+    );
+  }, 60_000);
+
+  it('fails a get that rejects a range past the end instead of reading no bytes', async () => {
+    const failures = await runChecks(new RefusesRangePastEnd(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      'ranges at or past the end read no bytes; an empty range of a missing object is still NotFoundError',
     );
   }, 60_000);
 

@@ -1,5 +1,5 @@
 // One adapter under every cloud backend. Each cloud supplies a small set of
-// required primitives (head, read a range, write, conditional create, list one
+// required primitives (head, read, write, conditional create, list one
 // page, delete many, copy, classify an error); this module owns, once for all
 // stores, what they must share: path parsing and guards, exists/isFile/isDir,
 // paging and ordering, the retry policy on every request, abort signals passed
@@ -11,11 +11,12 @@ import { onAbort } from './abort-listeners.js';
 import { bodyBytes, bufferIfSmall, fixedSizeParts } from './bytes.js';
 import {
   AbortedError,
+  BackendError,
   IncompleteDeleteError,
   InvalidPathError,
   isTransient,
   NotFoundError,
-  type SavepointError,
+  SavepointError,
   TimeoutError,
 } from './errors.js';
 import { dirPrefix, joinObjectPath, type ObjectLocation } from './object-path.js';
@@ -43,6 +44,47 @@ export interface ObjectHead {
   lastModified?: Date | undefined;
   /** ETag or generation: resumed reads are pinned to it, so they never mix two versions. */
   version?: string | undefined;
+}
+
+/** Where a read starts and stops, and the version it keeps to. */
+export interface ReadRange {
+  start: number;
+  /** Exclusive; undefined reads to the end of the object. `{ start: 0, end: undefined }` is the whole object. */
+  end: number | undefined;
+  /** ETag or generation of the object's first response: a resumed read must read the same version. */
+  version: string | undefined;
+}
+
+/** What a read's response carries: the object's size and version come with its bytes, so no head is needed first. */
+export interface ObjectRead {
+  /** The whole object's size (a whole read's length, or the total of a ranged read's Content-Range). */
+  size: number;
+  version: string | undefined;
+  /** The bytes from `start` to `end` (or to the end of the object). */
+  body: AsyncIterable<Uint8Array>;
+}
+
+/** The HTTP Range header for a read: undefined for the whole object (no header, as a plain download). */
+export function rangeHeader(range: ReadRange): string | undefined {
+  if (range.start === 0 && range.end === undefined) return undefined;
+  return `bytes=${range.start}-${range.end === undefined ? '' : range.end - 1}`;
+}
+
+/**
+ * The object's size from a ranged response's `Content-Range: bytes a-b/size`.
+ * Undefined when the header is missing or has no total: a server that ignored the Range
+ * header and sent the object from byte 0, which must not be read as the range.
+ */
+export function sizeFromContentRange(contentRange: string | null | undefined): number | undefined {
+  const total = /^bytes\s+(?:\d+-\d+|\*)\/(\d+)\s*$/i.exec(contentRange ?? '')?.[1];
+  return total === undefined ? undefined : Number(total);
+}
+
+/** A ranged read answered with the object from byte 0 (no Content-Range): refused, never read as the range. */
+export function rangeIgnoredError(): Error {
+  return Object.assign(new Error('the server ignored the Range header (no Content-Range in its answer)'), {
+    code: 'ERR_RANGE_IGNORED',
+  });
 }
 
 export interface ObjectListing {
@@ -79,12 +121,13 @@ export interface ObjectStorePrimitives {
   /** The path of `key` in the same bucket as `like` (a store may keep the account URL of `like`). */
   pathOf(like: string, key: string): string;
   head(location: ObjectLocation, request: ObjectRequest): Promise<ObjectHead>;
-  /** Streams bytes `[start, end)` of the object (end within it), pinned to `version` when given. */
-  readRange(
-    location: ObjectLocation,
-    range: { start: number; end: number; size: number; version?: string | undefined },
-    request: ObjectRequest,
-  ): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * One GET: the whole object without a Range header, otherwise bytes from `start` (to
+   * `end`), of `version` when given. Resolves undefined when the range starts at or past
+   * the end of an existing object (HTTP 416); a server that ignores the Range header
+   * must be refused, not read from byte 0.
+   */
+  read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined>;
   /** Writes `bytes` atomically in one request. */
   writeBytes(
     location: ObjectLocation,
@@ -178,7 +221,10 @@ class ProgressTimer {
   }
 
   #arm(delayMs: number): void {
+    // Unreferenced: the request it watches keeps the process alive on its own, and a
+    // stream opened but never read must not hold the process open until the timeout.
     this.#timer = setTimeout(() => this.#check(), delayMs);
+    this.#timer.unref?.();
   }
 
   #check(): void {
@@ -404,66 +450,160 @@ export class ObjectStoreBackend implements StorageBackend {
     return (await this.#openRead(path, options)).chunks;
   }
 
-  /** The byte count a read will yield (the range clamped to the object) and its chunks. */
+  /**
+   * The byte count a read will yield (the range clamped to the object) and its chunks.
+   * The first GET answers "missing" before the first chunk, and its headers give the
+   * size and version: one request per read, not a head and then a GET.
+   */
   async #openRead(path: string, options: GetOptions): Promise<{ length: number; chunks: AsyncIterable<Uint8Array> }> {
     const location = this.#object(path, 'get');
     checkRange(path, options.range, this.name);
     const { signal } = options;
-    // The head answers "missing" before the first chunk, and gives the size to clamp the range against.
-    const head = await this.#head(path, 'get', signal);
-    const end = Math.min(options.range?.end ?? head.size, head.size);
-    const start = Math.min(options.range?.start ?? 0, end);
-    if (start >= end) return { length: 0, chunks: (async function* () {})() };
+    const start = options.range?.start ?? 0;
+    const wanted = options.range?.end;
+    if (wanted !== undefined && wanted <= start) {
+      // No GET can ask for zero bytes: a head says whether the object is there.
+      await this.#head(path, 'get', signal);
+      return { length: 0, chunks: noChunks() };
+    }
+    const state = { failures: 0 };
+    const { opened, timer } = await this.#openAt(path, location, { start, end: wanted, version: undefined }, signal, state);
+    const end = opened ? Math.min(wanted ?? opened.size, opened.size) : start;
+    if (!opened || end <= start) {
+      timer.dispose();
+      await closeBody(opened?.body);
+      return { length: 0, chunks: noChunks() };
+    }
     return {
       length: end - start,
-      chunks: this.#resumableRead(path, location, { start, end, size: head.size, version: head.version }, signal),
+      chunks: this.#resumableRead(path, location, { start, end, version: opened.version }, signal, state, {
+        body: opened.body,
+        timer,
+      }),
     };
+  }
+
+  /**
+   * One GET from `range.start`, its transient failures retried within the budget. The
+   * timer it returns keeps timing the body; the caller disposes of it.
+   */
+  async #openAt(
+    path: string,
+    location: ObjectLocation,
+    range: ReadRange,
+    signal: AbortSignal | undefined,
+    state: { failures: number },
+  ): Promise<{ opened: ObjectRead | undefined; timer: ProgressTimer }> {
+    while (true) {
+      if (signal?.aborted) throw this.#aborted(path, 'get', signal);
+      const timer = new ProgressTimer(this.#settings.requestTimeoutMs, signal);
+      try {
+        return { opened: await this.#store.read(location, range, timer), timer };
+      } catch (error) {
+        timer.dispose();
+        await this.#retryReadOrThrow(error, path, signal, timer, state);
+      }
+    }
+  }
+
+  /** Waits out the backoff when a read's failure is transient and the budget allows; throws the mapped error otherwise. */
+  async #retryReadOrThrow(
+    error: unknown,
+    path: string,
+    signal: AbortSignal | undefined,
+    timer: ProgressTimer,
+    state: { failures: number },
+  ): Promise<void> {
+    const { retry } = this.#settings;
+    const mapped = this.#mapFailure(error, path, 'get', signal, timer);
+    if (!isTransient(mapped) || state.failures >= retry.retries) throw mapped;
+    state.failures++;
+    await sleep(retryDelayMs(retry, state.failures), signal);
+    if (signal?.aborted) throw this.#aborted(path, 'get', signal);
+  }
+
+  /**
+   * A resumed read that failed for good: when the object is no longer the version the
+   * read began on (replaced or deleted meanwhile: the store answered 412, or 404 for a
+   * generation), says so, instead of a bare precondition or not-found error.
+   */
+  async #explainChanged(
+    error: unknown,
+    path: string,
+    range: { end: number; version: string | undefined },
+    position: number,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    if (!(error instanceof SavepointError) || error.transient || error instanceof AbortedError || !range.version) return error;
+    const now = await this.#head(path, 'get', signal).then(
+      (head) => head.version,
+      (headError: unknown) => (headError instanceof NotFoundError ? null : range.version),
+    );
+    if (now === range.version) return error;
+    return new BackendError(
+      `get ${path}: the object was ${now === null ? 'deleted' : 'replaced'} while it was being read (after byte ${position} of ${range.end}); read it again`,
+      { backend: this.name, cause: error },
+    );
   }
 
   async *#resumableRead(
     path: string,
     location: ObjectLocation,
-    range: { start: number; end: number; size: number; version: string | undefined },
+    range: { start: number; end: number; version: string | undefined },
     signal: AbortSignal | undefined,
+    state: { failures: number },
+    first: { body: AsyncIterable<Uint8Array>; timer: ProgressTimer },
   ): AsyncIterable<Uint8Array> {
-    const { retry, requestTimeoutMs } = this.#settings;
     let position = range.start;
-    let failures = 0;
-    while (position < range.end) {
-      const timer = new ProgressTimer(requestTimeoutMs, signal);
-      let iterator: AsyncIterator<Uint8Array> | undefined;
-      try {
-        const stream = await this.#store.readRange(location, { ...range, start: position }, timer);
-        iterator = stream[Symbol.asyncIterator]();
-        while (true) {
-          timer.touch();
-          const next = await iterator.next();
-          if (next.done) break;
-          // Only the network's side is timed: while the consumer works, the clock stops.
-          timer.pause();
-          const chunk = next.value.byteLength > range.end - position ? next.value.subarray(0, range.end - position) : next.value;
-          position += chunk.byteLength;
-          failures = 0;
-          yield chunk;
-          if (position >= range.end) break;
-        }
-        if (position < range.end) {
-          throw this.#store.classify(
-            Object.assign(new Error(`stream ended at byte ${position} of ${range.end}`), { code: 'ECONNRESET' }),
-            path,
-            'get',
+    let current: { body: AsyncIterable<Uint8Array> | undefined; timer: ProgressTimer } | undefined = first;
+    try {
+      while (position < range.end) {
+        // After a failure mid-body: on from the last byte received, of the version first read.
+        if (!current) {
+          const { opened, timer } = await this.#openAt(path, location, { ...range, start: position }, signal, state).catch(
+            async (error: unknown) => {
+              throw await this.#explainChanged(error, path, range, position, signal);
+            },
           );
+          current = { body: opened?.body, timer };
         }
-      } catch (error) {
-        const mapped = this.#mapFailure(error, path, 'get', signal, timer);
-        if (!isTransient(mapped) || failures >= retry.retries) throw mapped;
-        failures++;
-        await sleep(retryDelayMs(retry, failures), signal);
-        if (signal?.aborted) throw this.#aborted(path, 'get', signal);
-      } finally {
-        timer.dispose();
-        await iterator?.return?.().catch(() => {});
+        const { body, timer } = current;
+        let iterator: AsyncIterator<Uint8Array> | undefined;
+        try {
+          // No body (a 416): the object shrank under a pinned read; the early end below retries, then fails.
+          iterator = (body ?? noChunks())[Symbol.asyncIterator]();
+          while (true) {
+            timer.touch();
+            const next = await iterator.next();
+            if (next.done) break;
+            // Only the network's side is timed: while the consumer works, the clock stops.
+            timer.pause();
+            const chunk =
+              next.value.byteLength > range.end - position ? next.value.subarray(0, range.end - position) : next.value;
+            position += chunk.byteLength;
+            state.failures = 0;
+            yield chunk;
+            if (position >= range.end) break;
+          }
+          if (position < range.end) {
+            throw this.#store.classify(
+              Object.assign(new Error(`stream ended at byte ${position} of ${range.end}`), { code: 'ECONNRESET' }),
+              path,
+              'get',
+            );
+          }
+        } catch (error) {
+          timer.dispose();
+          current = undefined;
+          await iterator?.return?.().catch(() => {});
+          iterator = undefined;
+          await this.#retryReadOrThrow(error, path, signal, timer, state);
+        } finally {
+          await iterator?.return?.().catch(() => {});
+        }
       }
+    } finally {
+      current?.timer.dispose();
     }
   }
 
@@ -618,6 +758,16 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
       },
     );
   });
+}
+
+function noChunks(): AsyncIterable<Uint8Array> {
+  return (async function* () {})();
+}
+
+/** Releases a response body that will not be read (its socket goes back to the pool). */
+async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
+  const iterator = body?.[Symbol.asyncIterator]();
+  await iterator?.return?.().catch(() => {});
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {

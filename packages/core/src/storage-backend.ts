@@ -6,7 +6,11 @@
 /** Bytes to store: a whole buffer, a string (written as UTF-8), or a stream of unknown length. */
 export type PutBody = Uint8Array | string | AsyncIterable<Uint8Array>;
 
-/** A half-open byte range: `start` inclusive, `end` exclusive (defaults to the end of the object). */
+/**
+ * A half-open byte range: `start` inclusive, `end` exclusive (defaults to the end of the
+ * object). Clamped to the object: a range at or past its end reads no bytes (the object
+ * must still exist).
+ */
 export interface ByteRange {
   start: number;
   end?: number | undefined;

@@ -2,7 +2,9 @@
 // For each request it makes a seeded choice: answer 500/503/429 with the cloud's
 // own throttling body, reset the connection mid-body, stall, or pass through.
 // Faults happen before the server sees the request, so a retried write is never
-// applied twice. `deny` mode answers every request with a 403.
+// applied twice. `deny` mode answers every request with a 403; `rangeIgnored` mode
+// passes every partial answer (206) on as a 200 without its Content-Range, as a server
+// that ignores Range headers would answer.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -27,8 +29,8 @@ export interface FaultProxyOptions {
   seed: number;
   /** Share of requests that get a fault, 0..1. */
   faultRate?: number;
-  /** `deny`: every request gets a 403. */
-  mode?: 'random' | 'deny';
+  /** `deny`: every request gets a 403. `rangeIgnored`: every 206 reaches the client as a 200 without Content-Range. */
+  mode?: 'random' | 'deny' | 'rangeIgnored';
   stallMs?: number;
   /** Which faults to draw from (default: statuses, reset before the server sees it, stall). */
   kinds?: readonly FaultKind[];
@@ -155,9 +157,14 @@ export class FaultProxy {
           return;
         }
         const headers = { ...answer.headers };
+        let status = answer.statusCode ?? 502;
+        if (this.options.mode === 'rangeIgnored' && status === 206) {
+          status = 200;
+          delete headers['content-range'];
+        }
         // Resumable-upload URLs point at the server; send the client back through the proxy.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(this.#target.origin, this.#url);
-        res.writeHead(answer.statusCode ?? 502, headers);
+        res.writeHead(status, headers);
         const length = Number(answer.headers['content-length'] ?? 0);
         // Only an answer that carries a body can be cut in its middle (a HEAD carries none).
         if (fault === 'bodyReset' && length > 1 && req.method !== 'HEAD') {
