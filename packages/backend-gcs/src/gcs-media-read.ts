@@ -5,7 +5,7 @@
 // so Node printed a MaxListenersExceededWarning pair for every read
 // (googleapis/google-cloud-node#9185). Retries, resumption and timeouts stay with
 // core's adapter, which hands us the range still missing and an abort signal.
-import { CRC32C, type Storage } from '@google-cloud/storage';
+import type { Storage } from '@google-cloud/storage';
 import {
   type ObjectLocation,
   type ObjectRead,
@@ -15,6 +15,7 @@ import {
   sizeFromContentRange,
   untilAborted,
 } from '@savepoint/core/store';
+import { crc32cHasher } from './crc32c.js';
 
 type RequestOptions = { uri: string; qs: Record<string, string>; headers: Record<string, string> };
 
@@ -113,13 +114,13 @@ async function* checkedBody(
   length: number,
   crc32c: string | undefined,
 ): AsyncIterable<Uint8Array> {
-  const checksum = crc32c === undefined ? undefined : new CRC32C();
+  const checksum = crc32c === undefined ? undefined : crc32cHasher();
   let received = 0;
   for await (const chunk of body) {
     received += chunk.byteLength;
     if (checksum) {
-      checksum.update(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      if (received >= length && !checksum.validate(crc32c as string)) {
+      checksum.update(chunk);
+      if (received >= length && !checksum.matches(crc32c as string)) {
         throw Object.assign(new Error(`the bytes received do not match the object's CRC32C (${crc32c})`), {
           code: 'CONTENT_DOWNLOAD_MISMATCH',
         });
