@@ -131,14 +131,16 @@ class AzurePrimitives implements ObjectStorePrimitives {
       response = await this.#blob(location).download(range.start, range.end === undefined ? undefined : range.end - range.start, {
         abortSignal: request.signal,
         conditions: range.version ? { ifMatch: range.version } : undefined,
+        // The adapter resumes a cut read under the one retry policy; the SDK's own re-reads would add a second.
+        maxRetryRequests: 0,
       });
     } catch (error) {
       if ((error as { statusCode?: unknown }).statusCode === 416) return undefined;
       throw error;
     }
     const body = response.readableStreamBody ?? Readable.from([]);
-    const size = ranged ? sizeFromContentRange(response.contentRange) : (response.contentLength ?? 0);
-    if (size === undefined) {
+    const size = ranged ? sizeFromContentRange(response.contentRange) : response.contentLength;
+    if (ranged && size === undefined) {
       body.destroy();
       throw rangeIgnoredError();
     }

@@ -109,8 +109,8 @@ class S3Primitives implements ObjectStorePrimitives {
       throw error;
     }
     const body = (out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined) ?? Readable.from([]);
-    const size = ranged ? sizeFromContentRange(out.ContentRange) : (out.ContentLength ?? 0);
-    if (size === undefined) {
+    const size = ranged ? sizeFromContentRange(out.ContentRange) : out.ContentLength;
+    if (ranged && size === undefined) {
       body.destroy?.();
       throw rangeIgnoredError();
     }

@@ -57,8 +57,12 @@ export interface ReadRange {
 
 /** What a read's response carries: the object's size and version come with its bytes, so no head is needed first. */
 export interface ObjectRead {
-  /** The whole object's size (a whole read's length, or the total of a ranged read's Content-Range). */
-  size: number;
+  /**
+   * The whole object's size: a whole read's Content-Length, or the total of a ranged
+   * read's Content-Range. Undefined when a whole read's answer does not say (a chunked
+   * answer): the adapter then asks `head`.
+   */
+  size: number | undefined;
   version: string | undefined;
   /** The bytes from `start` to `end` (or to the end of the object). */
   body: AsyncIterable<Uint8Array>;
@@ -468,7 +472,27 @@ export class ObjectStoreBackend implements StorageBackend {
     }
     const state = { failures: 0 };
     const { opened, timer } = await this.#openAt(path, location, { start, end: wanted, version: undefined }, signal, state);
-    const end = opened ? Math.min(wanted ?? opened.size, opened.size) : start;
+    let size: number;
+    let version = opened?.version;
+    try {
+      if (opened?.size === undefined && opened) {
+        // An answer without a length (chunked): the head gives it, for such servers only.
+        const head = await this.#head(path, 'get', signal);
+        version ??= head.version;
+        size = head.size;
+      } else {
+        size = opened?.size ?? start;
+      }
+      // The size is a stranger's header: it bounds the read and sizes get()'s buffer.
+      if (!Number.isSafeInteger(size) || size < 0) {
+        throw new BackendError(`get ${path}: the store answered an invalid object size (${size})`, { backend: this.name });
+      }
+    } catch (error) {
+      timer.dispose();
+      await closeBody(opened?.body);
+      throw error;
+    }
+    const end = Math.min(wanted ?? size, size);
     if (!opened || end <= start) {
       timer.dispose();
       await closeBody(opened?.body);
@@ -476,7 +500,7 @@ export class ObjectStoreBackend implements StorageBackend {
     }
     return {
       length: end - start,
-      chunks: this.#resumableRead(path, location, { start, end, version: opened.version }, signal, state, {
+      chunks: this.#resumableRead(path, location, { start, end, version }, signal, state, {
         body: opened.body,
         timer,
       }),

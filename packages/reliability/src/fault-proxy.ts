@@ -4,7 +4,8 @@
 // Faults happen before the server sees the request, so a retried write is never
 // applied twice. `deny` mode answers every request with a 403; `rangeIgnored` mode
 // passes every partial answer (206) on as a 200 without its Content-Range, as a server
-// that ignores Range headers would answer.
+// that ignores Range headers would answer; `chunked` mode sends every answer to a GET
+// chunked, without a Content-Length, as some proxies do.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -30,7 +31,7 @@ export interface FaultProxyOptions {
   /** Share of requests that get a fault, 0..1. */
   faultRate?: number;
   /** `deny`: every request gets a 403. `rangeIgnored`: every 206 reaches the client as a 200 without Content-Range. */
-  mode?: 'random' | 'deny' | 'rangeIgnored';
+  mode?: 'random' | 'deny' | 'rangeIgnored' | 'chunked';
   stallMs?: number;
   /** Which faults to draw from (default: statuses, reset before the server sees it, stall). */
   kinds?: readonly FaultKind[];
@@ -162,6 +163,7 @@ export class FaultProxy {
           status = 200;
           delete headers['content-range'];
         }
+        if (this.options.mode === 'chunked' && req.method === 'GET') delete headers['content-length'];
         // Resumable-upload URLs point at the server; send the client back through the proxy.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(this.#target.origin, this.#url);
         res.writeHead(status, headers);
