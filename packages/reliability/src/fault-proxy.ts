@@ -5,7 +5,8 @@
 // applied twice. `deny` mode answers every request with a 403; `rangeIgnored` mode
 // passes every partial answer (206) on as a 200 without its Content-Range, as a server
 // that ignores Range headers would answer; `chunked` mode sends every answer to a GET
-// chunked, without a Content-Length, as some proxies do.
+// chunked, without a Content-Length, as some proxies do; `cutOnce` mode cuts the
+// connection of the first answer longer than 1 MiB after `cutAfterBytes` of its body.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -31,7 +32,9 @@ export interface FaultProxyOptions {
   /** Share of requests that get a fault, 0..1. */
   faultRate?: number;
   /** `deny`: every request gets a 403. `rangeIgnored`: every 206 reaches the client as a 200 without Content-Range. */
-  mode?: 'random' | 'deny' | 'rangeIgnored' | 'chunked';
+  mode?: 'random' | 'deny' | 'rangeIgnored' | 'chunked' | 'cutOnce';
+  /** `cutOnce`: the bytes of the body that get through before the cut. */
+  cutAfterBytes?: number;
   stallMs?: number;
   /** Which faults to draw from (default: statuses, reset before the server sees it, stall). */
   kinds?: readonly FaultKind[];
@@ -77,6 +80,8 @@ export class FaultProxy {
     requests: 0,
     faults: { status500: 0, status503: 0, status429: 0, reset: 0, stall: 0, bodyReset: 0, appliedReset: 0, status403: 0 },
   };
+  /** Answers cut by `cutOnce` mode (0 or 1). */
+  cuts = 0;
   #server: http.Server | undefined;
   #url = '';
   readonly #random: () => number;
@@ -147,6 +152,18 @@ export class FaultProxy {
     else forward();
   }
 
+  /** Passes `bytes` of the answer's body on, then drops the connection. */
+  #cutAfter(req: http.IncomingMessage, res: http.ServerResponse, answer: http.IncomingMessage, bytes: number) {
+    let sent = 0;
+    answer.on('data', (chunk: Buffer) => {
+      if (sent >= bytes) return;
+      const part = chunk.subarray(0, Math.max(1, bytes - sent));
+      sent += part.byteLength;
+      res.write(part);
+      if (sent >= bytes) setTimeout(() => req.socket.destroy(), 5);
+    });
+  }
+
   #forward(req: http.IncomingMessage, res: http.ServerResponse, fault?: FaultKind) {
     const upstream = http.request(
       { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers },
@@ -168,19 +185,14 @@ export class FaultProxy {
         if (typeof headers.location === 'string') headers.location = headers.location.replace(this.#target.origin, this.#url);
         res.writeHead(status, headers);
         const length = Number(answer.headers['content-length'] ?? 0);
-        // Only an answer that carries a body can be cut in its middle (a HEAD carries none).
-        if (fault === 'bodyReset' && length > 1 && req.method !== 'HEAD') {
-          // Half the body, then the connection drops.
-          let sent = 0;
-          answer.on('data', (chunk: Buffer) => {
-            if (sent >= length / 2) return;
-            const part = chunk.subarray(0, Math.max(1, Math.ceil(length / 2) - sent));
-            sent += part.byteLength;
-            res.write(part);
-            if (sent >= length / 2) setTimeout(() => req.socket.destroy(), 5);
-          });
-          return;
+        if (this.options.mode === 'cutOnce' && this.cuts === 0 && length > 1024 * 1024 && req.method !== 'HEAD') {
+          this.cuts++;
+          return this.#cutAfter(req, res, answer, this.options.cutAfterBytes ?? 0);
         }
+        // Only an answer that carries a body can be cut in its middle (a HEAD carries none).
+        // Half the body, then the connection drops.
+        if (fault === 'bodyReset' && length > 1 && req.method !== 'HEAD')
+          return this.#cutAfter(req, res, answer, Math.ceil(length / 2));
         answer.pipe(res);
       },
     );
