@@ -18,7 +18,6 @@ import {
   parseObjectUri,
   type ReadRange,
   rangeHeader,
-  rangeIgnoredError,
   registerBackend,
   type StreamWrite,
   sizeFromContentRange,
@@ -138,13 +137,11 @@ class AzurePrimitives implements ObjectStorePrimitives {
       if ((error as { statusCode?: unknown }).statusCode === 416) return undefined;
       throw error;
     }
-    const body = response.readableStreamBody ?? Readable.from([]);
-    const size = ranged ? sizeFromContentRange(response.contentRange) : response.contentLength;
-    if (ranged && size === undefined) {
-      body.destroy();
-      throw rangeIgnoredError();
-    }
-    return { size, version: response.etag, body: body as AsyncIterable<Uint8Array> };
+    return {
+      size: ranged ? sizeFromContentRange(response.contentRange) : response.contentLength,
+      version: response.etag,
+      body: (response.readableStreamBody as AsyncIterable<Uint8Array> | undefined) ?? Readable.from([]),
+    };
   }
 
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {

@@ -11,7 +11,6 @@ import {
   type ObjectRead,
   type ReadRange,
   rangeHeader,
-  rangeIgnoredError,
   sizeFromContentRange,
   untilAborted,
 } from '@savepoint/core/store';
@@ -68,22 +67,13 @@ export async function readMedia(
     await response.body?.cancel();
     return undefined;
   }
-  if (response.status !== (ranged ? 206 : 200)) {
-    if (response.ok) {
-      await response.body?.cancel();
-      // A 200 to a ranged request would hand us the object from byte 0.
-      throw rangeIgnoredError();
-    }
-    throw await httpError(response, `read ${location.key}`);
-  }
+  if (!response.ok) throw await httpError(response, `read ${location.key}`);
   const { headers } = response;
-  // The stored size: with decompressive transcoding, Content-Length is not the object's.
-  const stored = headers.get('x-goog-stored-content-length') ?? (ranged ? null : headers.get('content-length'));
-  const size = stored !== null ? Number(stored) : ranged ? sizeFromContentRange(headers.get('content-range')) : undefined;
-  if (ranged && size === undefined) {
-    await response.body?.cancel();
-    throw rangeIgnoredError();
-  }
+  // A ranged read's size comes from Content-Range alone (a 200 from a server that ignored
+  // the Range has none, and the adapter refuses it); a whole read's is the stored size
+  // (with decompressive transcoding, Content-Length is not the object's).
+  const stored = headers.get('x-goog-stored-content-length') ?? headers.get('content-length');
+  const size = ranged ? sizeFromContentRange(headers.get('content-range')) : stored === null ? undefined : Number(stored);
   // A 200 or 206 always has a body, if only an empty one.
   return {
     size,

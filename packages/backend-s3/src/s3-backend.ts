@@ -34,7 +34,6 @@ import {
   type ReadRange,
   type RetryPolicy,
   rangeHeader,
-  rangeIgnoredError,
   registerBackend,
   type SignalOptions,
   type StreamWrite,
@@ -108,13 +107,11 @@ class S3Primitives implements ObjectStorePrimitives {
       if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return undefined;
       throw error;
     }
-    const body = (out.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined) ?? Readable.from([]);
-    const size = ranged ? sizeFromContentRange(out.ContentRange) : out.ContentLength;
-    if (ranged && size === undefined) {
-      body.destroy?.();
-      throw rangeIgnoredError();
-    }
-    return { size, version: out.ETag, body };
+    return {
+      size: ranged ? sizeFromContentRange(out.ContentRange) : out.ContentLength,
+      version: out.ETag,
+      body: (out.Body as AsyncIterable<Uint8Array> | undefined) ?? Readable.from([]),
+    };
   }
 
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {

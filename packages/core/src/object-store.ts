@@ -59,8 +59,9 @@ export interface ReadRange {
 export interface ObjectRead {
   /**
    * The whole object's size: a whole read's Content-Length, or the total of a ranged
-   * read's Content-Range. Undefined when a whole read's answer does not say (a chunked
-   * answer): the adapter then asks `head`.
+   * read's Content-Range (only that: never a header that a server ignoring the Range
+   * would send too). Undefined when the answer does not say: for a whole read (a chunked
+   * answer) the adapter asks `head`; a ranged answer without it is refused.
    */
   size: number | undefined;
   version: string | undefined;
@@ -85,7 +86,7 @@ export function sizeFromContentRange(contentRange: string | null | undefined): n
 }
 
 /** A ranged read answered with the object from byte 0 (no Content-Range): refused, never read as the range. */
-export function rangeIgnoredError(): Error {
+function rangeIgnoredError(): Error {
   return Object.assign(new Error('the server ignored the Range header (no Content-Range in its answer)'), {
     code: 'ERR_RANGE_IGNORED',
   });
@@ -128,8 +129,7 @@ export interface ObjectStorePrimitives {
   /**
    * One GET: the whole object without a Range header, otherwise bytes from `start` (to
    * `end`), of `version` when given. Resolves undefined when the range starts at or past
-   * the end of an existing object (HTTP 416); a server that ignores the Range header
-   * must be refused, not read from byte 0.
+   * the end of an existing object (HTTP 416).
    */
   read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined>;
   /** Writes `bytes` atomically in one request. */
@@ -472,16 +472,18 @@ export class ObjectStoreBackend implements StorageBackend {
     }
     const state = { failures: 0 };
     const { opened, timer } = await this.#openAt(path, location, { start, end: wanted, version: undefined }, signal, state);
-    let size: number;
-    let version = opened?.version;
+    if (!opened) {
+      // 416: the object is there, and the range starts at or past its end.
+      timer.dispose();
+      return { length: 0, chunks: noChunks() };
+    }
+    let { size, version } = opened;
     try {
-      if (opened?.size === undefined && opened) {
-        // An answer without a length (chunked): the head gives it, for such servers only.
+      if (size === undefined) {
+        // A whole answer without a length (chunked): the head gives it, for such servers only.
         const head = await this.#head(path, 'get', signal);
         version ??= head.version;
         size = head.size;
-      } else {
-        size = opened?.size ?? start;
       }
       // The size is a stranger's header: it bounds the read and sizes get()'s buffer.
       if (!Number.isSafeInteger(size) || size < 0) {
@@ -489,13 +491,13 @@ export class ObjectStoreBackend implements StorageBackend {
       }
     } catch (error) {
       timer.dispose();
-      await closeBody(opened?.body);
+      await closeBody(opened.body);
       throw error;
     }
     const end = Math.min(wanted ?? size, size);
-    if (!opened || end <= start) {
+    if (end <= start) {
       timer.dispose();
-      await closeBody(opened?.body);
+      await closeBody(opened.body);
       return { length: 0, chunks: noChunks() };
     }
     return {
@@ -522,7 +524,12 @@ export class ObjectStoreBackend implements StorageBackend {
       if (signal?.aborted) throw this.#aborted(path, 'get', signal);
       const timer = new ProgressTimer(this.#settings.requestTimeoutMs, signal);
       try {
-        return { opened: await this.#store.read(location, range, timer), timer };
+        const opened = await this.#store.read(location, range, timer);
+        if (opened?.size === undefined && opened && rangeHeader(range) !== undefined) {
+          await closeBody(opened.body);
+          throw rangeIgnoredError();
+        }
+        return { opened, timer };
       } catch (error) {
         timer.dispose();
         await this.#retryReadOrThrow(error, path, signal, timer, state);
@@ -593,6 +600,8 @@ export class ObjectStoreBackend implements StorageBackend {
         }
         const { body, timer } = current;
         let iterator: AsyncIterator<Uint8Array> | undefined;
+        let failed = false;
+        let failure: unknown;
         try {
           // No body (a 416): the object shrank under a pinned read; the early end below retries, then fails.
           iterator = (body ?? noChunks())[Symbol.asyncIterator]();
@@ -617,13 +626,16 @@ export class ObjectStoreBackend implements StorageBackend {
             );
           }
         } catch (error) {
+          failed = true;
+          failure = error;
+        } finally {
+          // Also when the consumer stops early: the response is released.
+          await iterator?.return?.().catch(() => {});
+        }
+        if (failed) {
           timer.dispose();
           current = undefined;
-          await iterator?.return?.().catch(() => {});
-          iterator = undefined;
-          await this.#retryReadOrThrow(error, path, signal, timer, state);
-        } finally {
-          await iterator?.return?.().catch(() => {});
+          await this.#retryReadOrThrow(failure, path, signal, timer, state);
         }
       }
     } finally {
