@@ -7,7 +7,7 @@
 // --work-dir s3://bucket/demo --backend-args '{"region":"eu-west-1"}'.
 import { parseArgs } from 'node:util';
 import { ls, parseBackendArgs, registerAllBackends, storeFor } from '@savepoint/cli';
-import { CheckpointHook, ConfigError, type Logger, redact, removeCheckpoint } from '@savepoint/core';
+import { ConfigError, type Logger, Run, redact } from '@savepoint/core';
 import { SavepointCheckpoint } from '@savepoint/tfjs';
 import * as tf from '@tensorflow/tfjs';
 import { buildModel, makeDataset } from './model.js';
@@ -48,14 +48,10 @@ async function prepareWorkDir(): Promise<void> {
         { option: '--work-dir' },
       );
     }
-    const layout = new CheckpointHook({ backend: store }).layoutFor(workDir);
+    const run = Run.open(workDir, { backend: store });
     console.log(`Starting fresh: removing the previous demo run's checkpoints in ${workDir}`);
-    for await (const entry of store.list(workDir)) {
-      const kind = layout.parse(entry.name)?.kind;
-      if (kind === 'regular' || kind === 'best' || kind === 'published' || kind === 'pointer') {
-        await removeCheckpoint(store, entry.path);
-      }
-    }
+    await run.clearPointer();
+    for (const checkpoint of (await run.scan()).checkpoints) await run.remove(checkpoint.name);
   }
   await store.put(marker, JSON.stringify({ createdBy: 'savepoint demo', at: new Date().toISOString() }));
 }
@@ -125,7 +121,7 @@ await model.fit(train.x, train.y, {
 });
 console.log(`resumed from ${path} at epoch ${initialEpoch} and finished epoch ${EPOCHS}`);
 
-const { checkpoints, pointer } = await ls(store, workDir);
+const { checkpoints, pointer } = await ls(workDir, { backendArgs });
 console.log('\n== what is on the store ==');
 const names = (kind: string) =>
   checkpoints

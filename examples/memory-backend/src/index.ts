@@ -1,25 +1,23 @@
 // A third-party backend, written against the published contract only: objects live
 // in a Map keyed by `bucket/key`. Small enough to read in one sitting; see
 // docs/writing-a-backend.md for the walk-through.
+
+import { bodyChunks, dirPrefix, joinObjectPath, parseObjectUri } from '@savepoint/core/kit';
 import {
   AbortedError,
-  bodyChunks,
-  dirPrefix,
   type GetOptions,
   InvalidPathError,
-  joinObjectPath,
   type ListEntry,
   type ListOptions,
   NotFoundError,
   type ObjectStat,
   type PutBody,
   type PutOptions,
-  parseObjectUri,
   type RmtreeOptions,
   registerBackend,
   type SignalOptions,
   type StorageBackend,
-} from '@savepoint/core';
+} from '@savepoint/core/store';
 
 export const BACKEND_NAME = 'memory';
 const SCHEMES = ['mem'];

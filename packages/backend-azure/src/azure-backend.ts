@@ -6,8 +6,6 @@ import { Readable } from 'node:stream';
 import { DefaultAzureCredential } from '@azure/identity';
 import { type BlobDownloadResponseParsed, BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import {
-  ConfigError,
-  InvalidPathError,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
@@ -18,11 +16,11 @@ import {
   parseObjectUri,
   type ReadRange,
   rangeHeader,
-  registerBackend,
   type StreamWrite,
   sizeFromContentRange,
   stageParts,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
+import { ConfigError, InvalidPathError, registerBackend } from '@savepoint/core/store';
 import { BACKEND_NAME, mapAzureError } from './azure-errors.js';
 import { type AzureBackendOptions, type ResolvedAzureOptions, resolveAzureOptions } from './azure-options.js';
 

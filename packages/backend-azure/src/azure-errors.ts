@@ -1,14 +1,14 @@
 // The one place that reads @azure/storage-blob's error shapes. Not-found has two:
 // getProperties gives a 404 RestError with an empty `code` and
 // `details.errorCode: 'BlobNotFound'`; download gives `code: 'BlobNotFound'`.
+
+import { isNetworkError, safeCause } from '@savepoint/core/kit';
 import {
   BackendError,
-  isNetworkError,
   NotFoundError,
   PermissionDeniedError,
   redact,
   type SavepointError,
-  safeCause,
   TransientError,
 } from '@savepoint/core/store';
 

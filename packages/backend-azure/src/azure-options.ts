@@ -16,7 +16,7 @@ import {
   parseRequestTimeout,
   parseRetryPolicy,
   type RetryPolicy,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
 import { BACKEND_NAME } from './azure-errors.js';
 
 export interface AzureBackendOptions {

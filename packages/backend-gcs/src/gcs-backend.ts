@@ -14,11 +14,11 @@ import {
   type ObjectStorePrimitives,
   parseObjectUri,
   type ReadRange,
-  registerBackend,
   type StreamWrite,
   stageParts,
   untilAborted,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
+import { registerBackend } from '@savepoint/core/store';
 import pMap from 'p-map';
 import { BACKEND_NAME, mapGcsError } from './gcs-errors.js';
 import { readMedia } from './gcs-media-read.js';

@@ -1,12 +1,12 @@
 // The one place that reads @google-cloud/storage's error shapes.
+
+import { isNetworkError, safeCause } from '@savepoint/core/kit';
 import {
   BackendError,
-  isNetworkError,
   NotFoundError,
   PermissionDeniedError,
   redact,
   type SavepointError,
-  safeCause,
   TransientError,
 } from '@savepoint/core/store';
 

@@ -13,7 +13,7 @@ import {
   rangeHeader,
   sizeFromContentRange,
   untilAborted,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
 import { crc32cHasher } from './crc32c.js';
 
 type RequestOptions = { uri: string; qs: Record<string, string>; headers: Record<string, string> };

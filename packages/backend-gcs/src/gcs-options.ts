@@ -11,7 +11,7 @@ import {
   parseRetryPolicy,
   type RetryPolicy,
   secretConfigError,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
 import { BACKEND_NAME } from './gcs-errors.js';
 
 export interface GcsBackendOptions {

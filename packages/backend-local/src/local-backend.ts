@@ -6,16 +6,12 @@ import { createReadStream, type Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bodyChunks, callSignal, checkKnownKeys, checkString, isTempName, tempNameFor } from '@savepoint/core/kit';
 import {
   AbortedError,
   BackendError,
-  bodyChunks,
-  callSignal,
-  checkKnownKeys,
-  checkString,
   type GetOptions,
   InvalidPathError,
-  isTempName,
   type ListEntry,
   type ListOptions,
   LOCAL_BACKEND_NAME,
@@ -29,7 +25,6 @@ import {
   type SignalOptions,
   type StorageBackend,
   TransientError,
-  tempNameFor,
 } from '@savepoint/core/store';
 
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;

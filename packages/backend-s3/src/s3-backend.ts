@@ -19,9 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import {
-  AbortedError,
   dirPrefix,
-  NotFoundError,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
@@ -34,12 +32,11 @@ import {
   type ReadRange,
   type RetryPolicy,
   rangeHeader,
-  registerBackend,
-  type SignalOptions,
   type StreamWrite,
   sizeFromContentRange,
   withRetry,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
+import { AbortedError, NotFoundError, registerBackend, type SignalOptions } from '@savepoint/core/store';
 import { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 

@@ -1,13 +1,13 @@
 // The one place that reads the S3 SDK's error shapes. Everything else in this
 // package speaks the contract's errors.
+
+import { isNetworkError, safeCause } from '@savepoint/core/kit';
 import {
   BackendError,
-  isNetworkError,
   NotFoundError,
   PermissionDeniedError,
   redact,
   type SavepointError,
-  safeCause,
   TransientError,
 } from '@savepoint/core/store';
 

@@ -12,7 +12,7 @@ import {
   parseRetryPolicy,
   type RetryPolicy,
   secretConfigError,
-} from '@savepoint/core/store';
+} from '@savepoint/core/kit';
 import { BACKEND_NAME } from './s3-errors.js';
 
 export interface S3Credentials {

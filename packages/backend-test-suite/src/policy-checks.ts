@@ -11,7 +11,7 @@ import {
   loadCheckpoint,
   openCheckpoint,
   ReferenceTrainer,
-  readLastCheckpoint,
+  Run,
   type StorageBackend,
   saveCheckpointDir,
   saveCheckpointFile,
@@ -142,7 +142,9 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
           await train(mode, dir, { hook: { interval: 3 } });
           const raw = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
           expect(raw).toBe(`${mode}_11.safetensors`);
-          expect(await readLastCheckpoint(ctx.backend, dir)).toBe(ctx.backend.joinPath(dir, `${mode}_11.safetensors`));
+          expect(await Run.open(dir, { backend: ctx.backend }).latest()).toBe(
+            ctx.backend.joinPath(dir, `${mode}_11.safetensors`),
+          );
         });
 
         it('resume from step 11 holding [9, 10, 11] with maxKeepCkpts 2, train to 12: 9 and 10 go, 11 and 12 stay', async () => {
@@ -588,7 +590,7 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
                 InjectedFault,
               );
               scenarios++;
-              const pointer = await readLastCheckpoint(ctx.backend, dir);
+              const pointer = await Run.open(dir, { backend: ctx.backend }).latest();
               if (pointer !== undefined) {
                 // The pointer names a complete checkpoint that loads.
                 const ckpt = await loadCheckpoint(ctx.backend, pointer);

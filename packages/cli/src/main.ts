@@ -2,12 +2,19 @@
 // 2 bad usage. Errors name the path and the fix; stacks only with --verbose.
 
 import { createRequire } from 'node:module';
-import { ConfigError, InvalidPathError, NotFoundError, redact, SavepointError, type StorageBackend } from '@savepoint/core';
+import {
+  type BackendArgs,
+  type CheckpointInfo,
+  ConfigError,
+  InvalidPathError,
+  NotFoundError,
+  redact,
+  SavepointError,
+} from '@savepoint/core';
 import { Command, CommanderError, Option } from 'commander';
-import { CheckFailed, cp, inspect, latest, ls, prune, publish, verify } from './commands.js';
+import { CheckFailed, type CommandOptions, cp, inspect, latest, ls, prune, publish, verify } from './commands.js';
 import { terminalProgress } from './progress.js';
-import type { CheckpointInfo } from './run-folder.js';
-import { parseBackendArgs, registerAllBackends, storeFor } from './stores.js';
+import { parseBackendArgs, registerAllBackends } from './stores.js';
 import { formatTable } from './table.js';
 
 export interface Io {
@@ -84,7 +91,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     const raw = opts.backendArgs ?? io.env.SAVEPOINT_BACKEND_ARGS;
     return parseBackendArgs(raw, opts.backendArgs !== undefined ? '--backend-args' : 'SAVEPOINT_BACKEND_ARGS');
   };
-  const store = (path: string): StorageBackend => storeFor(path, settings());
+  const cmdOptions = (): CommandOptions => ({ backendArgs: settings() as BackendArgs });
   const print = (data: unknown, text: () => string) => io.out(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
 
   program
@@ -95,7 +102,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       'list the checkpoints in a run folder, marking the pointer target, bests, published copies and incomplete folders',
     )
     .action(async (dir: string) => {
-      const result = await ls(store(dir), dir);
+      const result = await ls(dir, cmdOptions());
       print(result, () =>
         result.checkpoints.length === 0
           ? `no checkpoints in ${dir}`
@@ -120,7 +127,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<dir>', 'work dir holding last_checkpoint')
     .description('print the checkpoint that last_checkpoint names; exit 1 if there is none')
     .action(async (dir: string) => {
-      const result = await latest(store(dir), dir);
+      const result = await latest(dir, cmdOptions());
       print(result, () => result.pointer);
     });
 
@@ -133,7 +140,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<checkpoint>', 'checkpoint file or folder')
     .description('show tensors (name, dtype, shape, bytes) and metadata, reading only the header')
     .action(async (path: string) => {
-      const result = await inspect(store(path), path);
+      const result = await inspect(path, cmdOptions());
       print(result, () =>
         [
           `${path} (${result.shape}, header ${human(result.bytesRead)} read)`,
@@ -157,10 +164,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<path>', 'a checkpoint, or a run folder to verify every checkpoint in it')
     .description('check that every checkpoint opens and that each folder checkpoint matches its manifest')
     .action(async (path: string) => {
-      const result = await verify(store(path), path);
+      const result = await verify(path, cmdOptions());
       print(result, () =>
         result.results
-          .map((r) => `${r.ok ? 'ok  ' : 'FAIL'}  ${r.path}${r.error ? `: ${r.error}` : ''}${r.note ? ` (${r.note})` : ''}`)
+          .map(
+            (r) =>
+              `${r.ok ? 'ok  ' : 'FAIL'}  ${r.path}${r.target ? ` -> ${r.target}` : ''}${r.error ? `: ${r.error}` : ''}${r.note ? ` (${r.note})` : ''}`,
+          )
           .join('\n'),
       );
       if (!result.ok) throw new CheckFailed(`${result.results.filter((r) => !r.ok).length} checkpoint(s) failed verification`);
@@ -184,7 +194,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       "delete old regular checkpoints of the run; never the pointer's target, a newer one, a best, a published copy or a file that is not the run's",
     )
     .action(async (dir: string, opts: { keep: number; yes?: boolean; filenameTmpl?: string }) => {
-      const result = await prune(store(dir), dir, opts.keep, !!opts.yes, { filenameTmpl: opts.filenameTmpl });
+      const result = await prune(dir, opts.keep, !!opts.yes, { ...cmdOptions(), filenameTmpl: opts.filenameTmpl });
       print(result, () =>
         result.toDelete.length === 0
           ? 'nothing to delete'
@@ -207,7 +217,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         throw new ConfigError('--keys got no key; accepted: a comma-separated list such as meta,state_dict', {
           option: '--keys',
         });
-      const result = await publish(store(path), path, keys);
+      const result = await publish(path, keys, cmdOptions());
       print(result, () => `${result.path}${result.removedKeys.length ? ` (dropped ${result.removedKeys.join(', ')})` : ''}`);
     });
 
@@ -221,7 +231,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<dst>', 'destination path or URI')
     .description('copy a checkpoint file or folder between any two stores, streaming')
     .action(async (src: string, dst: string) => {
-      const result = await cp(store(src), src, store(dst), dst, json ? undefined : terminalProgress());
+      const result = await cp(src, dst, cmdOptions(), json ? undefined : terminalProgress());
       print(result, () => `copied ${result.files} file(s), ${human(result.bytes)}`);
     });
 

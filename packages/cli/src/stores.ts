@@ -6,14 +6,7 @@ import { registerAzureBackend } from '@savepoint/backend-azure';
 import { registerGcsBackend } from '@savepoint/backend-gcs';
 import { registerLocalBackend } from '@savepoint/backend-local';
 import { registerS3Backend } from '@savepoint/backend-s3';
-import {
-  type BackendArgs,
-  ConfigError,
-  getBackend,
-  LOCAL_BACKEND_NAME,
-  resolveBackendName,
-  type StorageBackend,
-} from '@savepoint/core';
+import { type BackendArgs, ConfigError, getBackend, type StorageBackend, storeArgsFor } from '@savepoint/core';
 
 export function registerAllBackends(): void {
   registerLocalBackend();
@@ -21,8 +14,6 @@ export function registerAllBackends(): void {
   registerGcsBackend();
   registerAzureBackend();
 }
-
-const BACKEND_NAMES = ['local', 's3', 'gcs', 'azure'];
 
 export function parseBackendArgs(raw: string | undefined, source: string): Record<string, unknown> {
   if (raw === undefined || raw.trim() === '') return {};
@@ -43,13 +34,7 @@ export function parseBackendArgs(raw: string | undefined, source: string): Recor
   return parsed as Record<string, unknown>;
 }
 
-/** The store for `path`, configured with the part of `args` that belongs to its backend. */
+/** The store for `path`, configured with the part of `args` that belongs to its backend (see storeArgsFor). */
 export function storeFor(path: string, args: Record<string, unknown>): StorageBackend {
-  const keyedByBackend = Object.keys(args).length > 0 && Object.keys(args).every((k) => BACKEND_NAMES.includes(k));
-  const name = resolveBackendName(path, keyedByBackend ? {} : (args as BackendArgs));
-  let own: Record<string, unknown>;
-  if (keyedByBackend) own = (args[name] as Record<string, unknown> | undefined) ?? {};
-  else if (name === LOCAL_BACKEND_NAME && args.backend === undefined) own = {};
-  else own = args;
-  return getBackend(path, { ...own, ...(keyedByBackend ? {} : { backend: args.backend as string | undefined }) } as BackendArgs);
+  return getBackend(path, storeArgsFor(path, args as BackendArgs));
 }

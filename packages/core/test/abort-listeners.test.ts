@@ -2,7 +2,7 @@
 // and none once they are all done.
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { callSignal, onAbort } from '../src/abort-listeners.js';
+import { callSignal, onAbort } from '../src/store/abort-listeners.js';
 
 describe('onAbort', () => {
   it('puts one listener on the signal for any number of subscribers, and removes it when the last leaves', () => {

@@ -16,9 +16,9 @@ import {
   type PutBody,
   type PutOptions,
   ReferenceTrainer,
+  Run,
   type Runner,
   RuntimeInfo,
-  readLastCheckpoint,
 } from '../src/index.js';
 
 /** A local store whose checkpoint uploads wait until the test opens the gate (or fail when told to). */
@@ -111,7 +111,7 @@ describe('asyncSave', () => {
     expect(hook.pendingSaves).toBe(0);
     const saved = await loadCheckpoint(backend, join(dir, 'iter_1.safetensors'));
     expect(Array.from((saved.state_dict as { w: Float32Array }).w)).toEqual([1, 2, 3, 4]);
-    expect(await readLastCheckpoint(backend, dir)).toBe(join(dir, 'iter_1.safetensors'));
+    expect(await Run.open(dir, { backend: backend }).latest()).toBe(join(dir, 'iter_1.safetensors'));
   });
 
   it('never moves the pointer before the checkpoint is written', async () => {
@@ -122,10 +122,10 @@ describe('asyncSave', () => {
     state.iter = 1;
     await hook.afterTrainIter(runner);
     await wait(20);
-    expect(await readLastCheckpoint(backend, dir)).toBeUndefined();
+    expect(await Run.open(dir, { backend: backend }).latest()).toBeUndefined();
     backend.releaseUploads();
     await hook.flush();
-    expect(await readLastCheckpoint(backend, dir)).toBe(join(dir, 'iter_1.safetensors'));
+    expect(await Run.open(dir, { backend: backend }).latest()).toBe(join(dir, 'iter_1.safetensors'));
   });
 
   it('with maxPendingSaves 1, a save point waits for the save in flight; with 2 it does not', async () => {
@@ -151,7 +151,7 @@ describe('asyncSave', () => {
         'iter_1.safetensors',
         'iter_2.safetensors',
       ]);
-      expect(await readLastCheckpoint(backend, runDir)).toBe(join(runDir, 'iter_2.safetensors'));
+      expect(await Run.open(runDir, { backend: backend }).latest()).toBe(join(runDir, 'iter_2.safetensors'));
     }
   });
 
@@ -173,7 +173,7 @@ describe('asyncSave', () => {
     state.iter = 4;
     await expect(hook.afterTrainIter(runner)).rejects.toThrow('injected failure');
     // The failed save and the one queued after it changed nothing: iter_1 and its pointer stand.
-    expect(await readLastCheckpoint(backend, dir)).toBe(join(dir, 'iter_1.safetensors'));
+    expect(await Run.open(dir, { backend: backend }).latest()).toBe(join(dir, 'iter_1.safetensors'));
     expect((await readdir(dir)).filter((n) => n.endsWith('.safetensors'))).toEqual(['iter_1.safetensors']);
   });
 
@@ -206,7 +206,7 @@ describe('asyncSave', () => {
     controller.abort(new Error('preempted'));
     await expect(hook.flush()).rejects.toBeInstanceOf(AbortedError);
     backend.releaseUploads();
-    expect(await readLastCheckpoint(backend, dir)).toBe(join(dir, 'iter_1.safetensors'));
+    expect(await Run.open(dir, { backend: backend }).latest()).toBe(join(dir, 'iter_1.safetensors'));
     const kept = await loadCheckpoint(backend, join(dir, 'iter_1.safetensors'));
     expect(Array.from((kept.state_dict as { w: Float32Array }).w)).toEqual([1, 2, 3, 4]);
     expect(await readdir(dir)).not.toContain('iter_2.safetensors');
@@ -247,7 +247,7 @@ describe('asyncSave', () => {
           Array.from(((await loadCheckpoint(backend, join(workDir, f))).state_dict as { w: Float32Array }).w),
         ),
       );
-      return { files, contents, pointer: (await readLastCheckpoint(backend, workDir))?.slice(workDir.length) };
+      return { files, contents, pointer: (await Run.open(workDir, { backend: backend }).latest())?.slice(workDir.length) };
     };
     const sync = await run(false);
     expect(sync.files).toEqual(['best_acc_epoch_7.safetensors', 'epoch_7.safetensors', 'epoch_8.safetensors']);
@@ -266,7 +266,7 @@ describe('asyncSave', () => {
 
 describe('SnapshotPool', () => {
   it('copies into a released buffer of the same type and length, and never hands one out twice', async () => {
-    const { SnapshotPool } = await import('../src/index.js');
+    const { SnapshotPool } = await import('../src/engine/snapshot.js');
     const pool = new SnapshotPool();
     const source = new Float32Array([1, 2, 3]);
     const first = pool.copy(source);

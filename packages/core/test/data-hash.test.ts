@@ -6,14 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
-import {
-  CorruptCheckpointError,
-  DATA_SHA256_KEY,
-  loadCheckpoint,
-  openCheckpoint,
-  SavepointError,
-  saveCheckpointFile,
-} from '../src/index.js';
+import { DATA_SHA256_KEY } from '../src/format/index.js';
+import { CorruptCheckpointError, loadCheckpoint, openCheckpoint, SavepointError, saveCheckpointFile } from '../src/index.js';
 
 /** A safetensors file written by hand, as another tool (or an older savepoint) would: no data hash. */
 function withoutHash(): Uint8Array {

@@ -1,6 +1,8 @@
-// `@savepoint/core/store` loads none of the policy engine: a team adopting only the
-// store API (and every backend, which imports only it) never pulls in the hook, the
-// codec or the training loop. Checked on the built files, as a consumer gets them.
+// The entry points list their names and keep the floors apart, checked on the built
+// files as a consumer gets them: `@savepoint/core/store` (the contract, for adopters of
+// the storage packages) and `@savepoint/core/kit` (for backend authors) load none of
+// the policy engine, the format or the training loop; every backend imports core only
+// through those two; the root exports what a training loop needs and no internals.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,30 +26,57 @@ function moduleGraph(entry: string): Set<string> {
 }
 
 describe('core entry points', () => {
-  it('store loads no engine module', () => {
-    const loaded = moduleGraph('store.js');
-    expect(loaded).toContain('object-store.js');
-    for (const engine of ['checkpoint-hook.js', 'reference-trainer.js', 'safetensors-codec.js', 'checkpoint-io.js', 'lease.js']) {
-      expect(loaded, engine).not.toContain(engine);
+  it('store and kit load no engine, run, format or loop module', () => {
+    for (const entry of ['store/index.js', 'kit/index.js']) {
+      const loaded = [...moduleGraph(entry)];
+      expect(loaded.length, entry).toBeGreaterThan(3);
+      for (const floor of ['engine/', 'run/', 'format/', 'loop/']) {
+        expect(
+          loaded.filter((f) => f.startsWith(floor)),
+          `${entry} loads ${floor}`,
+        ).toEqual([]);
+      }
     }
+    expect(moduleGraph('kit/index.js')).toContain('kit/adapter.js');
   });
 
-  it('every backend imports core only through the store entry', () => {
+  it('every backend imports core only through the store and kit entries', () => {
     for (const backend of ['backend-local', 'backend-s3', 'backend-gcs', 'backend-azure']) {
       const dir = fileURLToPath(new URL(`../../${backend}/dist/`, import.meta.url));
       const source =
         readFileSync(join(dir, 'index.js'), 'utf8') +
         readFileSync(join(dir, `${backend.replace('backend-', '')}-backend.js`), 'utf8');
       expect(source, backend).not.toMatch(/from '@savepoint\/core'/);
-      expect(source, backend).toMatch(/from '@savepoint\/core\/store'/);
+      expect(source, backend).toMatch(/from '@savepoint\/core\/(store|kit)'/);
     }
   });
 
-  it('the package root exports both halves', async () => {
+  it('no entry re-exports everything, and the root leaves internals out', async () => {
+    for (const entry of ['index.js', 'store/index.js', 'kit/index.js']) {
+      expect(readFileSync(join(DIST, entry), 'utf8'), entry).not.toMatch(/export \*/);
+    }
     const root = await import('../dist/index.js');
-    const store = await import('../dist/store.js');
-    const checkpoint = await import('../dist/checkpoint.js');
-    for (const name of Object.keys(store)) expect(root, name).toHaveProperty(name);
-    for (const name of Object.keys(checkpoint)) expect(root, name).toHaveProperty(name);
+    for (const name of [
+      'CheckpointHook',
+      'ReferenceTrainer',
+      'Run',
+      'loadCheckpoint',
+      'openCheckpoint',
+      'Tensor',
+      'NotFoundError',
+    ]) {
+      expect(root, name).toHaveProperty(name);
+    }
+    for (const internal of [
+      'SaveQueue',
+      'BestTracker',
+      'restoreRunState',
+      'writeLastCheckpoint',
+      'readPointerText',
+      'SnapshotPool',
+      'ObjectStoreBackend',
+    ]) {
+      expect(root, internal).not.toHaveProperty(internal);
+    }
   });
 });

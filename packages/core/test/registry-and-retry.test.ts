@@ -4,15 +4,14 @@ import {
   ConfigError,
   getBackend,
   NotFoundError,
-  parseRetryPolicy,
   redact,
   registerBackend,
   resolveBackendName,
   type StorageBackend,
   TransientError,
   unregisterBackend,
-  withRetry,
 } from '../src/index.js';
+import { parseRetryPolicy, withRetry } from '../src/kit/index.js';
 
 const fake = (name: string) => ({ name, args: {} as Record<string, unknown> }) as unknown as StorageBackend;
 

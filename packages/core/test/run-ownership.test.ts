@@ -9,12 +9,12 @@ import {
   type CheckpointHookOptions,
   ConfigError,
   ReferenceTrainer,
-  RunLayout,
-  readLastCheckpoint,
+  Run,
   type TrainableModel,
 } from '@savepoint/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
+import { RunLayout } from '../src/run/index.js';
 
 registerLocalBackend();
 
@@ -80,7 +80,7 @@ describe('run ownership on local disk', () => {
     expect(await readFile(join(root, 'a', 'work_dirs', 'demo', 'last_checkpoint'), 'utf8')).toBe('epoch_2.safetensors');
     process.chdir(join(root, 'b'));
     const store = new LocalBackend();
-    expect(await readLastCheckpoint(store, join(root, 'a', 'work_dirs', 'demo'))).toBe(
+    expect(await Run.open(join(root, 'a', 'work_dirs', 'demo'), { backend: store }).latest()).toBe(
       join(root, 'a', 'work_dirs', 'demo', 'epoch_2.safetensors'),
     );
     const m = model();

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CorruptCheckpointError, collect, parseSafetensorsHeader, SafetensorsCodec, Tensor } from '../src/index.js';
+import { decodeCheckpoint, encodeCheckpoint, parseSafetensorsHeader, Tensor } from '../src/format/index.js';
+import { collect } from '../src/kit/index.js';
+import { CorruptCheckpointError } from '../src/store/index.js';
 
-const codec = new SafetensorsCodec();
+const codec = { encode: encodeCheckpoint, decode: decodeCheckpoint };
 
 async function encode(checkpoint: Record<string, unknown>) {
   const encoded = codec.encode(checkpoint);

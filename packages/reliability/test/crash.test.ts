@@ -10,14 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalBackend } from '@savepoint/backend-local';
 import { ToyModel } from '@savepoint/backend-test-suite';
-import {
-  CheckpointHook,
-  checkpointShape,
-  loadCheckpoint,
-  ReferenceTrainer,
-  readLastCheckpoint,
-  type StorageBackend,
-} from '@savepoint/core';
+import { CheckpointHook, checkpointShape, loadCheckpoint, ReferenceTrainer, Run, type StorageBackend } from '@savepoint/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics, recordFigures, seededRandom } from '../src/index.js';
 import { NETWORK_STORES } from './stores.js';
@@ -145,7 +138,7 @@ for (const target of targets) {
                 (interrupted[outcome.interrupted ?? 'before any write'] ?? 0) + 1;
             }
             const context = `kill ${i} (${layout}, ${asyncSave ? 'async' : 'sync'}, at write ${killAt}, ${outcome.interrupted})`;
-            const pointer = await readLastCheckpoint(store, workDir);
+            const pointer = await Run.open(workDir, { backend: store }).latest();
             if (pointer !== undefined) {
               const checkpoint = await loadCheckpoint(store, pointer);
               expect(checkpoint.state_dict, context).toBeDefined();
@@ -167,7 +160,7 @@ for (const target of targets) {
               [`epoch_${EPOCHS + 1}.safetensors`, `epoch_${EPOCHS + 2}.safetensors`].slice(-CRASH_MAX_KEEP),
             );
             expect(await bests(store, workDir), context).toHaveLength(1);
-            const last = await readLastCheckpoint(store, workDir);
+            const last = await Run.open(workDir, { backend: store }).latest();
             expect(last, context).toBe(store.joinPath(workDir, `epoch_${EPOCHS + 2}.safetensors`));
             await loadCheckpoint(store, last as string);
             recoveries++;

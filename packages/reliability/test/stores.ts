@@ -3,7 +3,8 @@
 import { AzureBackend } from '@savepoint/backend-azure';
 import { GcsBackend } from '@savepoint/backend-gcs';
 import { S3Backend } from '@savepoint/backend-s3';
-import type { RetryPolicy, StorageBackend } from '@savepoint/core';
+import type { StorageBackend } from '@savepoint/core';
+import type { RetryPolicy } from '@savepoint/core/kit';
 import { AZURITE_ACCOUNT, AZURITE_KEY, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
 import { ensureBucket as ensureGcsBucket, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
 import { ensureBucket as ensureS3Bucket, server as s3Server, testCredentials } from '../../backend-s3/test/s3-setup.js';

@@ -2,7 +2,7 @@
 // bests on the logs' metrics with the rule inferred, publishedKeys, saveLast, async
 // saves; resume() restores weights and optimizer state exactly; Python reads the file.
 import { execFileSync } from 'node:child_process';
-import { loadCheckpoint, openCheckpoint, readLastCheckpoint, Tensor } from '@savepoint/core';
+import { loadCheckpoint, openCheckpoint, Run, Tensor } from '@savepoint/core';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { PYTHON, pythonSkipReason } from '../../../test-support/python.js';
@@ -48,7 +48,7 @@ for (const target of TF_STORES) {
             `best_val_acc_epoch_${bestEpoch}.safetensors`,
           ]);
           expect(files.filter((f) => /-[0-9a-f]{8}\.safetensors$/.test(f)).length).toBe(2); // published last and best
-          expect(await readLastCheckpoint(store, dir)).toBe(store.joinPath(dir, 'epoch_5.safetensors'));
+          expect(await Run.open(dir, { backend: store }).latest()).toBe(store.joinPath(dir, 'epoch_5.safetensors'));
           // The checkpoint holds the weights by variable name, equal to model.getWeights().
           const saved = await loadCheckpoint(store, store.joinPath(dir, 'epoch_5.safetensors'));
           const state = saved.state_dict as Record<string, Tensor | Float32Array>;

@@ -3,7 +3,7 @@
 // from the run's last checkpoint, and its final weights equal an uninterrupted run's.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { readLastCheckpoint } from '@savepoint/core';
+import { Run } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
 import { buildModel, dataset, TF_STORES, weightsOf } from './tfjs-setup.js';
 
@@ -73,7 +73,7 @@ for (const target of TF_STORES) {
             const config: ChildConfig = { workDir: dir, backendArgs: args, epochs: EPOCHS, asyncSave, resume: false };
             const first = await runChild(config, { afterEpoch, delayMs });
             expect(first.killed).toBe(true);
-            const pointer = await readLastCheckpoint(store, dir);
+            const pointer = await Run.open(dir, { backend: store }).latest();
             expect(pointer, 'a checkpoint was committed before the kill').toBeDefined();
             const second = await runChild({ ...config, resume: true });
             expect(second.result?.initialEpoch).toBeGreaterThanOrEqual(afterEpoch - 1);

@@ -3,36 +3,27 @@
 // Everything here is store-agnostic; it only calls StorageBackend methods.
 import { createHash, randomBytes } from 'node:crypto';
 import pMap from 'p-map';
-import { openCheckpoint, readManifest } from './checkpoint-reader.js';
-import type { CheckpointCodec, EncodedCheckpoint } from './codec.js';
-import { ConfigError, CorruptCheckpointError, NotFoundError } from './errors.js';
-import { MANIFEST_NAME, POINTER_NAME, resolvePointerText } from './run-layout.js';
+import { openCheckpoint } from '../format/reader.js';
 import {
+  CHECKPOINT_EXTENSION,
+  decodeCheckpoint,
   decodeSafetensors,
   digestTensorData,
+  encodeCheckpoint,
   encodeSafetensors,
   joinCheckpoint,
-  SafetensorsCodec,
   splitCheckpoint,
-} from './safetensors-codec.js';
-import type { SignalOptions, StorageBackend } from './storage-backend.js';
-import type { Checkpoint, Tensor, TypedArray } from './tensor.js';
+} from '../format/safetensors.js';
+import { isShardFileName, MANIFEST_NAME, readManifest, type ShardManifest, shardFileName } from '../format/sharded.js';
+import type { Checkpoint, Tensor, TypedArray } from '../format/tensor.js';
+import type { SignalOptions, StorageBackend } from '../store/contract.js';
+import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
+import { isTempName } from '../store/temp-names.js';
 
-export const DEFAULT_CODEC: CheckpointCodec = new SafetensorsCodec();
 /** Shards of a directory checkpoint uploaded or downloaded at once. */
 export const DEFAULT_SHARD_CONCURRENCY = 4;
 
-export interface ShardManifest {
-  format: 'savepoint.sharded';
-  version: 1;
-  codec: 'safetensors';
-  metadata: Record<string, string>;
-  shards: { file: string; bytes: number; sha256: string; tensors: string[] }[];
-}
-
-export interface SaveOptions extends SignalOptions {
-  codec?: CheckpointCodec;
-}
+export type SaveOptions = SignalOptions;
 
 /**
  * Maps with bounded concurrency, in order. After the first failure nothing new starts,
@@ -78,9 +69,8 @@ async function putHashed(
   return { sha256: hash.digest('hex'), bytes };
 }
 
-/** Encodes for an upload; the safetensors data hash is taken without holding the event loop. */
-async function encodeForUpload(codec: CheckpointCodec, checkpoint: Checkpoint): Promise<EncodedCheckpoint> {
-  if (!(codec instanceof SafetensorsCodec)) return codec.encode(checkpoint);
+/** Encodes for an upload; the data hash is taken without holding the event loop. */
+async function encodeForUpload(checkpoint: Checkpoint) {
   const { metadata, tensors } = splitCheckpoint(checkpoint);
   return encodeSafetensors(metadata, tensors, { dataSha256: await digestTensorData(tensors) });
 }
@@ -92,7 +82,7 @@ export async function saveCheckpointFile(
   checkpoint: Checkpoint,
   options: SaveOptions = {},
 ): Promise<{ sha256: string; bytes: number }> {
-  const encoded = await encodeForUpload(options.codec ?? DEFAULT_CODEC, checkpoint);
+  const encoded = await encodeForUpload(checkpoint);
   return putHashed(backend, path, encoded.chunks(), options);
 }
 
@@ -129,7 +119,7 @@ export async function saveCheckpointDir(
   manifest.shards = await settledMap(
     [...groups.entries()],
     async ([i, group]) => {
-      const file = `shard-${String(i + 1).padStart(5, '0')}-of-${String(groups.length).padStart(5, '0')}-${token}.safetensors`;
+      const file = shardFileName(i, groups.length, token);
       const encoded = encodeSafetensors({}, group, { dataSha256: await digestTensorData(group) });
       const written = await putHashed(backend, backend.joinPath(path, file), encoded.chunks(), options);
       return { file, ...written, tensors: group.map((t) => t.name) };
@@ -173,16 +163,11 @@ export async function loadCheckpoint(
   } = {},
 ): Promise<Checkpoint> {
   if (options.keys !== undefined) {
-    if (options.codec && options.codec.name !== DEFAULT_CODEC.name) {
-      throw new ConfigError(`loading only some keys needs the safetensors codec; this checkpoint uses ${options.codec.name}`, {
-        option: 'keys',
-      });
-    }
     const reader = await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency });
     return reader.load(options.keys);
   }
   const shape = await checkpointShape(backend, path, options);
-  if (shape === 'file') return (options.codec ?? DEFAULT_CODEC).decode(await backend.get(path, options));
+  if (shape === 'file') return decodeCheckpoint(await backend.get(path, options));
   if (shape === 'missing') throw new NotFoundError(path, { backend: backend.name, message: `no checkpoint at ${path}` });
   if (shape === 'incomplete') {
     throw new NotFoundError(path, {
@@ -213,61 +198,51 @@ export async function loadCheckpoint(
   return joinCheckpoint(manifest.metadata, tensors);
 }
 
-/** Deletes a checkpoint whatever its shape: `remove` for a file, `rmtree` for a folder. Returns whether anything was there. */
-export async function removeCheckpoint(backend: StorageBackend, path: string, options: SignalOptions = {}): Promise<boolean> {
-  if (await backend.isFile(path, options)) {
-    await backend.remove(path, options);
-    return true;
-  }
-  if (await backend.isDir(path, options)) {
-    // The manifest goes first, so an interrupted delete leaves an incomplete folder
-    // (never counted as a checkpoint), not a manifest that names missing shards.
-    await backend.remove(backend.joinPath(path, MANIFEST_NAME), options);
-    await backend.rmtree(path, options);
-    return true;
-  }
-  return false;
-}
+/** What `removeCheckpoint` found: a checkpoint it deleted, nothing, or a folder named like one that is not one (kept). */
+export type RemoveResult = 'removed' | 'absent' | 'not-a-checkpoint';
 
-/** The pointer's text exactly as stored (trimmed), or undefined when there is no pointer. */
-export async function readPointerText(
+/**
+ * Whether a folder without a manifest is what an interrupted save of a folder checkpoint
+ * leaves (shard files, and temp files of shards in flight, only): only then may it be deleted as one.
+ */
+export async function isUnfinishedCheckpointFolder(
   backend: StorageBackend,
-  workDir: string,
+  path: string,
   options: SignalOptions = {},
-): Promise<string | undefined> {
-  try {
-    // The pointer is a name, never large: a range read keeps a hostile multi-GB "pointer" out of memory.
-    const bytes = await backend.get(backend.joinPath(workDir, POINTER_NAME), { ...options, range: { start: 0, end: 4096 } });
-    const text = new TextDecoder().decode(bytes).trim();
-    return text.length > 0 ? text : undefined;
-  } catch (error) {
-    if (error instanceof NotFoundError) return undefined;
-    throw error;
+): Promise<boolean> {
+  let shards = 0;
+  for await (const entry of backend.list(path, { ...options, recursive: true })) {
+    if (isShardFileName(entry.name)) shards++;
+    else if (!isTempName(entry.name)) return false;
   }
+  return shards > 0;
 }
 
 /**
- * The path the pointer in `workDir` names (a bare name is resolved against the work dir),
- * or undefined when there is no pointer. It does not say whether the run owns that path:
- * resume checks that with `RunLayout.resolvePointer`.
+ * Deletes a checkpoint whatever its shape: `remove` for a file, `rmtree` for a folder
+ * checkpoint. (ours) A folder is deleted only when it is one: it has a manifest, or holds
+ * nothing but the shards of a save that did not finish. A folder that merely has a
+ * checkpoint's name (other files, no manifest) is not ours and is kept.
  */
-export async function readLastCheckpoint(
+export async function removeCheckpoint(
   backend: StorageBackend,
-  workDir: string,
+  path: string,
   options: SignalOptions = {},
-): Promise<string | undefined> {
-  const text = await readPointerText(backend, workDir, options);
-  return text === undefined ? undefined : resolvePointerText(backend, workDir, text);
-}
-
-/** Replaces the pointer atomically (a single put) with `text`: a name relative to the work dir, or a full path. */
-export async function writeLastCheckpoint(
-  backend: StorageBackend,
-  workDir: string,
-  text: string,
-  options: SignalOptions = {},
-): Promise<void> {
-  await backend.put(backend.joinPath(workDir, POINTER_NAME), text, options);
+): Promise<RemoveResult> {
+  if (await backend.isFile(path, options)) {
+    await backend.remove(path, options);
+    return 'removed';
+  }
+  if (!(await backend.isDir(path, options))) return 'absent';
+  const manifest = backend.joinPath(path, MANIFEST_NAME);
+  if (!(await backend.isFile(manifest, options)) && !(await isUnfinishedCheckpointFolder(backend, path, options))) {
+    return 'not-a-checkpoint';
+  }
+  // The manifest goes first, so an interrupted delete leaves an incomplete folder
+  // (never counted as a checkpoint), not a manifest that names missing shards.
+  await backend.remove(manifest, options);
+  await backend.rmtree(path, options);
+  return 'removed';
 }
 
 /** `<name without extension>-<first 8 hex of sha256><extension>`, next to the original. */
@@ -285,25 +260,16 @@ export async function publishCheckpoint(
   keys: readonly string[],
   options: SaveOptions = {},
 ): Promise<{ path: string; removedKeys: string[]; sha256: string }> {
-  const codec = options.codec ?? DEFAULT_CODEC;
-  let checkpoint: Checkpoint;
-  let removedKeys: string[];
-  if (codec.name === DEFAULT_CODEC.name) {
-    // Only the kept keys' tensors are read (range reads): publishing never fetches the optimizer.
-    const reader = await openCheckpoint(backend, path, { signal: options.signal });
-    removedKeys = reader.keys.filter((key) => !keys.includes(key));
-    checkpoint = await reader.load(reader.keys.filter((key) => keys.includes(key)));
-  } else {
-    checkpoint = await loadCheckpoint(backend, path, options);
-    removedKeys = Object.keys(checkpoint).filter((key) => !keys.includes(key));
-    for (const key of removedKeys) delete checkpoint[key];
-  }
-  const encoded = codec.encode(checkpoint);
+  // Only the kept keys' tensors are read (range reads): publishing never fetches the optimizer.
+  const reader = await openCheckpoint(backend, path, { signal: options.signal });
+  const removedKeys = reader.keys.filter((key) => !keys.includes(key));
+  const checkpoint = await reader.load(reader.keys.filter((key) => keys.includes(key)));
+  const encoded = encodeCheckpoint(checkpoint);
   // Hash first, then write: the name depends on the bytes, and encoding twice costs no extra memory.
   const hash = createHash('sha256');
   for await (const chunk of encoded.chunks()) hash.update(chunk);
   const sha256 = hash.digest('hex');
-  const target = publishedName(path, sha256, codec.extension);
+  const target = publishedName(path, sha256, CHECKPOINT_EXTENSION);
   await backend.put(target, encoded.chunks(), options);
   return { path: target, removedKeys, sha256 };
 }

@@ -2,9 +2,9 @@
 // (p-retry), retrying only what the backend's error mapper classed as transient,
 // stopped by an AbortSignal, and configured through `backendArgs.retry`.
 import pRetry from 'p-retry';
-import { callSignal } from './abort-listeners.js';
-import { AbortedError, isTransient } from './errors.js';
-import { checkInteger, checkKnownKeys, checkRecord, configError } from './validate.js';
+import { callSignal } from '../store/abort-listeners.js';
+import { AbortedError, isTransient } from '../store/errors.js';
+import { checkInteger, checkKnownKeys, checkRecord, configError } from '../store/validate.js';
 
 export interface RetryPolicy {
   /** Further attempts after the first. 0 disables retrying. */

@@ -1,15 +1,12 @@
-// Reads a run folder through the store contract: which entries are checkpoints,
-// of what kind, and which one the pointer names.
-import {
-  checkFilenameTemplate,
-  checkpointShape,
-  MANIFEST_NAME,
-  type ParsedName,
-  RunLayout,
-  readLastCheckpoint,
-  readManifest,
-  type StorageBackend,
-} from '@savepoint/core';
+// What a run folder holds: which entries are this run's checkpoints, of what kind,
+// their size and shape, and which one the pointer names. `savepoint ls`, `prune` and
+// `verify` all read a folder through this one scan.
+import { MANIFEST_NAME, readManifest } from '../format/sharded.js';
+import type { SignalOptions } from '../store/contract.js';
+import { NotFoundError } from '../store/errors.js';
+import { checkpointShape, isUnfinishedCheckpointFolder } from './checkpoint-files.js';
+import { type ParsedName, type RunLayout, recognisedLayouts } from './layout.js';
+import type { Run } from './run.js';
 
 export type CheckpointKind = 'regular' | 'best' | 'published';
 
@@ -26,14 +23,11 @@ export interface CheckpointInfo {
   isPointerTarget: boolean;
 }
 
-/**
- * The run layouts the CLI recognises: the engine's default templates for epoch and
- * iteration mode, or the one given with --filename-tmpl. Names none of them parse
- * (pretrained weights, tokenizers, notes) are not checkpoints of the run.
- */
-export function runLayouts(store: StorageBackend, dir: string, filenameTmpl?: string): RunLayout[] {
-  const templates = filenameTmpl ? [checkFilenameTemplate(filenameTmpl)] : ['epoch_{}.safetensors', 'iter_{}.safetensors'];
-  return templates.map((tmpl) => new RunLayout({ workDir: dir, outDir: dir, store, workDirStore: store, filenameTmpl: tmpl }));
+export interface RunScan {
+  dir: string;
+  /** What the pointer names (resolved), or undefined. */
+  pointer: string | undefined;
+  checkpoints: CheckpointInfo[];
 }
 
 function parseName(layouts: readonly RunLayout[], name: string): ParsedName | undefined {
@@ -51,15 +45,15 @@ function describeParsed(parsed: ParsedName): { kind: CheckpointKind; metric?: st
   return undefined;
 }
 
-export async function scanRunFolder(
-  store: StorageBackend,
-  dir: string,
-  filenameTmpl?: string,
-): Promise<{ checkpoints: CheckpointInfo[]; pointer: string | undefined }> {
-  const pointer = await readLastCheckpoint(store, dir);
-  const layouts = runLayouts(store, dir, filenameTmpl);
+export async function scanRun(run: Run, options: SignalOptions = {}): Promise<RunScan> {
+  const { store, outDir } = run;
+  if (!(await store.isDir(outDir, options))) {
+    throw new NotFoundError(outDir, { backend: store.name, message: `no run folder at ${outDir}; check the path` });
+  }
+  const pointer = await run.latest(options);
+  const layouts = recognisedLayouts(run.layout);
   const checkpoints: CheckpointInfo[] = [];
-  for await (const entry of store.list(dir)) {
+  for await (const entry of store.list(outDir, options)) {
     const parsed = parseName(layouts, entry.name);
     const described = parsed ? describeParsed(parsed) : undefined;
     if (!described) continue;
@@ -67,19 +61,17 @@ export async function scanRunFolder(
     let size = entry.size;
     let modified = entry.lastModified;
     if (entry.type === 'dir') {
-      const found = await checkpointShape(store, entry.path);
+      const found = await checkpointShape(store, entry.path, options);
       if (found === 'missing' || found === 'file') continue;
       if (found === 'incomplete') {
-        // Only folders that hold shard files are incomplete checkpoints; other folders are not ours.
-        let shards = false;
-        for await (const child of store.list(entry.path)) if (child.name.startsWith('shard-')) shards = true;
-        if (!shards) continue;
+        // Only a folder holding nothing but shard files is an unfinished checkpoint; other folders are not ours.
+        if (!(await isUnfinishedCheckpointFolder(store, entry.path, options))) continue;
         shape = 'incomplete';
       } else {
         shape = 'directory';
-        const manifest = await readManifest(store, entry.path);
+        const manifest = await readManifest(store, entry.path, options);
         size = manifest.shards.reduce((sum, s) => sum + s.bytes, 0);
-        modified = (await store.stat(store.joinPath(entry.path, MANIFEST_NAME))).lastModified;
+        modified = (await store.stat(store.joinPath(entry.path, MANIFEST_NAME), options)).lastModified;
       }
     }
     checkpoints.push({
@@ -95,5 +87,5 @@ export async function scanRunFolder(
   checkpoints.sort((a, b) =>
     a.kind === b.kind ? (a.step ?? 0) - (b.step ?? 0) || a.name.localeCompare(b.name) : a.kind.localeCompare(b.kind),
   );
-  return { checkpoints, pointer };
+  return { dir: outDir, pointer, checkpoints };
 }

@@ -5,8 +5,11 @@
 // this host, or an abandoned lease of this very process) is taken over.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { LeaseHeldError, NotFoundError, type SavepointError } from './errors.js';
-import type { SignalOptions, StorageBackend } from './storage-backend.js';
+import type { SignalOptions, StorageBackend } from '../store/contract.js';
+import { LeaseHeldError, NotFoundError, type SavepointError } from '../store/errors.js';
+
+/** How long a lease lasts without renewal when nothing else is said. */
+export const DEFAULT_LEASE_TTL_MS = 60_000;
 
 export interface LeaseRecord {
   format: 'savepoint.lease';

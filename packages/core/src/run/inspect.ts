@@ -1,24 +1,21 @@
-// What `savepoint inspect` shows: a checkpoint's header through core's reader (range
-// reads only), with the pointer and run folders explained instead of misread.
-import {
-  baseName,
-  ConfigError,
-  checkpointShape,
-  MANIFEST_NAME,
-  NotFoundError,
-  openCheckpoint,
-  POINTER_NAME,
-  readLastCheckpoint,
-  type StorageBackend,
-  type TensorInfo,
-} from '@savepoint/core';
-
-export type TensorSummary = TensorInfo;
+// What `savepoint inspect` shows: a checkpoint's header through the lazy reader (range
+// reads only, bounded for a file of any size), with the pointer and run folders
+// explained instead of misread.
+import { openCheckpoint, type TensorInfo } from '../format/reader.js';
+import { MANIFEST_NAME } from '../format/sharded.js';
+import { ConfigError, NotFoundError } from '../store/errors.js';
+import { baseName } from '../store/object-path.js';
+import { checkpointShape } from './checkpoint-files.js';
+import { POINTER_NAME } from './layout.js';
+import { readLastCheckpoint } from './pointer.js';
+import type { Run } from './run.js';
 
 export interface CheckpointHeader {
   path: string;
   shape: 'file' | 'directory';
-  tensors: TensorSummary[];
+  tensors: TensorInfo[];
+  /** The checkpoint's top-level keys (`meta`, `state_dict`, ...). */
+  keys: string[];
   metadata: Record<string, unknown>;
   /** Bytes fetched to build this summary. */
   bytesRead: number;
@@ -36,7 +33,8 @@ function parseMetadata(metadata: Record<string, string>): Record<string, unknown
   );
 }
 
-export async function readCheckpointHeader(store: StorageBackend, path: string): Promise<CheckpointHeader> {
+export async function inspectCheckpoint(run: Run, path: string): Promise<CheckpointHeader> {
+  const { store } = run;
   const shape = await checkpointShape(store, path);
   if (shape === 'missing') throw new NotFoundError(path, { backend: store.name, message: `no checkpoint at ${path}` });
   if (shape === 'file' && baseName(path) === POINTER_NAME) {
@@ -56,12 +54,12 @@ export async function readCheckpointHeader(store: StorageBackend, path: string):
   if (shape === 'incomplete') {
     throw new NotFoundError(path, { backend: store.name, message: `${path} has no ${MANIFEST_NAME}: its save did not finish` });
   }
-  // Headers (and a folder's manifest) only, by range reads: bounded for a file of any size.
   const reader = await openCheckpoint(store, path);
   return {
     path,
     shape: reader.shape,
     tensors: reader.tensorInfos(),
+    keys: [...reader.keys],
     metadata: parseMetadata(reader.metadata),
     bytesRead: reader.bytesRead,
   };

@@ -4,9 +4,8 @@
 // for single files and directory checkpoints (the manifest says which shard holds which
 // tensor). Everything read is validated as the full decoder would.
 import pMap from 'p-map';
-import type { ShardManifest } from './checkpoint-io.js';
-import { CorruptCheckpointError, NotFoundError } from './errors.js';
-import { MANIFEST_NAME } from './run-layout.js';
+import type { SignalOptions, StorageBackend } from '../store/contract.js';
+import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
 import {
   checkDataSection,
   DATA_SHA256_KEY,
@@ -16,8 +15,8 @@ import {
   type SafetensorsHeader,
   tensorFromBytes,
   tensorRefs,
-} from './safetensors-codec.js';
-import type { SignalOptions, StorageBackend } from './storage-backend.js';
+} from './safetensors.js';
+import { MANIFEST_NAME, readManifest } from './sharded.js';
 import type { Checkpoint, DType, Tensor, TypedArray } from './tensor.js';
 
 /** The first read takes this much, so that most headers arrive in one request. */
@@ -85,22 +84,6 @@ export async function readSafetensorsHeader(
     throw error;
   }
   return { header, fileBytes, bytesRead: bytes.byteLength };
-}
-
-/** A directory checkpoint's manifest, checked to be one. */
-export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
-  const path = backend.joinPath(dir, MANIFEST_NAME);
-  const bytes = await backend.get(path, options);
-  let manifest: ShardManifest;
-  try {
-    manifest = JSON.parse(new TextDecoder().decode(bytes));
-  } catch (error) {
-    throw new CorruptCheckpointError(`manifest ${path} is not valid JSON`, { backend: backend.name, cause: error });
-  }
-  if (manifest?.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
-    throw new CorruptCheckpointError(`manifest ${path} is not a savepoint shard manifest`, { backend: backend.name });
-  }
-  return manifest;
 }
 
 /** A checkpoint opened for reading by parts. */

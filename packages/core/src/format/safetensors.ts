@@ -1,4 +1,4 @@
-// The default codec: the safetensors format, so Python's `safetensors` opens a
+// The checkpoint format: safetensors, so Python's `safetensors` opens a
 // savepoint checkpoint. Layout: 8-byte little-endian header length, a JSON header
 // (dtype, shape, data_offsets per tensor, `__metadata__` of string values), then
 // the raw little-endian tensor bytes. Tensors are named `<top-level key>.<path>`;
@@ -6,8 +6,7 @@
 // with `{"__tensor__": name}` where a tensor was, so decode rebuilds the tree.
 import { createHash } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { CheckpointCodec, EncodedCheckpoint } from './codec.js';
-import { CorruptCheckpointError, SavepointError } from './errors.js';
+import { CorruptCheckpointError, SavepointError } from '../store/errors.js';
 import { type Checkpoint, DTYPE_BYTES, type DType, isTypedArray, Tensor, type TypedArray, typedArrayFor } from './tensor.js';
 
 const TENSOR_REF = '__tensor__';
@@ -363,17 +362,25 @@ export function tensorRefs(json: string): string[] {
   return names;
 }
 
-export class SafetensorsCodec implements CheckpointCodec {
-  readonly name = 'safetensors';
-  readonly extension = '.safetensors';
+/** A checkpoint encoded as safetensors bytes, streamed from views of the tensors' memory. */
+export interface EncodedCheckpoint {
+  /** Exact size in bytes, known before the first chunk. */
+  readonly byteLength: number;
+  /** The bytes, in order. Can be called more than once and yields the same bytes each time. */
+  chunks(): AsyncIterable<Uint8Array>;
+}
 
-  encode(checkpoint: Checkpoint): EncodedCheckpoint {
-    const { metadata, tensors } = splitCheckpoint(checkpoint);
-    return encodeSafetensors(metadata, tensors);
-  }
+/** The file extension of a checkpoint file; the default name templates end with it. */
+export const CHECKPOINT_EXTENSION = '.safetensors';
 
-  decode(bytes: Uint8Array): Checkpoint {
-    const { metadata, tensors } = decodeSafetensors(bytes);
-    return joinCheckpoint(metadata, tensors);
-  }
+/** A checkpoint tree as one safetensors file (its data hash taken at once: see `digestTensorData` for the yielding one). */
+export function encodeCheckpoint(checkpoint: Checkpoint): EncodedCheckpoint {
+  const { metadata, tensors } = splitCheckpoint(checkpoint);
+  return encodeSafetensors(metadata, tensors);
+}
+
+/** A whole safetensors file back into a checkpoint tree (checking the data's SHA-256 when recorded). */
+export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
+  const { metadata, tensors } = decodeSafetensors(bytes);
+  return joinCheckpoint(metadata, tensors);
 }

@@ -1,46 +1,10 @@
-// Small byte helpers shared by backends: turning any PutBody into chunks, and
-// collecting a stream into one buffer.
-import type { PutBody } from './storage-backend.js';
-
-const encoder = new TextEncoder();
-
-/** Yields the body as Uint8Array chunks (Node Buffers are Uint8Arrays too). */
-export async function* bodyChunks(body: PutBody): AsyncIterable<Uint8Array> {
-  if (typeof body === 'string') {
-    yield encoder.encode(body);
-  } else if (body instanceof Uint8Array) {
-    yield body;
-  } else {
-    for await (const chunk of body) {
-      if (typeof chunk === 'string') yield encoder.encode(chunk);
-      else yield chunk;
-    }
-  }
-}
-
-/** The body as one buffer when its size is known without reading it, else undefined. */
-export function bodyBytes(body: PutBody): Uint8Array | undefined {
-  if (typeof body === 'string') return encoder.encode(body);
-  if (body instanceof Uint8Array) return body;
-  return undefined;
-}
-
-export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of chunks) {
-    parts.push(chunk);
-    total += chunk.byteLength;
-  }
-  if (parts.length === 1 && parts[0]) return parts[0];
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
-}
+// Turning an upload body into parts: re-chunking a stream into fixed-size parts,
+// holding a small body back so it goes up in one retryable request, and staging
+// parts with bounded concurrency (Azure blocks, GCS composed parts).
+import pMap from 'p-map';
+import { bodyBytes, bodyChunks, collect } from '../store/bytes.js';
+import type { PutBody } from '../store/contract.js';
+import type { ObjectRequest, StreamWrite } from './primitives.js';
 
 /**
  * Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter),
@@ -105,4 +69,30 @@ export async function bufferIfSmall(
       }
     })(),
   };
+}
+
+/**
+ * Cuts a stream into parts of `partSize` and stages each through `stage` (under the
+ * adapter's retry and timeout via `write.part`), at most `concurrency` at once; memory
+ * stays within `concurrency + 1` parts. Resolves the number of parts, in order 0..n-1.
+ */
+export async function stageParts(
+  body: AsyncIterable<Uint8Array>,
+  write: StreamWrite,
+  options: { partSize: number; concurrency: number },
+  stage: (part: Uint8Array, index: number, request: ObjectRequest) => Promise<unknown>,
+): Promise<number> {
+  let count = 0;
+  const indexed = (async function* () {
+    for await (const part of fixedSizeParts(body, options.partSize)) yield { part, index: count++ };
+  })();
+  await pMap(
+    indexed,
+    async ({ part, index }) => {
+      await write.part('put', (request) => stage(part, index, request));
+      write.progress();
+    },
+    { concurrency: options.concurrency },
+  );
+  return count;
 }

@@ -2,8 +2,9 @@
 // `backendArgs.backend` wins; otherwise the URI scheme decides, and `file://` or a
 // plain path means local disk. Backends register themselves by name and schemes,
 // so a third-party store plugs in without touching the engine.
+
+import type { StorageBackend } from './contract.js';
 import { ConfigError } from './errors.js';
-import type { StorageBackend } from './storage-backend.js';
 
 export type BackendArgs = Record<string, unknown> & { backend?: string };
 
@@ -64,6 +65,17 @@ function describeRegistered(): string {
   return `registered: ${all.map((b) => `${b.name} (${b.schemes.map((s) => `${s}://`).join(', ')})`).join('; ')}`;
 }
 
+/** Refuses `s3:/bucket/x` (one slash), which would otherwise quietly be a local folder named "s3:". */
+export function checkUriTypo(path: string): void {
+  const typo = uriScheme(path) === undefined ? /^([a-z][a-z0-9+.-]+):\/?(?!\/)(.*)$/i.exec(path) : null;
+  if (typo && [...registry.values()].some((reg) => reg.schemes.includes((typo[1] as string).toLowerCase()))) {
+    const fixed = `${typo[1]}://${(typo[2] as string).replace(/^\/+/, '')}`;
+    throw new ConfigError(`${JSON.stringify(path)} looks like a URI with one slash; did you mean ${JSON.stringify(fixed)}?`, {
+      option: 'path',
+    });
+  }
+}
+
 /** The registered name that would serve `path` with these `backendArgs`. */
 export function resolveBackendName(path: string, backendArgs: BackendArgs = {}): string {
   const explicit = backendArgs.backend;
@@ -76,14 +88,7 @@ export function resolveBackendName(path: string, backendArgs: BackendArgs = {}):
     return explicit;
   }
   const scheme = uriScheme(path) ?? 'file';
-  // `s3:/bucket/x` (one slash) would otherwise quietly be a local folder named "s3:".
-  const typo = uriScheme(path) === undefined ? /^([a-z][a-z0-9+.-]+):\/?(?!\/)(.*)$/i.exec(path) : null;
-  if (typo && [...registry.values()].some((reg) => reg.schemes.includes((typo[1] as string).toLowerCase()))) {
-    const fixed = `${typo[1]}://${(typo[2] as string).replace(/^\/+/, '')}`;
-    throw new ConfigError(`${JSON.stringify(path)} looks like a URI with one slash; did you mean ${JSON.stringify(fixed)}?`, {
-      option: 'path',
-    });
-  }
+  checkUriTypo(path);
   for (const [name, reg] of registry) {
     if (reg.schemes.includes(scheme)) return name;
   }
@@ -100,4 +105,31 @@ export function getBackend(path: string, backendArgs: BackendArgs = {}): Storage
   const name = resolveBackendName(path, backendArgs);
   const { backend: _explicit, ...rest } = backendArgs;
   return registry.get(name)!.create(rest);
+}
+
+/**
+ * The part of `backendArgs` that the store of `path` is built with, when one run (or one
+ * copy) spans the stores of `paths`. Arguments keyed by backend name
+ * (`{ "s3": {...}, "gcs": {...} }`) give each store its own. Otherwise they are one
+ * backend's own keys: with `backend` set, only that backend gets them; without it, every
+ * store that is not local disk does, and local disk gets them only when every store of
+ * the run is local (its options, such as `root`, mean nothing to a cloud and the other way round).
+ */
+export function storeArgsFor(path: string, backendArgs: BackendArgs, paths: readonly string[] = [path]): BackendArgs {
+  const keys = Object.keys(backendArgs);
+  const names = new Set(registeredBackends().map((b) => b.name));
+  if (keys.length > 0 && keys.every((key) => names.has(key))) {
+    const own = backendArgs[resolveBackendName(path)];
+    if (own !== undefined && (typeof own !== 'object' || own === null || Array.isArray(own))) {
+      throw new ConfigError(`backendArgs.${resolveBackendName(path)} must be an object of that backend's options`, {
+        option: `backendArgs.${resolveBackendName(path)}`,
+      });
+    }
+    return { ...(own as Record<string, unknown> | undefined) };
+  }
+  const name = resolveBackendName(path, backendArgs);
+  if (backendArgs.backend !== undefined) return name === backendArgs.backend ? backendArgs : {};
+  if (name !== LOCAL_BACKEND_NAME) return backendArgs;
+  const allLocal = paths.every((p) => resolveBackendName(p) === LOCAL_BACKEND_NAME);
+  return allLocal ? backendArgs : {};
 }

@@ -7,20 +7,8 @@
 // inside streams), reads that resume from the last byte received, and delete
 // rounds with bounded concurrency and backoff.
 import pMap from 'p-map';
-import { onAbort } from './abort-listeners.js';
-import { bodyBytes, bufferIfSmall, fixedSizeParts } from './bytes.js';
-import {
-  AbortedError,
-  BackendError,
-  IncompleteDeleteError,
-  InvalidPathError,
-  isTransient,
-  NotFoundError,
-  SavepointError,
-  TimeoutError,
-} from './errors.js';
-import { dirPrefix, joinObjectPath, type ObjectLocation } from './object-path.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs, withRetry } from './retry.js';
+import { onAbort } from '../store/abort-listeners.js';
+import { bodyBytes } from '../store/bytes.js';
 import type {
   GetOptions,
   ListEntry,
@@ -31,131 +19,29 @@ import type {
   RmtreeOptions,
   SignalOptions,
   StorageBackend,
-} from './storage-backend.js';
-import { checkInteger } from './validate.js';
-
-/** What one request attempt gets: a signal that fires on the caller's abort or on the request timeout. */
-export interface ObjectRequest {
-  signal: AbortSignal;
-}
-
-export interface ObjectHead {
-  size: number;
-  lastModified?: Date | undefined;
-  /** ETag or generation: resumed reads are pinned to it, so they never mix two versions. */
-  version?: string | undefined;
-}
-
-/** Where a read starts and stops, and the version it keeps to. */
-export interface ReadRange {
-  start: number;
-  /** Exclusive; undefined reads to the end of the object. `{ start: 0, end: undefined }` is the whole object. */
-  end: number | undefined;
-  /** ETag or generation of the object's first response: a resumed read must read the same version. */
-  version: string | undefined;
-}
-
-/** What a read's response carries: the object's size and version come with its bytes, so no head is needed first. */
-export interface ObjectRead {
-  /**
-   * The whole object's size: a whole read's Content-Length, or the total of a ranged
-   * read's Content-Range (only that: never a header that a server ignoring the Range
-   * would send too). Undefined when the answer does not say: for a whole read (a chunked
-   * answer) the adapter asks `head`; a ranged answer without it is refused.
-   */
-  size: number | undefined;
-  version: string | undefined;
-  /** The bytes from `start` to `end` (or to the end of the object). */
-  body: AsyncIterable<Uint8Array>;
-}
-
-/** The HTTP Range header for a read: undefined for the whole object (no header, as a plain download). */
-export function rangeHeader(range: ReadRange): string | undefined {
-  if (range.start === 0 && range.end === undefined) return undefined;
-  return `bytes=${range.start}-${range.end === undefined ? '' : range.end - 1}`;
-}
-
-/**
- * The object's size from a ranged response's `Content-Range: bytes a-b/size`.
- * Undefined when the header is missing or has no total: a server that ignored the Range
- * header and sent the object from byte 0, which must not be read as the range.
- */
-export function sizeFromContentRange(contentRange: string | null | undefined): number | undefined {
-  const total = /^bytes\s+(?:\d+-\d+|\*)\/(\d+)\s*$/i.exec(contentRange ?? '')?.[1];
-  return total === undefined ? undefined : Number(total);
-}
+} from '../store/contract.js';
+import {
+  AbortedError,
+  BackendError,
+  IncompleteDeleteError,
+  InvalidPathError,
+  isTransient,
+  NotFoundError,
+  SavepointError,
+  TimeoutError,
+} from '../store/errors.js';
+import { dirPrefix, joinObjectPath, type ObjectLocation } from '../store/object-path.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs, withRetry } from './backoff.js';
+import { bufferIfSmall } from './parts.js';
+import type { ObjectHead, ObjectListing, ObjectRead, ObjectRequest, ObjectStorePrimitives, ReadRange } from './primitives.js';
+import { rangeHeader } from './primitives.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, ProgressTimer } from './progress-timer.js';
 
 /** A ranged read answered with the object from byte 0 (no Content-Range): refused, never read as the range. */
 function rangeIgnoredError(): Error {
   return Object.assign(new Error('the server ignored the Range header (no Content-Range in its answer)'), {
     code: 'ERR_RANGE_IGNORED',
   });
-}
-
-export interface ObjectListing {
-  files: { key: string; size?: number | undefined; lastModified?: Date | undefined }[];
-  /** Sub-folder prefixes, each ending in `/`. */
-  folders: string[];
-  next?: string | undefined;
-}
-
-/** Runs one request of a multi-request write under the adapter's retry, timeout and abort. */
-export type PartRunner = <T>(operation: string, request: (request: ObjectRequest) => Promise<T>) => Promise<T>;
-
-export interface StreamWrite {
-  contentType?: string | undefined;
-  signal?: AbortSignal | undefined;
-  /** Every request the write makes (each part, block or chunk, and the commit) goes through this. */
-  part: PartRunner;
-  /** Call for each chunk taken from the body: the request timeout measures time without progress. */
-  progress(): void;
-}
-
-/**
- * What a cloud supplies. Every member is required; errors are thrown as the SDK
- * raised them and `classify` maps them. A missing object must classify as NotFoundError.
- */
-export interface ObjectStorePrimitives {
-  readonly name: string;
-  /** Bytes up to which a body is sent in one request (and so retried whole). */
-  readonly singleRequestBytes: number;
-  /** Keys one `deleteMany` call accepts. */
-  readonly deleteBatchSize: number;
-  /** Splits a path into bucket (or container) and key; refuses what the store cannot address. */
-  locate(path: string): ObjectLocation;
-  /** The path of `key` in the same bucket as `like` (a store may keep the account URL of `like`). */
-  pathOf(like: string, key: string): string;
-  head(location: ObjectLocation, request: ObjectRequest): Promise<ObjectHead>;
-  /**
-   * One GET: the whole object without a Range header, otherwise bytes from `start` (to
-   * `end`), of `version` when given. Resolves undefined when the range starts at or past
-   * the end of an existing object (HTTP 416).
-   */
-  read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined>;
-  /** Writes `bytes` atomically in one request. */
-  writeBytes(
-    location: ObjectLocation,
-    bytes: Uint8Array,
-    request: ObjectRequest & { contentType?: string | undefined },
-  ): Promise<void>;
-  /** Writes a stream of unknown length atomically; nothing is visible unless it all lands. */
-  writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void>;
-  /** Writes `bytes` only if no object is there, in one conditional request: true if it created it. */
-  createBytes(
-    location: ObjectLocation,
-    bytes: Uint8Array,
-    request: ObjectRequest & { contentType?: string | undefined },
-  ): Promise<boolean>;
-  listPage(
-    bucket: ObjectLocation,
-    page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },
-    request: ObjectRequest,
-  ): Promise<ObjectListing>;
-  /** Deletes up to `deleteBatchSize` keys; resolves the keys that failed. A missing key counts as deleted. */
-  deleteMany(bucket: ObjectLocation, keys: string[], request: ObjectRequest): Promise<string[]>;
-  copyObject(source: ObjectLocation, destination: ObjectLocation, request: ObjectRequest): Promise<void>;
-  /** The contract's error for a raw SDK error (credentials redacted). */
-  classify(error: unknown, path: string, operation: string): SavepointError;
 }
 
 export interface ObjectStoreSettings {
@@ -166,83 +52,8 @@ export interface ObjectStoreSettings {
   deleteConcurrency: number;
 }
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 /** Rounds of retrying the keys a delete round left. */
 const DELETE_ROUNDS = 4;
-
-/** Reads `requestTimeoutMs` from backendArgs. */
-export function parseRequestTimeout(value: unknown, backend: string): number {
-  if (value === undefined) return DEFAULT_REQUEST_TIMEOUT_MS;
-  return checkInteger(value, 'requestTimeoutMs', 'an integer >= 1 (milliseconds a request may go without progress)', {
-    backend,
-    min: 1,
-  });
-}
-
-/**
- * An abort signal that fires on the caller's abort, or after `ms` without a call to
- * `touch()`. `touch()` runs once per chunk of every download, so it only records the
- * time; one timer checks it and re-arms for the time left, instead of a clearTimeout and
- * setTimeout per chunk.
- */
-class ProgressTimer {
-  readonly #controller = new AbortController();
-  readonly #ms: number;
-  readonly #unsubscribe: (() => void) | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #lastProgress = 0;
-  #paused = false;
-  #disposed = false;
-  timedOut = false;
-
-  constructor(ms: number, parent: AbortSignal | undefined) {
-    this.#ms = ms;
-    if (parent?.aborted) this.#controller.abort(parent.reason);
-    else if (parent) this.#unsubscribe = onAbort(parent, () => this.#controller.abort(parent.reason));
-    this.touch();
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  touch(): void {
-    this.#lastProgress = performance.now();
-    this.#paused = false;
-    if (!this.#timer && !this.#disposed) this.#arm(this.#ms);
-  }
-
-  /** Stops the clock without firing (while the consumer, not the network, is the slow side). */
-  pause(): void {
-    this.#paused = true;
-  }
-
-  dispose(): void {
-    this.#disposed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#unsubscribe?.();
-  }
-
-  #arm(delayMs: number): void {
-    // Unreferenced: the request it watches keeps the process alive on its own, and a
-    // stream opened but never read must not hold the process open until the timeout.
-    this.#timer = setTimeout(() => this.#check(), delayMs);
-    this.#timer.unref?.();
-  }
-
-  #check(): void {
-    this.#timer = undefined;
-    if (this.#paused || this.#disposed) return;
-    const idle = performance.now() - this.#lastProgress;
-    if (idle < this.#ms) {
-      this.#arm(this.#ms - idle);
-      return;
-    }
-    this.timedOut = true;
-    this.#controller.abort(new Error(`no progress for ${this.#ms} ms`));
-  }
-}
 
 function checkRange(path: string, range: GetOptions['range'], backend: string): void {
   if (
@@ -744,32 +555,6 @@ export class ObjectStoreBackend implements StorageBackend {
     const to = this.#object(destination, 'copy');
     await this.#request(source, 'copy', options.signal, (request) => this.#store.copyObject(from, to, request));
   }
-}
-
-/**
- * Cuts a stream into parts of `partSize` and stages each through `stage` (under the
- * adapter's retry and timeout via `write.part`), at most `concurrency` at once; memory
- * stays within `concurrency + 1` parts. Resolves the number of parts, in order 0..n-1.
- */
-export async function stageParts(
-  body: AsyncIterable<Uint8Array>,
-  write: StreamWrite,
-  options: { partSize: number; concurrency: number },
-  stage: (part: Uint8Array, index: number, request: ObjectRequest) => Promise<unknown>,
-): Promise<number> {
-  let count = 0;
-  const indexed = (async function* () {
-    for await (const part of fixedSizeParts(body, options.partSize)) yield { part, index: count++ };
-  })();
-  await pMap(
-    indexed,
-    async ({ part, index }) => {
-      await write.part('put', (request) => stage(part, index, request));
-      write.progress();
-    },
-    { concurrency: options.concurrency },
-  );
-  return count;
 }
 
 /**

@@ -2,12 +2,12 @@
 // Every error names the option, shows the bad value and says what is accepted;
 // options that only make sense together are unions, so `hook.config` never holds a
 // combination the engine would have to second-guess.
-import { DEFAULT_CODEC } from './checkpoint-io.js';
-import type { CheckpointCodec } from './codec.js';
-import { ConfigError } from './errors.js';
-import { type BackendArgs, resolveBackendName } from './registry.js';
-import { checkFilenameTemplate } from './run-layout.js';
-import type { StorageBackend } from './storage-backend.js';
+import { CHECKPOINT_EXTENSION } from '../format/safetensors.js';
+import { checkFilenameTemplate } from '../run/layout.js';
+import { DEFAULT_LEASE_TTL_MS } from '../run/lease.js';
+import type { StorageBackend } from '../store/contract.js';
+import { ConfigError } from '../store/errors.js';
+import { type BackendArgs, resolveBackendName } from '../store/registry.js';
 import {
   checkBoolean,
   checkInteger,
@@ -16,7 +16,7 @@ import {
   checkStringList,
   configError,
   describeValue,
-} from './validate.js';
+} from '../store/validate.js';
 
 export type Rule = 'greater' | 'less';
 
@@ -46,8 +46,6 @@ export interface CheckpointHookOptions {
   publishedKeys?: string | string[];
   /** First step from which interval saving counts. */
   saveBegin?: number;
-  /** (ours) How checkpoints are encoded. Default: safetensors. */
-  codec?: CheckpointCodec;
   /** (ours) `file`: one file per checkpoint; `directory`: a folder of shards plus a manifest written last. */
   layout?: 'file' | 'directory';
   /** (ours) Shard size bound for `layout: 'directory'` (only with it). */
@@ -97,7 +95,6 @@ export interface ResolvedCheckpointHookOptions {
   lessKeys: readonly string[];
   filenameTmpl: string;
   publishedKeys: readonly string[] | undefined;
-  codec: CheckpointCodec;
   layout: LayoutChoice;
   store: StoreChoice;
   signal: AbortSignal | undefined;
@@ -121,7 +118,7 @@ export const DEFAULT_GREATER_KEYS: readonly string[] = [
   'aAcc',
 ];
 export const DEFAULT_LESS_KEYS: readonly string[] = ['loss'];
-export const DEFAULT_LEASE_TTL_MS = 60_000;
+
 const DEFAULT_MAX_SHARD_BYTES = 1024 * 1024 * 1024;
 
 export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions)[] = [
@@ -140,7 +137,6 @@ export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions
   'backendArgs',
   'publishedKeys',
   'saveBegin',
-  'codec',
   'layout',
   'maxShardBytes',
   'backend',
@@ -216,10 +212,6 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
   const o = options;
   checkKnownKeys(o as Record<string, unknown>, CHECKPOINT_HOOK_OPTION_NAMES, 'CheckpointHook');
 
-  const codec = o.codec ?? DEFAULT_CODEC;
-  if (typeof codec?.encode !== 'function' || typeof codec.decode !== 'function' || typeof codec.extension !== 'string') {
-    throw configError('codec', codec, 'an object implementing CheckpointCodec (name, extension, encode, decode)');
-  }
   const byEpoch = optional(o.byEpoch, true, (v) => checkBoolean(v, 'byEpoch'));
 
   const layoutName = o.layout ?? 'file';
@@ -302,10 +294,11 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     greaterKeys,
     lessKeys,
     filenameTmpl:
-      o.filenameTmpl === undefined ? `${byEpoch ? 'epoch' : 'iter'}_{}${codec.extension}` : checkFilenameTemplate(o.filenameTmpl),
+      o.filenameTmpl === undefined
+        ? `${byEpoch ? 'epoch' : 'iter'}_{}${CHECKPOINT_EXTENSION}`
+        : checkFilenameTemplate(o.filenameTmpl),
     publishedKeys:
       o.publishedKeys === undefined ? undefined : checkStringList(o.publishedKeys, 'publishedKeys', { unique: true }),
-    codec,
     layout,
     store,
     signal: o.signal,

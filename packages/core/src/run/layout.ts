@@ -5,18 +5,20 @@
 // layout produces, inside this run's folders, are loaded or deleted. Everything
 // else is a stranger's path.
 import { isAbsolute, resolve } from 'node:path';
-import { ConfigError, ForeignPathError, InvalidPathError } from './errors.js';
-import { uriScheme } from './registry.js';
-import type { StorageBackend } from './storage-backend.js';
+import type { StorageBackend } from '../store/contract.js';
+import { ConfigError, ForeignPathError, InvalidPathError } from '../store/errors.js';
+import { checkUriTypo, uriScheme } from '../store/registry.js';
+import { isTempName } from '../store/temp-names.js';
 
 /** The pointer file in the work dir. It names the newest checkpoint relative to the work dir. */
 export const POINTER_NAME = 'last_checkpoint';
-/** The file, written last, that makes a checkpoint folder complete. */
-export const MANIFEST_NAME = 'savepoint-manifest.json';
+/** (ours) In a checkpoint folder that is not the work dir: which run it belongs to (marker.ts). */
+export const RUN_MARKER_NAME = 'savepoint-run.json';
+/** The regular checkpoint name when `filenameTmpl` is not given: epoch mode, and iteration mode. */
+export const DEFAULT_FILENAME_TEMPLATE = 'epoch_{}.safetensors';
+export const DEFAULT_ITER_FILENAME_TEMPLATE = 'iter_{}.safetensors';
 /** The one-writer-per-run lease in the work dir. */
 export const LEASE_NAME = 'savepoint.lease';
-/** Marks a local backend's temporary file: `.<name>.savepoint-tmp-<random>`. */
-export const TEMP_MARKER = '.savepoint-tmp-';
 /** Published copies end in `-<8 hex of the SHA-256 of their bytes>` before the extension. */
 const PUBLISHED_SUFFIX = /-([0-9a-f]{8})(\.[A-Za-z0-9]+)?$/;
 
@@ -24,7 +26,7 @@ export type ParsedName =
   | { kind: 'regular'; step: number; name: string }
   | { kind: 'best'; step: number; metric: string; name: string }
   | { kind: 'published'; of: ParsedName & { kind: 'regular' | 'best' }; name: string }
-  | { kind: 'pointer' | 'lease' | 'temp'; name: string };
+  | { kind: 'pointer' | 'lease' | 'marker' | 'temp'; name: string };
 
 /** `<tmpl with {} replaced by step>`. */
 function fillTemplate(tmpl: string, step: number): string {
@@ -33,15 +35,6 @@ function fillTemplate(tmpl: string, step: number): string {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** The local temp name of a file being written (see backend-local). */
-export function tempNameFor(name: string, token: string): string {
-  return `.${name}${TEMP_MARKER}${token}`;
-}
-
-export function isTempName(name: string): boolean {
-  return name.startsWith('.') && name.includes(TEMP_MARKER);
 }
 
 /**
@@ -68,6 +61,7 @@ export function checkFilenameTemplate(tmpl: unknown): string {
 /** A plain relative local path becomes absolute (against the process's working directory); URIs are kept. */
 export function absoluteWorkDir(path: string): string {
   if (uriScheme(path) !== undefined || isAbsolute(path)) return path;
+  checkUriTypo(path);
   return resolve(path);
 }
 
@@ -138,6 +132,7 @@ export class RunLayout {
   parse(name: string): ParsedName | undefined {
     if (name === POINTER_NAME) return { kind: 'pointer', name };
     if (name === LEASE_NAME) return { kind: 'lease', name };
+    if (name === RUN_MARKER_NAME) return { kind: 'marker', name };
     if (isTempName(name)) return { kind: 'temp', name };
     const own = this.#parseCheckpoint(name);
     if (own) return own;
@@ -204,7 +199,7 @@ export class RunLayout {
     const name = this.ownedName(text);
     const kind = name === undefined ? undefined : this.parse(name)?.kind;
     const inRun = name !== undefined && (this.pointerText(name) === text || this.pathOf(name) === text);
-    if (name === undefined || !inRun || kind === 'pointer' || kind === 'lease' || kind === 'temp') {
+    if (name === undefined || !inRun || kind === 'pointer' || kind === 'lease' || kind === 'marker' || kind === 'temp') {
       throw new ForeignPathError(
         text,
         `last_checkpoint in ${this.workDir} names ${JSON.stringify(text)}, which is not a checkpoint of this run (it must be a file or folder directly in ${this.outDir}). ` +
@@ -222,4 +217,13 @@ export function resolvePointerText(store: StorageBackend, workDir: string, text:
     return store.joinPath(workDir, text);
   }
   return text;
+}
+
+/**
+ * The layouts a folder's names are recognised with: the run's own, and, with the default
+ * epoch template, the iteration one too (a tool given a folder does not know the run's mode).
+ */
+export function recognisedLayouts(layout: RunLayout): RunLayout[] {
+  if (layout.filenameTmpl !== DEFAULT_FILENAME_TEMPLATE) return [layout];
+  return [layout, new RunLayout({ ...layout, metrics: [], filenameTmpl: DEFAULT_ITER_FILENAME_TEMPLATE })];
 }

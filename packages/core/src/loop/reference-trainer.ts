@@ -2,17 +2,16 @@
 // use, and a template for wiring savepoint into your own loop. Hooks are called
 // after the counters move, so `epoch`/`iter` are always completed counts.
 
-import type { CheckpointHook } from './checkpoint-hook.js';
-import { loadCheckpoint } from './checkpoint-io.js';
-import type { CheckpointCodec } from './codec.js';
-import { ConfigError } from './errors.js';
-import { type BackendArgs, getBackend, uriScheme } from './registry.js';
-import { readResumePoint } from './resume.js';
-import { absoluteWorkDir } from './run-layout.js';
-import type { Logger, Runner } from './runner.js';
-import { RuntimeInfo } from './runtime-info.js';
-import type { StorageBackend } from './storage-backend.js';
-import { checkInteger } from './validate.js';
+import type { CheckpointHook } from '../engine/hook.js';
+import { readResumePoint } from '../engine/restore.js';
+import type { Logger, Runner } from '../engine/runner.js';
+import { RuntimeInfo } from '../engine/runtime-info.js';
+import { absoluteWorkDir } from '../run/layout.js';
+import { Run } from '../run/run.js';
+import type { StorageBackend } from '../store/contract.js';
+import { ConfigError } from '../store/errors.js';
+import { type BackendArgs, uriScheme } from '../store/registry.js';
+import { checkInteger } from '../store/validate.js';
 
 export interface TrainableModel {
   /** One optimisation step on the next batch; returns the loss. */
@@ -54,7 +53,6 @@ export interface ReferenceTrainerOptions {
   /** Store of the work dir (the pointer); defaults to the hook's store or the registry's choice. */
   backend?: StorageBackend;
   backendArgs?: BackendArgs;
-  codec?: CheckpointCodec;
   /** Checked after every iteration: returning true stops training there (as a crash or preemption would). */
   shouldStop?: (position: { epoch: number; iter: number }) => boolean;
   meta?: Record<string, unknown>;
@@ -129,7 +127,6 @@ export class ReferenceTrainer implements Runner {
   async resume(): Promise<string | undefined> {
     const found = await readResumePoint(this.#options.checkpointHook, this.workDir, this.runtimeInfo, {
       backend: this.#options.backend,
-      codec: this.#options.codec,
     });
     if (!found) return undefined;
     const { checkpoint, path } = found;
@@ -147,10 +144,15 @@ export class ReferenceTrainer implements Runner {
   /** Loads only the weights of `loadFrom` (any store, any run): nothing else is restored or deleted. */
   async loadWeights(path: string): Promise<void> {
     const own = this.#options.backend;
-    const store = own && uriScheme(path) === uriScheme(this.workDir) ? own : getBackend(path, this.#options.backendArgs ?? {});
-    const checkpoint = await loadCheckpoint(store, path, {
-      codec: this.#options.codec ?? this.#options.checkpointHook.config.codec,
+    const source = Run.open(path, {
+      ...(own && uriScheme(path) === uriScheme(this.workDir) ? { backend: own } : { backendArgs: this.#options.backendArgs }),
     });
+    let checkpoint: Record<string, unknown>;
+    try {
+      checkpoint = await source.load(path);
+    } finally {
+      await source.close();
+    }
     this.#options.model.loadStateDict(checkpoint.state_dict as Record<string, unknown>);
     this.logger.info(`Loaded weights from ${path} (loadFrom: nothing else restored, nothing deleted)`);
   }

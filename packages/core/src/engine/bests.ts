@@ -1,0 +1,98 @@
+// Best checkpoints per metric, as the reference: one rule per metric (given, or
+// inferred from its name), the best score and checkpoint name kept in runtime info
+// under `best_score` / `best_ckpt` (one metric) or `best_score_<m>` / `best_ckpt_<m>`,
+// and `'auto'` taking the first metric of the first evaluation.
+import { ConfigError } from '../store/errors.js';
+import { type BestPolicy, expandRules, type Rule } from './options.js';
+import type { RuntimeInfo } from './runtime-info.js';
+
+const isBetter: Record<Rule, (a: number, b: number) => boolean> = {
+  greater: (a, b) => a > b,
+  less: (a, b) => a < b,
+};
+const initialBest: Record<Rule, number> = { greater: -Infinity, less: Infinity };
+
+export interface Improvement {
+  metric: string;
+  score: number;
+  /** The new best's name. */
+  name: string;
+  /** The best it replaces, if any. */
+  previous: string | undefined;
+}
+
+export class BestTracker {
+  /** Metric names (or `['auto']` until the first evaluation), undefined without `saveBest`. */
+  #metrics: string[] | undefined;
+  #rules: (Rule | undefined)[];
+  /** Name (inside outDir) of the current best per metric. */
+  readonly names = new Map<string, string | undefined>();
+
+  constructor(policy: BestPolicy | undefined) {
+    this.#metrics = policy ? [...policy.metrics] : undefined;
+    this.#rules = policy ? [...policy.rules] : [];
+  }
+
+  get metrics(): readonly string[] | undefined {
+    return this.#metrics;
+  }
+
+  /** The runtime-info keys of a metric's best score and checkpoint. */
+  keys(metric: string): { score: string; ckpt: string } {
+    return (this.#metrics?.length ?? 0) === 1
+      ? { score: 'best_score', ckpt: 'best_ckpt' }
+      : { score: `best_score_${metric}`, ckpt: `best_ckpt_${metric}` };
+  }
+
+  /** Whether `name` is a current best. */
+  isBest(name: string): boolean {
+    return [...this.names.values()].includes(name);
+  }
+
+  /**
+   * The metrics this evaluation is judged on: `'auto'` becomes its first metric. A tracked
+   * metric the evaluation does not return is a mistake (a typo), not a skip, as in the reference.
+   */
+  track(results: Record<string, unknown>, greaterKeys: readonly string[], lessKeys: readonly string[]): readonly string[] {
+    const metrics = this.#metrics ?? [];
+    if (metrics.includes('auto')) {
+      const first = Object.keys(results)[0] as string;
+      this.#rules = expandRules(this.#rules, [first], greaterKeys, lessKeys);
+      this.#metrics = [first];
+      this.names.set(first, this.names.get('auto'));
+      this.names.delete('auto');
+    }
+    const tracked = this.#metrics ?? [];
+    const absent = tracked.filter((metric) => !Object.hasOwn(results, metric));
+    if (absent.length > 0) {
+      throw new ConfigError(
+        `saveBest metric ${absent.map((m) => JSON.stringify(m)).join(', ')} is not among the evaluation's results (${Object.keys(results).join(', ')}); check the name in saveBest`,
+        { option: 'saveBest' },
+      );
+    }
+    return tracked;
+  }
+
+  /** The metrics whose score beats the stored best; updates runtime info and the names at once. */
+  improve(
+    results: Record<string, number | null | undefined>,
+    info: RuntimeInfo,
+    bestName: (metric: string) => string,
+  ): Improvement[] {
+    const improvements: Improvement[] = [];
+    for (const [i, metric] of (this.#metrics ?? []).entries()) {
+      const rule = this.#rules[i] as Rule;
+      const score = results[metric];
+      const keys = this.keys(metric);
+      const stored = info.get<unknown>(keys.score);
+      const best = typeof stored === 'number' ? stored : initialBest[rule];
+      if (score === null || score === undefined || !isBetter[rule](score, best)) continue;
+      info.set(keys.score, score);
+      const name = bestName(metric);
+      info.set(keys.ckpt, name);
+      improvements.push({ metric, score, name, previous: this.names.get(metric) });
+      this.names.set(metric, name);
+    }
+    return improvements;
+  }
+}

@@ -1,0 +1,114 @@
+// The save points of a run, in order. A save point is planned at once (the hook
+// decides what to write and updates the run's state) and its store operations are
+// steps. Without `asyncSave` the steps run before the hook call returns; with it they
+// run in the background, each save point after the ones before it, so saves commit in
+// order and each keeps the commit-before-delete order. At most `maxPendingSaves` are
+// in flight: the snapshot of one more waits for the oldest.
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { TypedArray } from '../format/tensor.js';
+import { AbortedError } from '../store/errors.js';
+import { SnapshotPool, snapshotCheckpoint } from './snapshot.js';
+
+/** One store operation of a save point, run in order after the ones before it. */
+export type SaveStep = () => Promise<void>;
+
+export interface SaveQueueOptions {
+  asyncSave: boolean;
+  maxPendingSaves: number;
+  signal: AbortSignal | undefined;
+}
+
+export class SaveQueue {
+  readonly #options: SaveQueueOptions;
+  /** Save points in flight, oldest first; each runs after the one before it. */
+  #inFlight: Promise<void>[] = [];
+  /** The first background failure not yet raised to the caller. */
+  #failure: { error: unknown } | undefined;
+  /** Snapshot buffers of finished saves, reused by the next snapshot. */
+  readonly #pool = new SnapshotPool();
+  /** Buffers the save point being planned copied into, released when its save ends. */
+  #planBuffers: TypedArray[] = [];
+
+  constructor(options: SaveQueueOptions) {
+    this.#options = options;
+  }
+
+  /** Save points in flight (always 0 without `asyncSave`). */
+  get pending(): number {
+    return this.#inFlight.length;
+  }
+
+  /** Throws the first background failure not yet raised (once). */
+  raise(): void {
+    const failure = this.#failure;
+    if (!failure) return;
+    this.#failure = undefined;
+    throw failure.error;
+  }
+
+  /** Waits for every save in flight, then raises a failure they left. */
+  async flush(): Promise<void> {
+    await Promise.allSettled(this.#inFlight);
+    this.raise();
+  }
+
+  /** Waits for every save in flight and frees the snapshot buffers; a failure stays for `flush()`. */
+  async drain(): Promise<void> {
+    await Promise.allSettled(this.#inFlight);
+    this.#pool.clear();
+  }
+
+  /**
+   * The checkpoint as it is now. With `asyncSave` its tensors are copied, so that training
+   * may change them while the upload runs: that copy is the only extra memory a save holds.
+   * The copy waits until fewer than `maxPendingSaves` saves are in flight, so at most that
+   * many copies exist (and a validation that saves nothing never waits).
+   */
+  async snapshot<T extends Record<string, unknown>>(build: () => Promise<T>): Promise<T> {
+    if (!this.#options.asyncSave) return build();
+    while (this.#inFlight.length >= this.#options.maxPendingSaves) await this.#inFlight[0];
+    this.raise();
+    return snapshotCheckpoint(await build(), (data) => {
+      const copy = this.#pool.copy(data);
+      this.#planBuffers.push(copy);
+      return copy;
+    });
+  }
+
+  /** One save point: `plan` collects its steps; they run now, or in the background after the ones before. */
+  async savePoint(plan: (steps: SaveStep[]) => Promise<void>): Promise<void> {
+    const steps: SaveStep[] = [];
+    this.#planBuffers = [];
+    await plan(steps);
+    const buffers = this.#planBuffers;
+    if (steps.length === 0) {
+      this.#pool.release(buffers);
+      return;
+    }
+    if (!this.#options.asyncSave) {
+      for (const step of steps) await step();
+      return;
+    }
+    const previous = this.#inFlight.at(-1) ?? Promise.resolve();
+    const job: Promise<void> = previous
+      // Start on a later turn of the event loop: the training loop resumes first.
+      .then(() => yieldToEventLoop())
+      .then(async () => {
+        if (this.#failure) return; // an earlier save failed: this one is cancelled
+        const signal = this.#options.signal;
+        if (signal?.aborted) {
+          throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
+        }
+        for (const step of steps) await step();
+      })
+      .catch((error: unknown) => {
+        this.#failure ??= { error };
+      })
+      .finally(() => {
+        // Nothing reads this save's snapshot any more: the next one reuses its buffers.
+        this.#pool.release(buffers);
+        this.#inFlight.splice(this.#inFlight.indexOf(job), 1);
+      });
+    this.#inFlight.push(job);
+  }
+}

@@ -1,0 +1,24 @@
+// The checkpoint format: tensors, safetensors (encode, decode, the lazy reader that
+// reads by ranges), and the sharded folder layout. Only safetensors: every reader
+// (ranges, publishing, folder shards) and Python rely on its layout.
+export {
+  CheckpointReader,
+  type OpenCheckpointOptions,
+  openCheckpoint,
+  readSafetensorsHeader,
+  type TensorInfo,
+} from './reader.js';
+export {
+  CHECKPOINT_EXTENSION,
+  DATA_SHA256_KEY,
+  decodeCheckpoint,
+  decodeSafetensors,
+  type EncodedCheckpoint,
+  encodeCheckpoint,
+  encodeSafetensors,
+  MAX_HEADER_BYTES,
+  parseSafetensorsHeader,
+  type SafetensorsHeader,
+} from './safetensors.js';
+export { isShardFileName, MANIFEST_NAME, readManifest, type ShardManifest, shardFileName } from './sharded.js';
+export { type Checkpoint, type DType, dtypeOf, isTypedArray, Tensor, type TypedArray } from './tensor.js';

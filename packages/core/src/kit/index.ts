@@ -1,0 +1,56 @@
+// `@savepoint/core/kit`: what a backend author needs beside the contract
+// (`@savepoint/core/store`): the object-store adapter every cloud backend sits on,
+// the primitives a cloud supplies to it, and the pieces it is made of (one backoff,
+// the progress timer, parts, signals, paths, option checks, temp names).
+
+export { callSignal, onAbort } from '../store/abort-listeners.js';
+export { bodyBytes, bodyChunks, collect } from '../store/bytes.js';
+export { isNetworkError } from '../store/errors.js';
+export {
+  baseName,
+  checkKeySegments,
+  dirPrefix,
+  joinObjectPath,
+  type ObjectLocation,
+  parseObjectUri,
+} from '../store/object-path.js';
+export { safeCause } from '../store/redact.js';
+export { isTempName, TEMP_MARKER, tempNameFor } from '../store/temp-names.js';
+export {
+  type CheckContext,
+  checkBoolean,
+  checkInteger,
+  checkKnownKeys,
+  checkRecord,
+  checkString,
+  checkStringList,
+  configError,
+  describeSecretValue,
+  describeValue,
+  hasMethods,
+  secretConfigError,
+} from '../store/validate.js';
+export { ObjectStoreBackend, type ObjectStoreSettings, untilAborted } from './adapter.js';
+export {
+  DEFAULT_RETRY_POLICY,
+  parseRetryPolicy,
+  type RetryInfo,
+  type RetryPolicy,
+  retryDelayMs,
+  type WithRetryOptions,
+  withRetry,
+} from './backoff.js';
+export { bufferIfSmall, fixedSizeParts, stageParts } from './parts.js';
+export {
+  type ObjectHead,
+  type ObjectListing,
+  type ObjectRead,
+  type ObjectRequest,
+  type ObjectStorePrimitives,
+  type PartRunner,
+  type ReadRange,
+  rangeHeader,
+  type StreamWrite,
+  sizeFromContentRange,
+} from './primitives.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS, parseRequestTimeout } from './progress-timer.js';

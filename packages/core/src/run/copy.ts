@@ -1,0 +1,89 @@
+// Copying a run, or one checkpoint of it, to any store, streaming with bounded memory.
+// Names are built from the listing's own segments (never by cutting paths as text),
+// so a source written `./a/./b` or `x/.` copies every name whole. A folder's shards
+// land before its manifest, and the pointer last, rewritten to the bare name of its
+// checkpoint when it names one of the source run by full path, so the copy resumes
+// from its own files. The lease and the run marker belong to the source's writer and
+// are not copied: the copy is a new run.
+import { MANIFEST_NAME } from '../format/sharded.js';
+import type { ListEntry, SignalOptions, StorageBackend } from '../store/contract.js';
+import { NotFoundError } from '../store/errors.js';
+import { LEASE_NAME, POINTER_NAME, RUN_MARKER_NAME } from './layout.js';
+import type { Run } from './run.js';
+
+export interface CopyProgress {
+  start(totalBytes: number): void;
+  update(bytesDone: number): void;
+  done(): void;
+}
+
+const silent: CopyProgress = { start() {}, update() {}, done() {} };
+
+interface PlannedFile {
+  from: string;
+  /** Path segments below the copy's root. */
+  segments: string[];
+  size: number;
+}
+
+/** Every file below `dir`, with its path as segments relative to `dir`, one listing level at a time. */
+async function* walk(store: StorageBackend, dir: string, prefix: string[], options: SignalOptions): AsyncIterable<PlannedFile> {
+  const entries: ListEntry[] = [];
+  for await (const entry of store.list(dir, options)) entries.push(entry);
+  for (const entry of entries) {
+    const segments = [...prefix, entry.name];
+    if (entry.type === 'dir') yield* walk(store, entry.path, segments, options);
+    else yield { from: entry.path, segments, size: entry.size ?? 0 };
+  }
+}
+
+export async function copyRun(
+  run: Run,
+  from: string,
+  target: { store: StorageBackend; path: string },
+  progress: CopyProgress = silent,
+  options: SignalOptions = {},
+): Promise<{ files: number; bytes: number }> {
+  const source = run.store;
+  const files: PlannedFile[] = [];
+  let pointerText: string | undefined;
+  if (await source.isFile(from, options)) {
+    files.push({ from, segments: [], size: (await source.stat(from, options)).size });
+  } else if (await source.isDir(from, options)) {
+    const wholeRun = from === run.outDir || from === run.workDir;
+    for await (const file of walk(source, from, [], options)) {
+      const top = file.segments.length === 1 ? file.segments[0] : undefined;
+      if (top === LEASE_NAME || top === RUN_MARKER_NAME) continue;
+      if (top === POINTER_NAME) continue; // written last, below
+      files.push(file);
+    }
+    if (wholeRun) {
+      const resumable = await run.resumeTarget(options).catch(() => undefined);
+      // The run's own checkpoint by its bare name; anything else (a foreign path) as it was written.
+      pointerText = resumable ? resumable.name : await run.latest(options);
+    }
+    // The manifest makes a folder checkpoint complete: it must land after its shards.
+    files.sort((a, b) => Number(a.segments.at(-1) === MANIFEST_NAME) - Number(b.segments.at(-1) === MANIFEST_NAME));
+  } else {
+    throw new NotFoundError(from, { backend: source.name, message: `nothing to copy at ${from}; check the path` });
+  }
+  const destination = (segments: string[]) =>
+    segments.length === 0 ? target.path : target.store.joinPath(target.path, ...segments);
+  const total = files.reduce((sum, f) => sum + f.size, 0);
+  progress.start(total);
+  let bytes = 0;
+  for (const file of files) {
+    const stream = await source.getStream(file.from, options);
+    async function* counted() {
+      for await (const chunk of stream) {
+        bytes += chunk.byteLength;
+        progress.update(bytes);
+        yield chunk;
+      }
+    }
+    await target.store.put(destination(file.segments), counted(), options);
+  }
+  if (pointerText !== undefined) await target.store.put(destination([POINTER_NAME]), pointerText, options);
+  progress.done();
+  return { files: files.length + (pointerText !== undefined ? 1 : 0), bytes };
+}

@@ -1,0 +1,50 @@
+// `prune`: deleting all but the newest regular checkpoints of a run, from outside the
+// trainer. Candidates are only names the run's layout parses as its regular
+// checkpoints; the pointer's target, anything newer than it (a save whose pointer has
+// not moved yet), bests, published copies and files that are not the run's are never
+// touched. Deleting holds the run's lease, so it fails at once while a trainer writes.
+import { ConfigError } from '../store/errors.js';
+import { DEFAULT_LEASE_TTL_MS } from './lease.js';
+import type { Run } from './run.js';
+
+export interface PruneResult {
+  toDelete: string[];
+  kept: string[];
+  deleted: boolean;
+}
+
+export async function pruneRun(run: Run, keep: number, yes: boolean): Promise<PruneResult> {
+  if (!Number.isInteger(keep) || keep < 1) {
+    throw new ConfigError(
+      `--keep got ${JSON.stringify(keep)}; accepted: an integer >= 1 (prune never deletes every checkpoint)`,
+      { option: '--keep' },
+    );
+  }
+  const lease = yes ? await run.acquireLease({ ttlMs: DEFAULT_LEASE_TTL_MS, purpose: 'prune' }) : undefined;
+  try {
+    const { checkpoints, pointer } = await run.scan();
+    const regular = checkpoints
+      .filter((c) => c.kind === 'regular' && c.shape !== 'incomplete')
+      .sort((a, b) => (b.step ?? 0) - (a.step ?? 0));
+    if (yes && pointer === undefined && regular.length > keep) {
+      // Without the pointer, the checkpoint a resume needs is unknown: this may be the
+      // checkpoint folder of a run whose work dir (with the pointer) is elsewhere.
+      throw new ConfigError(
+        `${run.outDir} has no last_checkpoint and no record of the run it belongs to, so prune cannot tell which checkpoint a resume needs. If it is the checkpoint folder (outDir) of a run, prune its work dir instead; nothing was deleted.`,
+        { option: 'dir' },
+      );
+    }
+    const keepSet = new Set(regular.slice(0, keep).map((c) => c.path));
+    const target = checkpoints.find((c) => c.isPointerTarget);
+    for (const c of checkpoints) {
+      if (c.isPointerTarget || c.kind !== 'regular') keepSet.add(c.path);
+      // Newer than the pointer's target: a save in progress, or one whose pointer a crash never moved.
+      if (target?.step !== undefined && (c.step ?? 0) > target.step) keepSet.add(c.path);
+    }
+    const going = regular.filter((c) => !keepSet.has(c.path));
+    if (yes) for (const c of going) await run.remove(c.name);
+    return { toDelete: going.map((c) => c.path), kept: [...keepSet], deleted: yes };
+  } finally {
+    await lease?.release();
+  }
+}

@@ -1,0 +1,311 @@
+// The one owner of a run folder. A `Run` opens the run's stores once (from the
+// registry, or the store it is given) and closes only what it opened; it is the only
+// code that reads or moves the pointer, and every save, load, removal, publication,
+// scan, prune, copy and verification of a run goes through it, with the ownership
+// rules of the layout (layout.ts): only names this run writes, inside its folders,
+// are ever loaded for resume or deleted. The engine, the training loops and every
+// CLI command use it; none of them touches the run's stores on its own.
+
+import type { Checkpoint } from '../format/tensor.js';
+import type { SignalOptions, StorageBackend } from '../store/contract.js';
+import { ConfigError } from '../store/errors.js';
+import { type BackendArgs, getBackend, storeArgsFor, uriScheme } from '../store/registry.js';
+import {
+  type CheckpointShape,
+  checkpointShape,
+  loadCheckpoint,
+  publishCheckpoint,
+  type RemoveResult,
+  removeCheckpoint,
+  saveCheckpointDir,
+  saveCheckpointFile,
+} from './checkpoint-files.js';
+import { type CopyProgress, copyRun } from './copy.js';
+import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
+import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, RunLayout, recognisedLayouts } from './layout.js';
+import { type AcquireLeaseOptions, RunLease } from './lease.js';
+import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
+import { readLastCheckpoint, readPointerText, writeLastCheckpoint } from './pointer.js';
+import { type PruneResult, pruneRun } from './prune.js';
+import { type RunScan, scanRun } from './scan.js';
+import { type VerifyReport, verifyPath } from './verify.js';
+
+export interface RunOptions extends SignalOptions {
+  /** An already-built store for the checkpoint folder (skips the registry). Not together with `backendArgs`. */
+  backend?: StorageBackend | undefined;
+  /** An already-built store for the work dir (the pointer and the lease), when it is not `backend`. */
+  workDirBackend?: StorageBackend | undefined;
+  /** Chooses and configures the stores the registry builds (see `storeArgsFor`). */
+  backendArgs?: BackendArgs | undefined;
+  /** Where checkpoints go; defaults to the work dir. If different, `join(outDir, basename(workDir))`. */
+  outDir?: string | undefined;
+  /** Regular checkpoint names; `{}` is the step. Default `epoch_{}.safetensors`. */
+  filenameTmpl?: string | undefined;
+  /** Metrics tracked by `saveBest`, to map best names back to metrics. */
+  metrics?: readonly string[] | undefined;
+}
+
+/** How a checkpoint is written: one file, or a folder of shards with its manifest written last. */
+export type CheckpointLayout = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number; concurrency?: number };
+
+export class Run {
+  readonly layout: RunLayout;
+  readonly #signal: AbortSignal | undefined;
+  /** Stores this run built itself: the only ones `close()` closes. */
+  readonly #owned: StorageBackend[];
+  #closed = false;
+
+  private constructor(layout: RunLayout, owned: StorageBackend[], signal: AbortSignal | undefined) {
+    this.layout = layout;
+    this.#owned = owned;
+    this.#signal = signal;
+  }
+
+  /** The run whose work dir is `workDirInput`. No I/O: stores are built, nothing is read. */
+  static open(workDirInput: string, options: RunOptions = {}): Run {
+    const workDir = absoluteWorkDir(workDirInput);
+    const owned: StorageBackend[] = [];
+    const build = (path: string) => {
+      const store = getBackend(path, storeArgsFor(path, options.backendArgs ?? {}, [workDir, options.outDir ?? workDir]));
+      owned.push(store);
+      return store;
+    };
+    let outDir = options.outDir ?? workDir;
+    const store = options.backend ?? build(outDir);
+    if (options.outDir !== undefined && options.outDir !== workDir) {
+      const base = workDir.replace(/[\\/]+$/, '');
+      outDir = store.joinPath(outDir, base.slice(Math.max(base.lastIndexOf('/'), base.lastIndexOf('\\')) + 1));
+    }
+    const sameStore = options.outDir === undefined || uriScheme(workDir) === uriScheme(options.outDir);
+    const workDirStore = options.workDirBackend ?? (sameStore ? store : build(workDir));
+    const layout = new RunLayout({
+      workDir,
+      outDir,
+      store,
+      workDirStore,
+      filenameTmpl: options.filenameTmpl ?? DEFAULT_FILENAME_TEMPLATE,
+      metrics: options.metrics,
+    });
+    return new Run(layout, owned, options.signal);
+  }
+
+  /**
+   * The run a folder belongs to, for tools given a folder (the CLI): the folder itself
+   * when it is a work dir, or, when it is the checkpoint folder (`outDir`) of a run whose
+   * work dir is elsewhere, that run, found through the marker its trainer left there.
+   * A marker that does not hold up (the work dir's pointer names another folder: the
+   * folder was copied or moved) is refused, saying why.
+   */
+  static async locate(dirInput: string, options: Omit<RunOptions, 'outDir'> = {}): Promise<Run> {
+    const here = Run.open(dirInput, options);
+    const dir = here.outDir;
+    const marker = await readRunMarker(here.store, dir, { signal: options.signal });
+    if (!marker) return here;
+    const store = here.store;
+    const workDirStore =
+      uriScheme(marker.workDir) === uriScheme(dir)
+        ? store
+        : getBackend(marker.workDir, storeArgsFor(marker.workDir, options.backendArgs ?? {}, [dir, marker.workDir]));
+    const layout = new RunLayout({
+      workDir: marker.workDir,
+      outDir: dir,
+      store,
+      workDirStore,
+      filenameTmpl: options.filenameTmpl ?? marker.filenameTmpl ?? DEFAULT_FILENAME_TEMPLATE,
+      metrics: options.metrics,
+    });
+    const run = new Run(layout, [...here.#owned, ...(workDirStore === store ? [] : [workDirStore])], options.signal);
+    const text = await readPointerText(workDirStore, marker.workDir, { signal: options.signal });
+    if (text === undefined) return run;
+    try {
+      layout.resolvePointer(text);
+      return run;
+    } catch {
+      await run.close();
+      throw new ConfigError(
+        `${dir} says it holds the checkpoints of the run in ${marker.workDir}, but that run's last_checkpoint names ${JSON.stringify(text)}, outside this folder: the folder was copied or moved. Refused: the lease and the pointer that protect this folder's checkpoints are not known. Delete ${store.joinPath(dir, RUN_MARKER_NAME)} to treat the folder as a run of its own.`,
+        { option: 'dir' },
+      );
+    }
+  }
+
+  get workDir(): string {
+    return this.layout.workDir;
+  }
+  get outDir(): string {
+    return this.layout.outDir;
+  }
+  get store(): StorageBackend {
+    return this.layout.store;
+  }
+  get workDirStore(): StorageBackend {
+    return this.layout.workDirStore;
+  }
+
+  /** A run with the same folders and stores whose layout knows `metrics` (after `saveBest: 'auto'` picks one). */
+  withMetrics(metrics: readonly string[]): Run {
+    return new Run(this.layout.withMetrics(metrics), this.#owned, this.#signal);
+  }
+
+  #options(options?: SignalOptions): SignalOptions {
+    return { signal: options?.signal ?? this.#signal };
+  }
+
+  // The pointer
+
+  /** The path the pointer names (a bare name resolved against the work dir), whoever owns it; undefined before the first save. */
+  async latest(options?: SignalOptions): Promise<string | undefined> {
+    return readLastCheckpoint(this.workDirStore, this.workDir, this.#options(options));
+  }
+
+  /**
+   * The checkpoint to resume from: what the pointer names, if it is a checkpoint of this
+   * run. Anything else is refused with `ForeignPathError`, saying how to load it on purpose.
+   */
+  async resumeTarget(options?: SignalOptions): Promise<{ name: string; path: string } | undefined> {
+    const text = await readPointerText(this.workDirStore, this.workDir, this.#options(options));
+    return text === undefined ? undefined : this.layout.resolvePointer(text);
+  }
+
+  /** Moves the pointer to `name` (a checkpoint of this run, complete before this is called). */
+  async movePointer(name: string, options?: SignalOptions): Promise<void> {
+    await writeLastCheckpoint(this.workDirStore, this.workDir, this.layout.pointerText(name), this.#options(options));
+  }
+
+  /** Deletes the pointer: the run starts over (its checkpoints stay until removed). */
+  async clearPointer(options?: SignalOptions): Promise<void> {
+    await this.workDirStore.remove(this.layout.pointerPath, this.#options(options));
+  }
+
+  // The lease
+
+  /** Takes the run's one-writer lease, or throws `LeaseHeldError` naming the live holder. */
+  async acquireLease(options: Omit<AcquireLeaseOptions, 'signal'>): Promise<RunLease> {
+    return RunLease.acquire(this.workDirStore, this.layout.leasePath, { ...options, signal: this.#signal });
+  }
+
+  /**
+   * Records, in a checkpoint folder that is not the work dir, which run it belongs to,
+   * so that tools given the folder find the run's lease and pointer. Refuses a folder
+   * that another run's marker claims (two runs would delete each other's checkpoints),
+   * unless this run's pointer already names a checkpoint in it (the same run, moved).
+   */
+  async claimOutDir(options?: SignalOptions): Promise<void> {
+    if (this.outDir === this.workDir) return;
+    const signal = this.#options(options);
+    const marker = await readRunMarker(this.store, this.outDir, signal);
+    if (marker && marker.workDir !== this.workDir) {
+      const text = await readPointerText(this.workDirStore, this.workDir, signal);
+      let ours = false;
+      try {
+        ours = text !== undefined && this.layout.resolvePointer(text) !== undefined;
+      } catch {
+        ours = false;
+      }
+      if (!ours) {
+        throw new ConfigError(
+          `${this.outDir} holds the checkpoints of another run (work dir ${marker.workDir}); this run (work dir ${this.workDir}) would share the folder, and the two would delete each other's checkpoints. Give this run another outDir or work dir name, or delete ${this.store.joinPath(this.outDir, RUN_MARKER_NAME)} if that run is gone.`,
+          { option: 'outDir' },
+        );
+      }
+    }
+    if (!marker || marker.workDir !== this.workDir || marker.filenameTmpl !== this.layout.filenameTmpl) {
+      await writeRunMarker(this.store, this.outDir, { workDir: this.workDir, filenameTmpl: this.layout.filenameTmpl }, signal);
+    }
+  }
+
+  // Checkpoints
+
+  /** Writes the checkpoint `name` (nothing names it yet: the pointer moves after). */
+  async save(name: string, checkpoint: Checkpoint, layout: CheckpointLayout, options?: SignalOptions): Promise<void> {
+    const path = this.layout.pathOf(name);
+    const signal = this.#options(options).signal;
+    if (layout.kind === 'directory') {
+      await saveCheckpointDir(this.store, path, checkpoint, {
+        maxShardBytes: layout.maxShardBytes,
+        concurrency: layout.concurrency,
+        signal,
+      });
+    } else {
+      await saveCheckpointFile(this.store, path, checkpoint, { signal });
+    }
+  }
+
+  /** Loads a checkpoint of this run by name, or any checkpoint by its full path on the run's checkpoint store. */
+  async load(nameOrPath: string, options: Parameters<typeof loadCheckpoint>[2] = {}): Promise<Checkpoint> {
+    return loadCheckpoint(this.store, this.#pathFor(nameOrPath), { ...options, signal: options.signal ?? this.#signal });
+  }
+
+  async shape(nameOrPath: string, options?: SignalOptions): Promise<CheckpointShape> {
+    return checkpointShape(this.store, this.#pathFor(nameOrPath), this.#options(options));
+  }
+
+  #pathFor(nameOrPath: string): string {
+    return /[\\/]/.test(nameOrPath) || uriScheme(nameOrPath) !== undefined ? nameOrPath : this.layout.pathOf(nameOrPath);
+  }
+
+  /**
+   * Deletes the checkpoint `name` of this run. Only names the layout parses as this
+   * run's checkpoints are deleted, and a folder only when it is a checkpoint (or what an
+   * interrupted save of one left): a folder named like one that holds other files is kept.
+   */
+  async remove(name: string, options?: SignalOptions): Promise<RemoveResult> {
+    const owned = this.layout.ownedName(name) === name;
+    const kind = owned
+      ? recognisedLayouts(this.layout)
+          .map((layout) => layout.parse(name)?.kind)
+          .find(Boolean)
+      : undefined;
+    if (kind !== 'regular' && kind !== 'best' && kind !== 'published') {
+      throw new ConfigError(`refusing to delete ${JSON.stringify(name)}: it is not a checkpoint name of this run`, {
+        option: 'name',
+      });
+    }
+    return removeCheckpoint(this.store, this.layout.pathOf(name), this.#options(options));
+  }
+
+  /** Writes the slim copy of a checkpoint keeping only `keys`, named by the hash of its bytes. */
+  async publish(nameOrPath: string, keys: readonly string[], options?: SignalOptions) {
+    return publishCheckpoint(this.store, this.#pathFor(nameOrPath), keys, this.#options(options));
+  }
+
+  /** Deletes what killed writes left in the checkpoint folder (call it under the lease). Returns how many. */
+  async removeIncompleteWrites(options?: SignalOptions): Promise<number> {
+    return (await this.store.removeIncompleteWrites?.(this.outDir, this.#options(options))) ?? 0;
+  }
+
+  /** Every checkpoint of this run in its folder, and what the pointer names. */
+  async scan(options?: SignalOptions): Promise<RunScan> {
+    return scanRun(this, this.#options(options));
+  }
+
+  /** Plans (and with `yes`, does, under the lease) the deletion of all but the newest `keep` regular checkpoints. */
+  async prune(keep: number, yes: boolean): Promise<PruneResult> {
+    return pruneRun(this, keep, yes);
+  }
+
+  /** A checkpoint's tensors and metadata, from its header alone (range reads). */
+  async inspect(path: string): Promise<CheckpointHeader> {
+    return inspectCheckpoint(this, path);
+  }
+
+  /** Opens and checks every checkpoint of the run (or the one at `path`), and the pointer. */
+  async verify(path?: string): Promise<VerifyReport> {
+    return verifyPath(this, path ?? this.outDir);
+  }
+
+  /** Copies this run (or the one checkpoint file this run was opened at) to `target`'s folder, streaming; the pointer last. */
+  async copyTo(target: Run, progress?: CopyProgress) {
+    return copyRun(this, this.outDir, { store: target.store, path: target.outDir }, progress, this.#options());
+  }
+
+  /** Closes the stores this run built (never one it was given). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const owned = this.#owned.splice(0);
+    await Promise.all([...new Set(owned)].map((store) => store.close?.()));
+  }
+}
+
+export type { RunMarker };
