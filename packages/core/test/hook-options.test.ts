@@ -57,8 +57,8 @@ describe('CheckpointHook options', () => {
       greaterKeys: 'score',
       lessKeys: 'err',
     });
-    expect(hook.greaterKeys).toEqual(['score']);
-    expect(hook.lessKeys).toEqual(['err']);
+    expect(hook.config.greaterKeys).toEqual(['score']);
+    expect(hook.config.lessKeys).toEqual(['err']);
     expect(new CheckpointHook().filenameTmpl).toBe('epoch_{}.safetensors');
     expect(new CheckpointHook({ byEpoch: false }).filenameTmpl).toBe('iter_{}.safetensors');
     expect(new CheckpointHook({ saveBest: 'auto' }).config.saveBest).toEqual({ metrics: ['auto'], rules: [undefined] });

@@ -4,6 +4,7 @@
 // and `'auto'` taking the first metric of the first evaluation.
 import { ConfigError } from '../store/errors.js';
 import { type BestPolicy, expandRules, type Rule } from './options.js';
+import type { Logger } from './runner.js';
 import type { RuntimeInfo } from './runtime-info.js';
 
 const isBetter: Record<Rule, (a: number, b: number) => boolean> = {
@@ -42,6 +43,17 @@ export class BestTracker {
     return (this.#metrics?.length ?? 0) === 1
       ? { score: 'best_score', ckpt: 'best_ckpt' }
       : { score: `best_score_${metric}`, ckpt: `best_ckpt_${metric}` };
+  }
+
+  /** Whether an evaluation's results are judged at all: not without `saveBest`, nor when they are empty (warned, as the reference). */
+  judges(results: Record<string, unknown> | undefined, logger: Logger): boolean {
+    if (!results || Object.keys(results).length === 0) {
+      logger.warn(
+        'Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in this evaluation.',
+      );
+      return false;
+    }
+    return this.#metrics !== undefined;
   }
 
   /** Whether `name` is a current best. */

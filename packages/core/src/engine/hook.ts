@@ -15,13 +15,12 @@ import { SavepointError } from '../store/errors.js';
 import { redact } from '../store/redact.js';
 import { BestTracker } from './bests.js';
 import { type CheckpointHookOptions, type ResolvedCheckpointHookOptions, resolveCheckpointHookOptions } from './options.js';
-import { PENDING_REMOVALS_KEY, restoreRunState } from './restore.js';
-import { type RetentionState, rotate } from './retention.js';
-import type { Runner } from './runner.js';
+import { publishCheckpoints } from './publish.js';
+import { restoreRunState } from './restore.js';
+import { PENDING_REMOVALS_KEY, type RetentionState, recordRegularSave, removeLogged } from './retention.js';
+import { checkpointOf, type Runner } from './runner.js';
 import { SaveQueue, type SaveStep } from './save-queue.js';
 import { isSaveDue } from './schedule.js';
-
-type Position = { epoch: number; iter: number };
 
 export class CheckpointHook {
   readonly config: Readonly<ResolvedCheckpointHookOptions>;
@@ -40,18 +39,6 @@ export class CheckpointHook {
     this.#queue = new SaveQueue(this.config);
   }
 
-  get filenameTmpl(): string {
-    return this.config.filenameTmpl;
-  }
-  get greaterKeys(): readonly string[] {
-    return this.config.greaterKeys;
-  }
-  get lessKeys(): readonly string[] {
-    return this.config.lessKeys;
-  }
-  get publishedKeys(): readonly string[] | undefined {
-    return this.config.publishedKeys;
-  }
   /** The folder checkpoints go to, known after `beforeTrain`. */
   get outDir(): string | undefined {
     return this.#layout?.outDir;
@@ -73,10 +60,7 @@ export class CheckpointHook {
     return this.#queue.pending;
   }
 
-  /**
-   * The run in `workDir` with these options, opened once: a resume that reads the pointer
-   * before `beforeTrain` and the hook itself share its stores. No I/O.
-   */
+  /** The run in `workDir` with these options, opened once: a resume before `beforeTrain` shares its stores. No I/O. */
   openRun(workDirInput: string, workDirBackend?: StorageBackend): Run {
     const workDir = absoluteWorkDir(workDirInput);
     if (this.#run?.workDir === workDir) return this.#run;
@@ -93,11 +77,6 @@ export class CheckpointHook {
     // The first run opened is the hook's; another work dir (a layout asked for) gets its own.
     this.#run ??= run;
     return run;
-  }
-
-  /** The layout a run in `workDir` has with these options (see `openRun`). */
-  layoutFor(workDir: string, workDirBackend?: StorageBackend): RunLayout {
-    return this.openRun(workDir, workDirBackend).layout;
   }
 
   #requireRun(): Run {
@@ -144,35 +123,30 @@ export class CheckpointHook {
   }
 
   async #removeLogged(runner: Runner, name: string, what: string): Promise<void> {
-    const run = this.#requireRun();
-    const path = run.layout.pathOf(name);
-    const result = await run.remove(name);
-    if (result === 'removed') runner.logger.info(`The ${what} ${path} is removed`);
-    else if (result === 'not-a-checkpoint') {
-      runner.logger.warn(`${path} is named like a checkpoint of this run but is a folder holding other files: it is kept.`);
-    }
+    await removeLogged(this.#requireRun(), runner.logger, name, what);
   }
 
   async afterTrainEpoch(runner: Runner): Promise<void> {
-    this.#queue.raise();
-    if (this.config.byEpoch && isSaveDue(this.config, runner.epoch, runner.maxEpochs)) {
-      runner.logger.info(`Saving checkpoint at ${runner.epoch} epochs`);
-      await this.#queue.savePoint((steps) => this.#saveRegular(runner, runner.epoch, [], steps));
-    }
+    await this.#afterStep(runner, true);
   }
 
   async afterTrainIter(runner: Runner): Promise<void> {
-    this.#queue.raise();
-    if (!this.config.byEpoch && isSaveDue(this.config, runner.iter, runner.maxIters)) {
-      runner.logger.info(`Saving checkpoint at ${runner.iter} iterations`);
-      await this.#queue.savePoint((steps) => this.#saveRegular(runner, runner.iter, [], steps));
-    }
+    await this.#afterStep(runner, false);
   }
 
-  /**
-   * Waits until every save in flight has committed (and deleted what it replaces), then
-   * raises the first background failure, if any. A no-op for synchronous saves.
-   */
+  /** A regular save point when one is due at the step that just ended (an epoch, or an iteration). */
+  async #afterStep(runner: Runner, epochEnded: boolean): Promise<void> {
+    this.#queue.raise();
+    if (this.config.byEpoch !== epochEnded) return;
+    const [step, last, unit] = epochEnded
+      ? [runner.epoch, runner.maxEpochs, 'epochs']
+      : [runner.iter, runner.maxIters, 'iterations'];
+    if (!isSaveDue(this.config, step, last)) return;
+    runner.logger.info(`Saving checkpoint at ${step} ${unit}`);
+    await this.#queue.savePoint((steps) => this.#saveRegular(runner, step, [], steps));
+  }
+
+  /** Waits until every save in flight has committed and deleted what it replaces; raises a failure they left. */
   async flush(): Promise<void> {
     await this.#queue.flush();
   }
@@ -180,15 +154,10 @@ export class CheckpointHook {
   /** Regular save of `step`: write, move the pointer, then delete what rotation dropped and `extraRemovals`. */
   async #saveRegular(runner: Runner, step: number, extraRemovals: string[], steps: SaveStep[]): Promise<void> {
     const run = this.#requireRun();
-    const info = runner.runtimeInfo;
-    const { keep, dropped } = rotate(this.#state.keepCkptIds, step, this.config.maxKeepCkpts);
-    const removals = [...extraRemovals, ...dropped.map((s) => run.layout.regularName(s))];
-    if (this.config.maxKeepCkpts > 0) info.set('keep_ckpt_ids', keep);
-    const name = run.layout.regularName(step);
-    info.set('last_ckpt', name);
-    info.set(PENDING_REMOVALS_KEY, removals);
-    this.#state.keepCkptIds = keep;
-    this.#state.lastCkpt = name;
+    const { name, removals } = recordRegularSave(this.#state, runner.runtimeInfo, run.layout, step, {
+      maxKeepCkpts: this.config.maxKeepCkpts,
+      extraRemovals,
+    });
     if (runner.rank === 0) {
       const { saveOptimizer: optimizer, saveParamScheduler: scheduler } = this.config;
       const checkpoint = await this.#snapshot(runner, { optimizer, scheduler });
@@ -199,32 +168,17 @@ export class CheckpointHook {
         steps.push(() => this.#removeLogged(runner, old, what));
       }
     }
-    info.set(PENDING_REMOVALS_KEY, []);
+    runner.runtimeInfo.set(PENDING_REMOVALS_KEY, []);
   }
 
   /** The checkpoint as it is now (copied with `asyncSave`: see SaveQueue.snapshot). */
   #snapshot(runner: Runner, include: { optimizer: boolean; scheduler: boolean }) {
-    return this.#queue.snapshot(async () => {
-      const checkpoint: Record<string, unknown> = {
-        meta: { ...(runner.extraMeta?.() ?? {}), epoch: runner.epoch, iter: runner.iter } satisfies Position,
-        state_dict: await runner.modelState(),
-        message_hub: { runtime_info: runner.runtimeInfo.toJSON() },
-      };
-      if (include.optimizer && runner.optimizerState) checkpoint.optimizer = await runner.optimizerState();
-      if (include.scheduler && runner.schedulerState) checkpoint.param_schedulers = await runner.schedulerState();
-      return checkpoint;
-    });
+    return this.#queue.snapshot(() => checkpointOf(runner, include));
   }
 
   async afterValEpoch(runner: Runner, metrics: Record<string, number | null | undefined>): Promise<void> {
     this.#queue.raise();
-    if (!metrics || Object.keys(metrics).length === 0) {
-      runner.logger.warn(
-        'Since `metrics` is an empty dict, the behavior to save the best checkpoint will be skipped in this evaluation.',
-      );
-      return;
-    }
-    if (!this.#bests.metrics) return;
+    if (!this.#bests.judges(metrics, runner.logger)) return;
     this.#requireRun();
     this.#bests.track(metrics, this.config.greaterKeys, this.config.lessKeys);
     await this.#queue.savePoint((steps) => this.#saveBests(runner, metrics, steps));
@@ -264,27 +218,15 @@ export class CheckpointHook {
       await this.flush();
       const run = this.#requireRun();
       if (!this.config.publishedKeys || runner.rank !== 0) return;
-      const targets: string[] = [];
-      if (this.config.saveLast && this.#state.lastCkpt !== undefined) targets.push(this.#state.lastCkpt);
-      for (const name of this.#bests.names.values()) if (name) targets.push(name);
-      for (const name of targets) {
-        const { path: published, removedKeys } = await run.publish(name, this.config.publishedKeys);
-        if (removedKeys.length > 0) {
-          runner.logger.info(
-            `Key ${JSON.stringify(removedKeys)} will be removed because they are not found in publishedKeys. If you want to keep them, please set \`${JSON.stringify(removedKeys)}\` in publishedKeys`,
-          );
-        }
-        runner.logger.info(`The checkpoint (${run.layout.pathOf(name)}) is published to ${published}.`);
-      }
+      const last = this.config.saveLast ? this.#state.lastCkpt : undefined;
+      const targets = [...(last ? [last] : []), ...[...this.#bests.names.values()].filter((n): n is string => !!n)];
+      await publishCheckpoints(run, runner, targets, this.config.publishedKeys);
     } finally {
       await this.close();
     }
   }
 
-  /**
-   * Releases the run's lease and the stores the hook opened. `afterTrain` calls it; a loop
-   * that stops early (or fails) calls it so that the next job does not wait for the lease.
-   */
+  /** Releases the lease and the stores the hook opened (`afterTrain` does; so must a loop that stops early). */
   async close(): Promise<void> {
     // The lease is held until no save of this run is writing any more. A failure they
     // leave is kept for `flush()`: close runs on error paths and must not mask the cause.

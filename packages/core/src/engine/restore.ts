@@ -9,12 +9,9 @@ import type { Run } from '../run/run.js';
 import type { StorageBackend } from '../store/contract.js';
 import type { BestTracker } from './bests.js';
 import type { ResolvedCheckpointHookOptions } from './options.js';
-import { parseKeptSteps, type RetentionState, trimKept } from './retention.js';
+import { PENDING_REMOVALS_KEY, parseKeptSteps, type RetentionState, trimKept } from './retention.js';
 import type { Runner } from './runner.js';
 import type { RuntimeInfo } from './runtime-info.js';
-
-/** (ours) Runtime-info key: names the save that carries it deletes after committing; re-issued on resume. */
-export const PENDING_REMOVALS_KEY = 'pending_removals';
 
 export interface ResumePoint {
   /** The checkpoint the pointer names. */

@@ -1,6 +1,13 @@
 // Which regular checkpoints a run keeps: the newest `maxKeepCkpts` steps, as the
 // reference's `keep_ckpt_ids` deque. One module decides it, for a save and for a
 // resume that finds more than the limit.
+import type { RunLayout } from '../run/layout.js';
+import type { Run } from '../run/run.js';
+import type { Logger } from './runner.js';
+import type { RuntimeInfo } from './runtime-info.js';
+
+/** (ours) Runtime-info key: names the save that carries it deletes after committing; re-issued on resume. */
+export const PENDING_REMOVALS_KEY = 'pending_removals';
 
 /** What the run keeps between saves: the steps of its regular checkpoints, and the last one saved. */
 export interface RetentionState {
@@ -36,4 +43,37 @@ export function trimKept(keep: readonly number[], maxKeep: number): { keep: numb
 export function parseKeptSteps(value: unknown): number[] | undefined {
   if (!Array.isArray(value)) return undefined;
   return value.every((id) => Number.isSafeInteger(id) && id >= 0) ? [...value] : undefined;
+}
+
+/** Deletes a checkpoint the run no longer keeps, saying what it was; a folder that only looks like one is kept. */
+export async function removeLogged(run: Run, logger: Logger, name: string, what: string): Promise<void> {
+  const path = run.layout.pathOf(name);
+  const result = await run.remove(name);
+  if (result === 'removed') logger.info(`The ${what} ${path} is removed`);
+  else if (result === 'not-a-checkpoint') {
+    logger.warn(`${path} is named like a checkpoint of this run but is a folder holding other files: it is kept.`);
+  }
+}
+
+/**
+ * Records a regular save of `step` in the run's state and runtime info, before it is
+ * written: the keep list, `last_ckpt`, and (ours) the names this save deletes once it
+ * has committed, carried inside the checkpoint so a resume finishes them after a crash.
+ */
+export function recordRegularSave(
+  state: RetentionState,
+  info: RuntimeInfo,
+  layout: RunLayout,
+  step: number,
+  options: { maxKeepCkpts: number; extraRemovals: readonly string[] },
+): { name: string; removals: string[] } {
+  const { keep, dropped } = rotate(state.keepCkptIds, step, options.maxKeepCkpts);
+  const removals = [...options.extraRemovals, ...dropped.map((s) => layout.regularName(s))];
+  if (options.maxKeepCkpts > 0) info.set('keep_ckpt_ids', keep);
+  const name = layout.regularName(step);
+  info.set('last_ckpt', name);
+  info.set(PENDING_REMOVALS_KEY, removals);
+  state.keepCkptIds = keep;
+  state.lastCkpt = name;
+  return { name, removals };
 }

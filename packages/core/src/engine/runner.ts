@@ -1,5 +1,6 @@
 // What the policy engine needs from a training loop. Any loop can implement it;
 // `ReferenceTrainer` (reference-trainer.ts) is a plain one.
+import type { Checkpoint } from '../format/tensor.js';
 import type { RuntimeInfo } from './runtime-info.js';
 
 export interface Logger {
@@ -31,4 +32,16 @@ export interface Runner {
   schedulerState?(): Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Extra fields for the checkpoint's `meta` (seed, experiment name...). Must be JSON. */
   extraMeta?(): Record<string, unknown>;
+}
+
+/** The checkpoint tree a save writes: `meta` (with the counters), the weights, runtime info, and optimizer and scheduler state when asked. */
+export async function checkpointOf(runner: Runner, include: { optimizer: boolean; scheduler: boolean }): Promise<Checkpoint> {
+  const checkpoint: Checkpoint = {
+    meta: { ...(runner.extraMeta?.() ?? {}), epoch: runner.epoch, iter: runner.iter },
+    state_dict: await runner.modelState(),
+    message_hub: { runtime_info: runner.runtimeInfo.toJSON() },
+  };
+  if (include.optimizer && runner.optimizerState) checkpoint.optimizer = await runner.optimizerState();
+  if (include.scheduler && runner.schedulerState) checkpoint.param_schedulers = await runner.schedulerState();
+  return checkpoint;
 }
