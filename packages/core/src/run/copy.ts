@@ -8,8 +8,8 @@
 import { MANIFEST_NAME } from '../format/sharded.js';
 import type { ListEntry, SignalOptions, StorageBackend } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
+import type { RunFolder } from './folder.js';
 import { LEASE_NAME, POINTER_NAME, RUN_MARKER_NAME } from './layout.js';
-import type { Run } from './run.js';
 
 export interface CopyProgress {
   start(totalBytes: number): void;
@@ -38,7 +38,7 @@ async function* walk(store: StorageBackend, dir: string, prefix: string[], optio
 }
 
 export async function copyRun(
-  run: Run,
+  run: RunFolder,
   from: string,
   target: { store: StorageBackend; path: string },
   progress: CopyProgress = silent,

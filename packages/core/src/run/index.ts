@@ -11,6 +11,7 @@ export {
   saveCheckpointFile,
 } from './checkpoint-files.js';
 export type { CopyProgress } from './copy.js';
+export type { CheckpointInfo, CheckpointKind, RunScan } from './folder.js';
 export { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 export {
   absoluteWorkDir,
@@ -26,5 +27,4 @@ export {
 export { DEFAULT_LEASE_TTL_MS, type LeaseRecord, RunLease } from './lease.js';
 export type { PruneResult } from './prune.js';
 export { type CheckpointLayout, Run, type RunOptions } from './run.js';
-export type { CheckpointInfo, CheckpointKind, RunScan } from './scan.js';
 export type { VerifyReport, VerifyResult } from './verify.js';

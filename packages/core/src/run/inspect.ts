@@ -6,9 +6,9 @@ import { MANIFEST_NAME } from '../format/sharded.js';
 import { ConfigError, NotFoundError } from '../store/errors.js';
 import { baseName } from '../store/object-path.js';
 import { checkpointShape } from './checkpoint-files.js';
+import type { RunFolder } from './folder.js';
 import { POINTER_NAME } from './layout.js';
 import { readLastCheckpoint } from './pointer.js';
-import type { Run } from './run.js';
 
 export interface CheckpointHeader {
   path: string;
@@ -33,7 +33,7 @@ function parseMetadata(metadata: Record<string, string>): Record<string, unknown
   );
 }
 
-export async function inspectCheckpoint(run: Run, path: string): Promise<CheckpointHeader> {
+export async function inspectCheckpoint(run: RunFolder, path: string): Promise<CheckpointHeader> {
   const { store } = run;
   const shape = await checkpointShape(store, path);
   if (shape === 'missing') throw new NotFoundError(path, { backend: store.name, message: `no checkpoint at ${path}` });

@@ -4,8 +4,8 @@
 // not moved yet), bests, published copies and files that are not the run's are never
 // touched. Deleting holds the run's lease, so it fails at once while a trainer writes.
 import { ConfigError } from '../store/errors.js';
+import type { RunFolder } from './folder.js';
 import { DEFAULT_LEASE_TTL_MS } from './lease.js';
-import type { Run } from './run.js';
 
 export interface PruneResult {
   toDelete: string[];
@@ -13,7 +13,7 @@ export interface PruneResult {
   deleted: boolean;
 }
 
-export async function pruneRun(run: Run, keep: number, yes: boolean): Promise<PruneResult> {
+export async function pruneRun(run: RunFolder, keep: number, yes: boolean): Promise<PruneResult> {
   if (!Number.isInteger(keep) || keep < 1) {
     throw new ConfigError(
       `--keep got ${JSON.stringify(keep)}; accepted: an integer >= 1 (prune never deletes every checkpoint)`,

@@ -21,13 +21,14 @@ import {
   saveCheckpointFile,
 } from './checkpoint-files.js';
 import { type CopyProgress, copyRun } from './copy.js';
+import type { RunFolder, RunScan } from './folder.js';
 import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, RunLayout, recognisedLayouts } from './layout.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
 import { readLastCheckpoint, readPointerText, writeLastCheckpoint } from './pointer.js';
 import { type PruneResult, pruneRun } from './prune.js';
-import { type RunScan, scanRun } from './scan.js';
+import { scanRun } from './scan.js';
 import { type VerifyReport, verifyPath } from './verify.js';
 
 export interface RunOptions extends SignalOptions {
@@ -48,7 +49,7 @@ export interface RunOptions extends SignalOptions {
 /** How a checkpoint is written: one file, or a folder of shards with its manifest written last. */
 export type CheckpointLayout = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number; concurrency?: number };
 
-export class Run {
+export class Run implements RunFolder {
   readonly layout: RunLayout;
   readonly #signal: AbortSignal | undefined;
   /** Stores this run built itself: the only ones `close()` closes. */

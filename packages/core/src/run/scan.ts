@@ -5,30 +5,8 @@ import { MANIFEST_NAME, readManifest } from '../format/sharded.js';
 import type { SignalOptions } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
 import { checkpointShape, isUnfinishedCheckpointFolder } from './checkpoint-files.js';
+import type { CheckpointInfo, CheckpointKind, RunFolder, RunScan } from './folder.js';
 import { type ParsedName, type RunLayout, recognisedLayouts } from './layout.js';
-import type { Run } from './run.js';
-
-export type CheckpointKind = 'regular' | 'best' | 'published';
-
-export interface CheckpointInfo {
-  name: string;
-  path: string;
-  kind: CheckpointKind;
-  /** The metric of a best checkpoint. */
-  metric?: string | undefined;
-  step?: number | undefined;
-  size?: number | undefined;
-  modified?: Date | undefined;
-  shape: 'file' | 'directory' | 'incomplete';
-  isPointerTarget: boolean;
-}
-
-export interface RunScan {
-  dir: string;
-  /** What the pointer names (resolved), or undefined. */
-  pointer: string | undefined;
-  checkpoints: CheckpointInfo[];
-}
 
 function parseName(layouts: readonly RunLayout[], name: string): ParsedName | undefined {
   for (const layout of layouts) {
@@ -45,7 +23,7 @@ function describeParsed(parsed: ParsedName): { kind: CheckpointKind; metric?: st
   return undefined;
 }
 
-export async function scanRun(run: Run, options: SignalOptions = {}): Promise<RunScan> {
+export async function scanRun(run: RunFolder, options: SignalOptions = {}): Promise<RunScan> {
   const { store, outDir } = run;
   if (!(await store.isDir(outDir, options))) {
     throw new NotFoundError(outDir, { backend: store.name, message: `no run folder at ${outDir}; check the path` });

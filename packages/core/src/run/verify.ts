@@ -7,7 +7,7 @@ import { DATA_SHA256_KEY } from '../format/safetensors.js';
 import { readManifest } from '../format/sharded.js';
 import { NotFoundError } from '../store/errors.js';
 import { checkpointShape, loadCheckpoint } from './checkpoint-files.js';
-import type { Run } from './run.js';
+import type { RunFolder } from './folder.js';
 
 export interface VerifyResult {
   /** The checkpoint checked, or the pointer's own path. */
@@ -25,7 +25,7 @@ export interface VerifyReport {
   ok: boolean;
 }
 
-async function verifyOne(run: Run, path: string): Promise<VerifyResult> {
+async function verifyOne(run: RunFolder, path: string): Promise<VerifyResult> {
   const { store } = run;
   try {
     await loadCheckpoint(store, path, { verify: true });
@@ -45,7 +45,7 @@ async function verifyOne(run: Run, path: string): Promise<VerifyResult> {
   }
 }
 
-export async function verifyPath(run: Run, path: string): Promise<VerifyReport> {
+export async function verifyPath(run: RunFolder, path: string): Promise<VerifyReport> {
   const { store } = run;
   const shape = await checkpointShape(store, path);
   if (shape === 'file' || shape === 'directory') {

@@ -1,0 +1,42 @@
+// What the tools that work on a run folder (scan, prune, copy, verify, inspect) need
+// of it: the interface `Run` implements. They take this, not the class, so that `Run`
+// can call them without an import cycle.
+import type { SignalOptions, StorageBackend } from '../store/contract.js';
+import type { RemoveResult } from './checkpoint-files.js';
+import type { RunLayout } from './layout.js';
+import type { AcquireLeaseOptions, RunLease } from './lease.js';
+
+export type CheckpointKind = 'regular' | 'best' | 'published';
+
+export interface CheckpointInfo {
+  name: string;
+  path: string;
+  kind: CheckpointKind;
+  /** The metric of a best checkpoint. */
+  metric?: string | undefined;
+  step?: number | undefined;
+  size?: number | undefined;
+  modified?: Date | undefined;
+  shape: 'file' | 'directory' | 'incomplete';
+  isPointerTarget: boolean;
+}
+
+export interface RunScan {
+  dir: string;
+  /** What the pointer names (resolved), or undefined. */
+  pointer: string | undefined;
+  checkpoints: CheckpointInfo[];
+}
+
+export interface RunFolder {
+  readonly layout: RunLayout;
+  readonly workDir: string;
+  readonly outDir: string;
+  readonly store: StorageBackend;
+  readonly workDirStore: StorageBackend;
+  latest(options?: SignalOptions): Promise<string | undefined>;
+  resumeTarget(options?: SignalOptions): Promise<{ name: string; path: string } | undefined>;
+  scan(options?: SignalOptions): Promise<RunScan>;
+  acquireLease(options: Omit<AcquireLeaseOptions, 'signal'>): Promise<RunLease>;
+  remove(name: string, options?: SignalOptions): Promise<RemoveResult>;
+}
