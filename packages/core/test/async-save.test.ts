@@ -4,7 +4,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import {
   AbortedError,
@@ -19,6 +19,7 @@ import {
   Run,
   type Runner,
   RuntimeInfo,
+  readResumePoint,
 } from '../src/index.js';
 
 /** A local store whose checkpoint uploads wait until the test opens the gate (or fail when told to). */
@@ -26,6 +27,10 @@ class GatedBackend extends LocalBackend {
   #open: Promise<void> = Promise.resolve();
   #release: () => void = () => {};
   failNext: Error | undefined;
+  /** Uploads to a path containing this fail (after the gate), every time. */
+  failPath: string | undefined;
+  /** Called just before an injected failure is thrown. */
+  beforeFail: (() => void) | undefined;
   putsStarted = 0;
   putsFinished = 0;
 
@@ -52,7 +57,12 @@ class GatedBackend extends LocalBackend {
     if (this.failNext) {
       const error = this.failNext;
       this.failNext = undefined;
+      this.beforeFail?.();
       throw error;
+    }
+    if (this.failPath !== undefined && path.includes(this.failPath)) {
+      this.beforeFail?.();
+      throw new BackendError(`put ${path}: injected failure`);
     }
     await super.put(path, body, options);
     this.putsFinished++;
@@ -80,8 +90,6 @@ function runnerFor(workDir: string) {
   };
   return { runner, state, logs };
 }
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('asyncSave', () => {
   let dir: string;
@@ -121,7 +129,7 @@ describe('asyncSave', () => {
     backend.holdUploads();
     state.iter = 1;
     await hook.afterTrainIter(runner);
-    await wait(20);
+    await vi.waitFor(() => expect(backend.putsStarted).toBe(1)); // the upload waits at the gate
     expect(await Run.open(dir, { backend: backend }).latest()).toBeUndefined();
     backend.releaseUploads();
     await hook.flush();
@@ -142,8 +150,13 @@ describe('asyncSave', () => {
       const secondSave = hook.afterTrainIter(runner).then(() => {
         second = true;
       });
-      await wait(30);
-      expect(second, `maxPendingSaves ${maxPendingSaves}`).toBe(maxPendingSaves === 2);
+      await vi.waitFor(() => expect(backend.putsStarted).toBeGreaterThanOrEqual(1));
+      if (maxPendingSaves === 2) await vi.waitFor(() => expect(second).toBe(true));
+      else {
+        // Blocked on the gated save: many turns of the event loop later it still waits.
+        for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
+        expect(second, 'maxPendingSaves 1').toBe(false);
+      }
       backend.releaseUploads();
       await secondSave;
       await hook.flush();
@@ -169,12 +182,60 @@ describe('asyncSave', () => {
     state.iter = 3;
     await hook.afterTrainIter(runner); // queued behind the save that will fail
     backend.releaseUploads();
-    await Promise.allSettled([wait(50)]);
+    await vi.waitFor(() => expect(hook.pendingSaves).toBe(0));
     state.iter = 4;
     await expect(hook.afterTrainIter(runner)).rejects.toThrow('injected failure');
     // The failed save and the one queued after it changed nothing: iter_1 and its pointer stand.
     expect(await Run.open(dir, { backend: backend }).latest()).toBe(join(dir, 'iter_1.safetensors'));
     expect((await readdir(dir)).filter((n) => n.endsWith('.safetensors'))).toEqual(['iter_1.safetensors']);
+  });
+
+  it('with maxPendingSaves 3, a failed best upload cancels every save point queued behind it, even once raised, and no best is lost', async () => {
+    const options = { saveBest: 'acc', maxPendingSaves: 3, maxKeepCkpts: 2 } as const;
+    const hook = hookWith(options);
+    const { runner, state } = runnerFor(dir);
+    await hook.beforeTrain(runner);
+    state.iter = 1;
+    await hook.afterTrainIter(runner);
+    await hook.afterValEpoch(runner, { acc: 0.5 });
+    await hook.flush();
+    backend.holdUploads();
+    backend.failPath = 'best_acc_iter_2';
+    // The failure is raised (and handled) by a hook call of the loop before the save
+    // queued behind it starts: that save must still be cancelled.
+    const raised: unknown[] = [];
+    backend.beforeFail = () => setImmediate(() => hook.afterTrainEpoch(runner).catch((error) => raised.push(error)));
+    state.iter = 2;
+    await hook.afterTrainIter(runner); // commits
+    await hook.afterValEpoch(runner, { acc: 0.9 }); // its best upload fails
+    state.iter = 3;
+    await hook.afterTrainIter(runner); // queued behind the failed one
+    backend.releaseUploads();
+    await vi.waitFor(() => expect(raised).toHaveLength(1));
+    await hook.flush();
+    const files = (await readdir(dir)).filter((n) => n.endsWith('.safetensors')).sort();
+    expect(files).toEqual(['best_acc_iter_1.safetensors', 'iter_1.safetensors', 'iter_2.safetensors']);
+    expect(await Run.open(dir, { backend }).latest()).toBe(join(dir, 'iter_2.safetensors'));
+    // The engine no longer believes in the best that was never written.
+    expect(runner.runtimeInfo.get('best_ckpt')).toBe('best_acc_iter_1.safetensors');
+    expect(runner.runtimeInfo.get('best_score')).toBe(0.5);
+    backend.failPath = undefined;
+    state.iter = 4;
+    await hook.afterTrainIter(runner);
+    await hook.flush();
+    await hook.close();
+    const info = (
+      (await loadCheckpoint(backend, join(dir, 'iter_4.safetensors'))).message_hub as { runtime_info: Record<string, unknown> }
+    ).runtime_info;
+    expect(info.best_ckpt).toBe('best_acc_iter_1.safetensors');
+    // A resume keeps that best (it is named), and deletes nothing it needs.
+    const again = hookWith(options);
+    const resumed = runnerFor(dir);
+    const point = await readResumePoint(again, dir, resumed.runner.runtimeInfo);
+    resumed.state.iter = point?.iter ?? 0;
+    await again.beforeTrain(resumed.runner);
+    await again.close();
+    expect(await readdir(dir)).toContain('best_acc_iter_1.safetensors');
   });
 
   it('raises a background failure at flush() and at afterTrain, once', async () => {

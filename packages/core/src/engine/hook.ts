@@ -14,9 +14,10 @@ import type { StorageBackend } from '../store/contract.js';
 import { SavepointError } from '../store/errors.js';
 import { redact } from '../store/redact.js';
 import { BestTracker } from './bests.js';
+import { CommittedState } from './committed-state.js';
 import { type CheckpointHookOptions, type ResolvedCheckpointHookOptions, resolveCheckpointHookOptions } from './options.js';
 import { publishCheckpoints } from './publish.js';
-import { restoreRunState } from './restore.js';
+import { restoreRunState, takeRun } from './restore.js';
 import { PENDING_REMOVALS_KEY, type RetentionState, recordRegularSave, removeLogged } from './retention.js';
 import { checkpointOf, type Runner } from './runner.js';
 import { SaveQueue, type SaveStep } from './save-queue.js';
@@ -32,11 +33,14 @@ export class CheckpointHook {
   /** The run's layout from `beforeTrain` on (kept after `close()`: names only, no I/O). */
   #layout: RunLayout | undefined;
   #lease: RunLease | undefined;
+  /** (ours) A failed save point puts the engine's state back to the last committed one. */
+  readonly #committed: CommittedState;
 
   constructor(options: CheckpointHookOptions = {}) {
     this.config = Object.freeze(resolveCheckpointHookOptions(options));
     this.#bests = new BestTracker(this.config.saveBest);
     this.#queue = new SaveQueue(this.config);
+    this.#committed = new CommittedState(this.#state, this.#bests);
   }
 
   /** The folder checkpoints go to, known after `beforeTrain`. */
@@ -98,15 +102,7 @@ export class CheckpointHook {
     // Redacted: a path can carry a credential (a SAS query string), refused by the store below.
     runner.logger.info(`Checkpoints will be saved to ${redact(run.outDir)}.`);
     try {
-      if (runner.rank === 0 && this.config.leaseTtlMs !== undefined) {
-        this.#lease = await run.acquireLease({
-          ttlMs: this.config.leaseTtlMs,
-          purpose: 'training',
-          onTakeover: (_previous, why) => runner.logger.warn(`Taking over the run's lease ${run.layout.leasePath}: ${why}.`),
-        });
-        this.#lease.startRenewing();
-      }
-      if (runner.rank === 0) await run.claimOutDir();
+      if (runner.rank === 0) this.#lease = await takeRun(run, runner, this.config.leaseTtlMs);
       await restoreRunState({
         run,
         runner,
@@ -116,6 +112,7 @@ export class CheckpointHook {
         leaseHeld: this.#lease !== undefined,
         remove: (name, what) => this.#removeLogged(runner, name, what),
       });
+      this.#committed.record(runner.runtimeInfo);
     } catch (error) {
       await this.close().catch(() => {});
       throw error;
@@ -143,7 +140,10 @@ export class CheckpointHook {
       : [runner.iter, runner.maxIters, 'iterations'];
     if (!isSaveDue(this.config, step, last)) return;
     runner.logger.info(`Saving checkpoint at ${step} ${unit}`);
-    await this.#queue.savePoint((steps) => this.#saveRegular(runner, step, [], steps));
+    await this.#queue.savePoint(
+      (steps) => this.#saveRegular(runner, step, [], steps),
+      this.#committed.tracker(runner.runtimeInfo),
+    );
   }
 
   /** Waits until every save in flight has committed and deleted what it replaces; raises a failure they left. */
@@ -181,7 +181,7 @@ export class CheckpointHook {
     if (!this.#bests.judges(metrics, runner.logger)) return;
     this.#requireRun();
     this.#bests.track(metrics, this.config.greaterKeys, this.config.lessKeys);
-    await this.#queue.savePoint((steps) => this.#saveBests(runner, metrics, steps));
+    await this.#queue.savePoint((steps) => this.#saveBests(runner, metrics, steps), this.#committed.tracker(runner.runtimeInfo));
   }
 
   /** The best-checkpoint part of `afterValEpoch`: state updated now, store operations as steps. */

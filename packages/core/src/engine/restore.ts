@@ -5,6 +5,7 @@
 // before `beforeTrain` (it must load weights and counters), and the hook restores its
 // state from it there: both go through the one `Run` the hook opened for the work dir.
 import type { Checkpoint } from '../format/tensor.js';
+import type { RunLease } from '../run/lease.js';
 import type { Run } from '../run/run.js';
 import type { StorageBackend } from '../store/contract.js';
 import type { BestTracker } from './bests.js';
@@ -59,6 +60,29 @@ export async function readResumePoint(
     for (const [key, value] of Object.entries(info)) runtimeInfo.set(key, value);
   }
   return { path: target.path, checkpoint, epoch: count(meta.epoch), iter: count(meta.iter) };
+}
+
+/**
+ * What rank 0 does first: take the run's one-writer lease (unless `leaseTtlMs` is off)
+ * and, when checkpoints go to a folder of their own, claim it with the run marker.
+ */
+export async function takeRun(run: Run, runner: Runner, leaseTtlMs: number | undefined): Promise<RunLease | undefined> {
+  const lease =
+    leaseTtlMs === undefined
+      ? undefined
+      : await run.acquireLease({
+          ttlMs: leaseTtlMs,
+          purpose: 'training',
+          onTakeover: (_previous, why) => runner.logger.warn(`Taking over the run's lease ${run.layout.leasePath}: ${why}.`),
+        });
+  try {
+    lease?.startRenewing();
+    await run.claimOutDir();
+    return lease;
+  } catch (error) {
+    await lease?.release().catch(() => {});
+    throw error;
+  }
 }
 
 /** Whether `name` is something the run still needs: its last regular checkpoint, a kept one, or a current best. */

@@ -12,6 +12,13 @@ import { SnapshotPool, snapshotCheckpoint } from './snapshot.js';
 /** One store operation of a save point, run in order after the ones before it. */
 export type SaveStep = () => Promise<void>;
 
+/** Told what became of a save point: `capture` right after it is planned, then `commit` with that capture, or `fail`. */
+export interface CommitTracker<T> {
+  capture(): T;
+  commit(planned: T): void;
+  fail(): void;
+}
+
 export interface SaveQueueOptions {
   asyncSave: boolean;
   maxPendingSaves: number;
@@ -28,6 +35,9 @@ export class SaveQueue {
   readonly #pool = new SnapshotPool();
   /** Buffers the save point being planned copied into, released when its save ends. */
   #planBuffers: TypedArray[] = [];
+  /** Save points planned so far (each background one gets its number), and the first not cancelled by a failure. */
+  #issued = 0;
+  #cancelledBelow = 0;
 
   constructor(options: SaveQueueOptions) {
     this.#options = options;
@@ -75,34 +85,57 @@ export class SaveQueue {
     });
   }
 
-  /** One save point: `plan` collects its steps; they run now, or in the background after the ones before. */
-  async savePoint(plan: (steps: SaveStep[]) => Promise<void>): Promise<void> {
+  /**
+   * One save point: `plan` collects its steps; they run now, or in the background after
+   * the ones before. `tracker` learns whether it committed (every step succeeded) or
+   * failed; with `asyncSave` a failure cancels every save point queued behind it before
+   * any of them commits: the queue fails closed.
+   */
+  async savePoint<T>(plan: (steps: SaveStep[]) => Promise<void>, tracker?: CommitTracker<T>): Promise<void> {
     const steps: SaveStep[] = [];
     this.#planBuffers = [];
     await plan(steps);
+    const planned = tracker?.capture();
+    const outcome = {
+      committed: () => tracker?.commit(planned as T),
+      failed: () => tracker?.fail(),
+    };
     const buffers = this.#planBuffers;
     if (steps.length === 0) {
       this.#pool.release(buffers);
+      outcome.committed();
       return;
     }
     if (!this.#options.asyncSave) {
-      for (const step of steps) await step();
+      try {
+        for (const step of steps) await step();
+      } catch (error) {
+        outcome.failed();
+        throw error;
+      }
+      outcome.committed();
       return;
     }
+    const ticket = this.#issued++;
     const previous = this.#inFlight.at(-1) ?? Promise.resolve();
     const job: Promise<void> = previous
       // Start on a later turn of the event loop: the training loop resumes first.
       .then(() => yieldToEventLoop())
       .then(async () => {
-        if (this.#failure) return; // an earlier save failed: this one is cancelled
+        // A save point planned before an earlier one failed is cancelled, even once that
+        // failure was raised: its runtime info may name what the failed one never wrote.
+        if (this.#failure || ticket < this.#cancelledBelow) return;
         const signal = this.#options.signal;
         if (signal?.aborted) {
           throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
         }
         for (const step of steps) await step();
+        outcome.committed();
       })
       .catch((error: unknown) => {
         this.#failure ??= { error };
+        this.#cancelledBelow = this.#issued;
+        outcome.failed();
       })
       .finally(() => {
         // Nothing reads this save's snapshot any more: the next one reuses its buffers.
