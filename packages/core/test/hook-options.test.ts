@@ -59,12 +59,12 @@ describe('CheckpointHook options', () => {
     });
     expect(hook.config.greaterKeys).toEqual(['score']);
     expect(hook.config.lessKeys).toEqual(['err']);
-    expect(new CheckpointHook().filenameTmpl).toBe('epoch_{}.safetensors');
-    expect(new CheckpointHook({ byEpoch: false }).filenameTmpl).toBe('iter_{}.safetensors');
+    expect(new CheckpointHook().config.filenameTmpl).toBe('epoch_{}.safetensors');
+    expect(new CheckpointHook({ byEpoch: false }).config.filenameTmpl).toBe('iter_{}.safetensors');
     expect(new CheckpointHook({ saveBest: 'auto' }).config.saveBest).toEqual({ metrics: ['auto'], rules: [undefined] });
     expect(new CheckpointHook({ layout: 'directory' }).config.layout).toEqual({ kind: 'directory', maxShardBytes: 2 ** 30 });
     expect(new CheckpointHook({ leaseTtlMs: false }).config.leaseTtlMs).toBeUndefined();
-    expect(new CheckpointHook({ publishedKeys: 'meta' }).publishedKeys).toEqual(['meta']);
+    expect(new CheckpointHook({ publishedKeys: 'meta' }).config.publishedKeys).toEqual(['meta']);
   });
 });
 
