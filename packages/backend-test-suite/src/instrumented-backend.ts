@@ -1,16 +1,7 @@
 // A store wrapper that records every call and can make one fail: the tool behind
 // the policy engine's crash-ordering tests and its store-calls-per-save benchmark.
-import type {
-  GetOptions,
-  ListEntry,
-  ListOptions,
-  ObjectStat,
-  PutBody,
-  PutOptions,
-  RmtreeOptions,
-  SignalOptions,
-  StorageBackend,
-} from '@savepoint/core';
+import type { SignalOptions, StorageBackend } from '@savepoint/core';
+import type { GetOptions, ListEntry, ListOptions, ObjectStat, PutBody, PutOptions, RmtreeOptions } from '@savepoint/core/store';
 
 export type Operation =
   | 'exists'

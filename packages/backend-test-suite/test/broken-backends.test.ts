@@ -3,7 +3,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { PutBody, PutOptions, StorageBackend } from '@savepoint/core';
+import type { StorageBackend } from '@savepoint/core';
+import type { PutBody, PutOptions } from '@savepoint/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // A relative import, not a package dependency: backend-local depends on this suite for its own tests.
 import { LocalBackend } from '../../backend-local/src/index.js';

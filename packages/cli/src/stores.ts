@@ -6,7 +6,8 @@ import { registerAzureBackend } from '@savepoint/backend-azure';
 import { registerGcsBackend } from '@savepoint/backend-gcs';
 import { registerLocalBackend } from '@savepoint/backend-local';
 import { registerS3Backend } from '@savepoint/backend-s3';
-import { type BackendArgs, ConfigError, getBackend, type StorageBackend, storeArgsFor } from '@savepoint/core';
+import { type BackendArgs, ConfigError, getBackend, type StorageBackend } from '@savepoint/core';
+import { storeArgsFor } from '@savepoint/core/store';
 
 export function registerAllBackends(): void {
   registerLocalBackend();

@@ -1,7 +1,8 @@
 // `@savepoint/core`: what a training loop needs: the policy engine, a reference loop,
 // the run and its checkpoints, the tensor types, and the store contract and errors to
 // catch. Backend authors import `@savepoint/core/kit`; adopters of the storage
-// packages alone import `@savepoint/core/store`.
+// packages alone import `@savepoint/core/store` (the whole contract: its option and
+// result types, every error class).
 export {
   CHECKPOINT_HOOK_OPTION_NAMES,
   CheckpointHook,
@@ -55,37 +56,24 @@ export {
 export {
   AbortedError,
   type BackendArgs,
-  BackendError,
-  type ByteRange,
   ConfigError,
   CorruptCheckpointError,
   ForeignPathError,
-  type GetOptions,
   getBackend,
-  IncompleteDeleteError,
   InvalidPathError,
   isNotFound,
   isSavepointError,
-  isTransient,
   LeaseHeldError,
-  type ListEntry,
-  type ListOptions,
   LOCAL_BACKEND_NAME,
   NotFoundError,
-  type ObjectStat,
   PermissionDeniedError,
-  type PutBody,
-  type PutOptions,
-  type RmtreeOptions,
   redact,
   registerBackend,
   registeredBackends,
   resolveBackendName,
   SavepointError,
-  type SavepointErrorCode,
   type SignalOptions,
   type StorageBackend,
-  storeArgsFor,
   TimeoutError,
   TransientError,
   unregisterBackend,

@@ -8,19 +8,17 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import {
   AbortedError,
-  BackendError,
   CheckpointHook,
   type CheckpointHookOptions,
   ConfigError,
   loadCheckpoint,
-  type PutBody,
-  type PutOptions,
   ReferenceTrainer,
   Run,
   type Runner,
   RuntimeInfo,
   readResumePoint,
 } from '../src/index.js';
+import { BackendError, type PutBody, type PutOptions } from '../src/store/index.js';
 
 /** A local store whose checkpoint uploads wait until the test opens the gate (or fail when told to). */
 class GatedBackend extends LocalBackend {
