@@ -102,7 +102,7 @@ export class CheckpointHook {
     // Redacted: a path can carry a credential (a SAS query string), refused by the store below.
     runner.logger.info(`Checkpoints will be saved to ${redact(run.outDir)}.`);
     try {
-      if (runner.rank === 0) this.#lease = await takeRun(run, runner, this.config.leaseTtlMs);
+      if (runner.rank === 0) this.#lease = await takeRun(run, runner, this.config);
       await restoreRunState({
         run,
         runner,

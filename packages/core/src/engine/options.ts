@@ -57,6 +57,11 @@ export interface CheckpointHookOptions {
   /** (ours) One writer per run: how long the work dir's lease lasts without renewal (ms), or `false` for no lease. */
   leaseTtlMs?: number | false;
   /**
+   * (ours) How long `beforeTrain` waits for a live lease held by another job to expire or
+   * be released (logging who holds it and until when) before it fails. Default 0: fail at once.
+   */
+  leaseWaitMs?: number;
+  /**
    * (ours) Save in the background: at a save point the hook copies the tensors it will
    * write and returns; the upload, the pointer move and the deletions follow in the
    * same order as a synchronous save. Failures surface at the next hook call, at
@@ -100,6 +105,8 @@ export interface ResolvedCheckpointHookOptions {
   signal: AbortSignal | undefined;
   /** Lease time-to-live in ms, or undefined for no lease. */
   leaseTtlMs: number | undefined;
+  /** How long to wait for another job's lease (0: not at all). */
+  leaseWaitMs: number;
   asyncSave: boolean;
   maxPendingSaves: number;
   shardConcurrency: number;
@@ -142,6 +149,7 @@ export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions
   'backend',
   'signal',
   'leaseTtlMs',
+  'leaseWaitMs',
   'asyncSave',
   'maxPendingSaves',
   'shardConcurrency',
@@ -262,6 +270,12 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     });
   }
 
+  const leaseWaitMs = optional(o.leaseWaitMs, 0, (v) =>
+    checkInteger(v, 'leaseWaitMs', "an integer >= 0 (milliseconds to wait for another job's lease)", { min: 0 }),
+  );
+  if (o.leaseWaitMs !== undefined && leaseTtlMs === undefined) {
+    throw configError('leaseWaitMs', o.leaseWaitMs, 'only together with a lease (leaseTtlMs not false)');
+  }
   const asyncSave = optional(o.asyncSave, false, (v) => checkBoolean(v, 'asyncSave'));
   const maxPendingSaves = optional(o.maxPendingSaves, 1, (v) =>
     checkInteger(v, 'maxPendingSaves', 'an integer >= 1 (save points in flight at once)', { min: 1 }),
@@ -303,6 +317,7 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     store,
     signal: o.signal,
     leaseTtlMs,
+    leaseWaitMs,
     asyncSave,
     maxPendingSaves,
     shardConcurrency,

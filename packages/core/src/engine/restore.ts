@@ -4,10 +4,13 @@
 // checkpoint), trusting only this run's own names. The loop reads the resume point
 // before `beforeTrain` (it must load weights and counters), and the hook restores its
 // state from it there: both go through the one `Run` the hook opened for the work dir.
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Checkpoint } from '../format/tensor.js';
 import type { RunLease } from '../run/lease.js';
 import type { Run } from '../run/run.js';
 import type { StorageBackend } from '../store/contract.js';
+import { LeaseHeldError } from '../store/errors.js';
 import type { BestTracker } from './bests.js';
 import type { ResolvedCheckpointHookOptions } from './options.js';
 import { PENDING_REMOVALS_KEY, parseKeptSteps, type RetentionState, trimKept } from './retention.js';
@@ -66,15 +69,13 @@ export async function readResumePoint(
  * What rank 0 does first: take the run's one-writer lease (unless `leaseTtlMs` is off)
  * and, when checkpoints go to a folder of their own, claim it with the run marker.
  */
-export async function takeRun(run: Run, runner: Runner, leaseTtlMs: number | undefined): Promise<RunLease | undefined> {
+export async function takeRun(
+  run: Run,
+  runner: Runner,
+  options: { leaseTtlMs: number | undefined; leaseWaitMs: number; signal: AbortSignal | undefined },
+): Promise<RunLease | undefined> {
   const lease =
-    leaseTtlMs === undefined
-      ? undefined
-      : await run.acquireLease({
-          ttlMs: leaseTtlMs,
-          purpose: 'training',
-          onTakeover: (_previous, why) => runner.logger.warn(`Taking over the run's lease ${run.layout.leasePath}: ${why}.`),
-        });
+    options.leaseTtlMs === undefined ? undefined : await acquireWaiting(run, runner, { ...options, ttlMs: options.leaseTtlMs });
   try {
     lease?.startRenewing();
     await run.claimOutDir();
@@ -82,6 +83,40 @@ export async function takeRun(run: Run, runner: Runner, leaseTtlMs: number | und
   } catch (error) {
     await lease?.release().catch(() => {});
     throw error;
+  }
+}
+
+/** Polls a held lease at least this often while waiting, so a holder that releases early is noticed. */
+const LEASE_POLL_MS = 2_000;
+
+/**
+ * (ours) Takes the lease; with `leaseWaitMs`, a lease another job holds is waited for
+ * (until it expires or is released) instead of failing at once, saying who holds it.
+ */
+async function acquireWaiting(
+  run: Run,
+  runner: Runner,
+  options: { ttlMs: number; leaseWaitMs: number; signal: AbortSignal | undefined },
+): Promise<RunLease> {
+  const deadline = Date.now() + options.leaseWaitMs;
+  for (;;) {
+    try {
+      return await run.acquireLease({
+        ttlMs: options.ttlMs,
+        purpose: 'training',
+        onTakeover: (_previous, why) => runner.logger.warn(`Taking over the run's lease ${run.layout.leasePath}: ${why}.`),
+      });
+    } catch (error) {
+      const left = deadline - Date.now();
+      if (!(error instanceof LeaseHeldError) || left <= 0) throw error;
+      const expires = Date.parse(String(error.holder?.expiresAt ?? ''));
+      const until = Number.isFinite(expires) ? new Date(expires).toISOString() : 'an unknown time';
+      runner.logger.warn(
+        `${error.message.split(':')[0]}: its lease is held until ${until}; waiting up to ${Math.ceil(left / 1000)} s more (leaseWaitMs).`,
+      );
+      const wait = Number.isFinite(expires) ? Math.min(Math.max(expires - Date.now(), 50), LEASE_POLL_MS) : LEASE_POLL_MS;
+      await sleep(Math.min(wait, left), undefined, { signal: options.signal });
+    }
   }
 }
 
