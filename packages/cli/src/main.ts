@@ -13,6 +13,7 @@ import {
 } from '@savepoint/core';
 import { Command, CommanderError, Option } from 'commander';
 import { CheckFailed, type CommandOptions, cp, inspect, latest, ls, prune, publish, verify } from './commands.js';
+import { printable, printableJson } from './printable.js';
 import { terminalProgress } from './progress.js';
 import { parseBackendArgs, registerAllBackends } from './stores.js';
 import { formatTable } from './table.js';
@@ -92,7 +93,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return parseBackendArgs(raw, opts.backendArgs !== undefined ? '--backend-args' : 'SAVEPOINT_BACKEND_ARGS');
   };
   const cmdOptions = (): CommandOptions => ({ backendArgs: settings() as BackendArgs });
-  const print = (data: unknown, text: () => string) => io.out(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
+  const print = (data: unknown, text: () => string) =>
+    io.out(json ? `${printableJson(JSON.stringify(data, null, 2))}\n` : `${printable(text())}\n`);
 
   program
     .command('ls')
@@ -249,11 +251,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     if (json) {
       // Machine-readable to the end: a script reading --json output gets JSON errors too.
       const code = error instanceof SavepointError ? error.code : (error as Error)?.name;
-      io.err(`${JSON.stringify({ error: { message: redact(message), code, exitCode: exitCodeFor(error) } })}\n`);
+      io.err(`${printableJson(JSON.stringify({ error: { message: redact(message), code, exitCode: exitCodeFor(error) } }))}\n`);
       return exitCodeFor(error);
     }
-    io.err(`savepoint: ${redact(message)}\n`);
-    if (verbose && error instanceof Error && error.stack) io.err(`${redact(error.stack)}\n`);
+    io.err(`savepoint: ${printable(redact(message))}\n`);
+    if (verbose && error instanceof Error && error.stack) io.err(`${printable(redact(error.stack))}\n`);
     if (error instanceof SavepointError && error.code === 'PERMISSION_DENIED') return 1;
     return exitCodeFor(error);
   }
