@@ -19,9 +19,38 @@ const DEMO_MARKER = 'savepoint-demo.json';
 
 class Preempted extends Error {}
 
-const { values } = parseArgs({
-  options: { 'work-dir': { type: 'string', default: './work_dirs/demo' }, 'backend-args': { type: 'string' } },
-});
+const USAGE = `Usage: pnpm demo [--work-dir <path or URI>] [--backend-args '<json>']
+
+Trains a small TensorFlow.js model with the SavepointCheckpoint callback, is
+interrupted after epoch ${STOP_AFTER} as a preempted job would be, resumes, and lists what is on the store.
+
+  --work-dir <path>      the run folder (default ./work_dirs/demo), or s3://, gs://, az:// URI
+  --backend-args <json>  the store's options, e.g. '{"region":"eu-west-1"}' (default: $SAVEPOINT_BACKEND_ARGS)
+  -h, --help             this text
+`;
+
+function parseDemoArgs(): { 'work-dir'?: string; 'backend-args'?: string } {
+  try {
+    const { values } = parseArgs({
+      options: {
+        'work-dir': { type: 'string', default: './work_dirs/demo' },
+        'backend-args': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    }
+    return values;
+  } catch (error) {
+    // A usage mistake gets the usage, not a stack trace.
+    process.stderr.write(`savepoint demo: ${(error as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const values = parseDemoArgs();
 const workDir = values['work-dir'] as string;
 registerAllBackends();
 const backendArgs = parseBackendArgs(values['backend-args'] ?? process.env.SAVEPOINT_BACKEND_ARGS, '--backend-args');

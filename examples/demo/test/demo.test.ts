@@ -55,6 +55,15 @@ describe('savepoint demo', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
+  it('--help prints its usage and an unknown option is a usage error, never a stack trace', () => {
+    const help = runDemo('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('Usage: pnpm demo');
+    const wrong = runDemo('--no-such-option');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toContain('Usage: pnpm demo');
+    expect(wrong.stderr).not.toMatch(/\n\s+at /);
+  }, 120_000);
 });
 
 describe.skipIf(!!s3Server.skipReason)(`the demo on S3${s3Server.skipReason ? ` (skipped: ${s3Server.skipReason})` : ''}`, () => {
