@@ -31,7 +31,7 @@ import {
   TimeoutError,
 } from '../store/errors.js';
 import { dirPrefix, joinObjectPath, type ObjectLocation } from '../store/object-path.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs, withRetry } from './backoff.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitBeforeRetry, withRetry } from './backoff.js';
 import { bufferIfSmall } from './parts.js';
 import type { ObjectHead, ObjectListing, ObjectRead, ObjectRequest, ObjectStorePrimitives, ReadRange } from './primitives.js';
 import { rangeHeader } from './primitives.js';
@@ -360,7 +360,7 @@ export class ObjectStoreBackend implements StorageBackend {
     const mapped = this.#mapFailure(error, path, 'get', signal, timer);
     if (!isTransient(mapped) || state.failures >= retry.retries) throw mapped;
     state.failures++;
-    await sleep(retryDelayMs(retry, state.failures), signal);
+    await waitBeforeRetry(retry, state.failures, signal);
     if (signal?.aborted) throw this.#aborted(path, 'get', signal);
   }
 
@@ -519,7 +519,7 @@ export class ObjectStoreBackend implements StorageBackend {
     const { deleteConcurrency, retry } = this.#settings;
     for (let round = 0; round < DELETE_ROUNDS && pending.length > 0; round++) {
       // Backoff between rounds: the keys left over are usually throttled ones.
-      if (round > 0) await sleep(retryDelayMs(retry, round), options.signal);
+      if (round > 0) await waitBeforeRetry(retry, round, options.signal);
       const batches: string[][] = [];
       for (let i = 0; i < pending.length; i += deleteBatchSize) batches.push(pending.slice(i, i + deleteBatchSize));
       const results = await pMap(
@@ -589,17 +589,4 @@ function noChunks(): AsyncIterable<Uint8Array> {
 async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
   const iterator = body?.[Symbol.asyncIterator]();
   await iterator?.return?.().catch(() => {});
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    const unsubscribe = signal ? onAbort(signal, done) : undefined;
-    function done() {
-      clearTimeout(timer);
-      unsubscribe?.();
-      resolve();
-    }
-  });
 }
