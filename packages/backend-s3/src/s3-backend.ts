@@ -49,8 +49,9 @@ const RETRY_MIDDLEWARE = 'savepointMultipartRetry';
 
 /**
  * lib-storage sends its part requests itself, so the adapter cannot wrap them: this
- * middleware retries each one with the same policy (before signing, like the SDK's
- * own retry step, so each attempt is re-signed). Added to a client passed in too,
+ * middleware retries each one through the kit's withRetry, under the backend's policy
+ * and the kit's one backoff, as the adapter's requests are (before signing, like the
+ * SDK's own retry step, so each attempt is re-signed). Added to a client passed in too,
  * once. Every other request is retried by the adapter, so it passes straight through.
  */
 function addMultipartRetry(client: S3Client, policy: RetryPolicy): void {

@@ -11,7 +11,7 @@ import {
   TransientError,
   unregisterBackend,
 } from '../src/index.js';
-import { parseRetryPolicy, withRetry } from '../src/kit/index.js';
+import { parseRetryPolicy, retryDelayMs, waitBeforeRetry, withRetry } from '../src/kit/index.js';
 
 const fake = (name: string) => ({ name, args: {} as Record<string, unknown> }) as unknown as StorageBackend;
 
@@ -90,6 +90,49 @@ describe('retry helper', () => {
     await expect(withRetry(async () => 1, { policy, backend: 't', signal: controller.signal })).rejects.toBeInstanceOf(
       AbortedError,
     );
+  });
+
+  it('waits the one backoff between attempts: retryDelayMs of each retry, jittered 1 to 2 times', async () => {
+    const slow = { retries: 2, minDelayMs: 40, maxDelayMs: 1_000, factor: 2 };
+    let calls = 0;
+    const started = performance.now();
+    await withRetry(
+      async () => {
+        if (++calls < 3) throw new TransientError('503');
+      },
+      { policy: slow, backend: 't' },
+    );
+    const waited = performance.now() - started;
+    // 40 then 80 ms before jitter; at most twice that.
+    expect(waited).toBeGreaterThanOrEqual(115);
+    expect(waited).toBeLessThan(240 + 200);
+    for (let i = 0; i < 50; i++) {
+      const third = retryDelayMs(slow, 3);
+      expect(third).toBeGreaterThanOrEqual(160);
+      expect(third).toBeLessThanOrEqual(320);
+    }
+    expect(retryDelayMs({ ...slow, maxDelayMs: 50 }, 5)).toBe(50);
+  });
+
+  it('an abort ends the backoff at once: waitBeforeRetry resolves, withRetry rejects as aborted', async () => {
+    const long = { retries: 3, minDelayMs: 10_000, maxDelayMs: 10_000, factor: 1 };
+    const controller = new AbortController();
+    const started = performance.now();
+    setTimeout(() => controller.abort(), 20);
+    await waitBeforeRetry(long, 1, controller.signal);
+    expect(performance.now() - started).toBeLessThan(2_000);
+
+    const second = new AbortController();
+    setTimeout(() => second.abort(), 20);
+    await expect(
+      withRetry(
+        async () => {
+          throw new TransientError('503');
+        },
+        { policy: long, backend: 't', signal: second.signal },
+      ),
+    ).rejects.toBeInstanceOf(AbortedError);
+    expect(performance.now() - started).toBeLessThan(4_000);
   });
 
   it('parses backendArgs.retry, naming bad fields', () => {

@@ -4,8 +4,8 @@
 // stores, what they must share: path parsing and guards, exists/isFile/isDir,
 // paging and ordering, the retry policy on every request, abort signals passed
 // down to the SDK, a per-request timeout, error mapping (also for errors raised
-// inside streams), reads that resume from the last byte received, and delete
-// rounds with bounded concurrency and backoff.
+// inside streams), reads that resume from the last byte received (resumable-read.ts),
+// and delete rounds with bounded concurrency and backoff.
 import pMap from 'p-map';
 import { onAbort } from '../store/abort-listeners.js';
 import { bodyBytes } from '../store/bytes.js';
@@ -22,27 +22,18 @@ import type {
 } from '../store/contract.js';
 import {
   AbortedError,
-  BackendError,
   IncompleteDeleteError,
   InvalidPathError,
   isTransient,
   NotFoundError,
-  SavepointError,
   TimeoutError,
 } from '../store/errors.js';
 import { dirPrefix, joinObjectPath, type ObjectLocation } from '../store/object-path.js';
-import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs, withRetry } from './backoff.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitBeforeRetry, withRetry } from './backoff.js';
 import { bufferIfSmall } from './parts.js';
-import type { ObjectHead, ObjectListing, ObjectRead, ObjectRequest, ObjectStorePrimitives, ReadRange } from './primitives.js';
-import { rangeHeader } from './primitives.js';
+import type { ObjectHead, ObjectListing, ObjectRequest, ObjectStorePrimitives } from './primitives.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, ProgressTimer } from './progress-timer.js';
-
-/** A ranged read answered with the object from byte 0 (no Content-Range): refused, never read as the range. */
-function rangeIgnoredError(): Error {
-  return Object.assign(new Error('the server ignored the Range header (no Content-Range in its answer)'), {
-    code: 'ERR_RANGE_IGNORED',
-  });
-}
+import { ResumableReader } from './resumable-read.js';
 
 export interface ObjectStoreSettings {
   retry: RetryPolicy;
@@ -55,17 +46,6 @@ export interface ObjectStoreSettings {
 /** Rounds of retrying the keys a delete round left. */
 const DELETE_ROUNDS = 4;
 
-function checkRange(path: string, range: GetOptions['range'], backend: string): void {
-  if (
-    range &&
-    (!Number.isInteger(range.start) ||
-      range.start < 0 ||
-      (range.end !== undefined && (!Number.isInteger(range.end) || range.end < range.start)))
-  ) {
-    throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, { backend });
-  }
-}
-
 const byPath = (a: ListEntry, b: ListEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
 /** A `StorageBackend` over a cloud's primitives. Cloud backends extend it with their options and client. */
@@ -73,6 +53,7 @@ export class ObjectStoreBackend implements StorageBackend {
   readonly name: string;
   readonly #store: ObjectStorePrimitives;
   readonly #settings: ObjectStoreSettings;
+  readonly #reader: ResumableReader;
 
   constructor(primitives: ObjectStorePrimitives, settings: Partial<ObjectStoreSettings> = {}) {
     this.#store = primitives;
@@ -82,6 +63,13 @@ export class ObjectStoreBackend implements StorageBackend {
       requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       deleteConcurrency: settings.deleteConcurrency ?? 8,
     };
+    this.#reader = new ResumableReader({
+      store: primitives,
+      settings: this.#settings,
+      head: (path, operation, signal) => this.#head(path, operation, signal),
+      mapFailure: (error, path, operation, signal, timer) => this.#mapFailure(error, path, operation, signal, timer),
+      aborted: (path, operation, signal) => this.#aborted(path, operation, signal),
+    });
   }
 
   /**
@@ -246,7 +234,7 @@ export class ObjectStoreBackend implements StorageBackend {
    * into it as they arrive, so peak memory is the object once, not its chunks plus a copy.
    */
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
-    const { length, chunks } = await this.#openRead(path, options);
+    const { length, chunks } = await this.#reader.open(path, this.#object(path, 'get'), options);
     const out = new Uint8Array(length);
     let offset = 0;
     for await (const chunk of chunks) {
@@ -262,196 +250,7 @@ export class ObjectStoreBackend implements StorageBackend {
    * retry budget: a reset never restarts a 10 GiB download from zero.
    */
   async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
-    return (await this.#openRead(path, options)).chunks;
-  }
-
-  /**
-   * The byte count a read will yield (the range clamped to the object) and its chunks.
-   * The first GET answers "missing" before the first chunk, and its headers give the
-   * size and version: one request per read, not a head and then a GET.
-   */
-  async #openRead(path: string, options: GetOptions): Promise<{ length: number; chunks: AsyncIterable<Uint8Array> }> {
-    const location = this.#object(path, 'get');
-    checkRange(path, options.range, this.name);
-    const { signal } = options;
-    const start = options.range?.start ?? 0;
-    const wanted = options.range?.end;
-    if (wanted !== undefined && wanted <= start) {
-      // No GET can ask for zero bytes: a head says whether the object is there.
-      await this.#head(path, 'get', signal);
-      return { length: 0, chunks: noChunks() };
-    }
-    const state = { failures: 0 };
-    const { opened, timer } = await this.#openAt(path, location, { start, end: wanted, version: undefined }, signal, state);
-    if (!opened) {
-      // 416: the object is there, and the range starts at or past its end.
-      timer.dispose();
-      return { length: 0, chunks: noChunks() };
-    }
-    let { size, version } = opened;
-    try {
-      if (size === undefined) {
-        // A whole answer without a length (chunked): the head gives it, for such servers only.
-        const head = await this.#head(path, 'get', signal);
-        version ??= head.version;
-        size = head.size;
-      }
-      // The size is a stranger's header: it bounds the read and sizes get()'s buffer.
-      if (!Number.isSafeInteger(size) || size < 0) {
-        throw new BackendError(`get ${path}: the store answered an invalid object size (${size})`, { backend: this.name });
-      }
-    } catch (error) {
-      timer.dispose();
-      await closeBody(opened.body);
-      throw error;
-    }
-    const end = Math.min(wanted ?? size, size);
-    if (end <= start) {
-      timer.dispose();
-      await closeBody(opened.body);
-      return { length: 0, chunks: noChunks() };
-    }
-    return {
-      length: end - start,
-      chunks: this.#resumableRead(path, location, { start, end, version }, signal, state, {
-        body: opened.body,
-        timer,
-      }),
-    };
-  }
-
-  /**
-   * One GET from `range.start`, its transient failures retried within the budget. The
-   * timer it returns keeps timing the body; the caller disposes of it.
-   */
-  async #openAt(
-    path: string,
-    location: ObjectLocation,
-    range: ReadRange,
-    signal: AbortSignal | undefined,
-    state: { failures: number },
-  ): Promise<{ opened: ObjectRead | undefined; timer: ProgressTimer }> {
-    while (true) {
-      if (signal?.aborted) throw this.#aborted(path, 'get', signal);
-      const timer = new ProgressTimer(this.#settings.requestTimeoutMs, signal);
-      try {
-        const opened = await this.#store.read(location, range, timer);
-        if (opened?.size === undefined && opened && rangeHeader(range) !== undefined) {
-          await closeBody(opened.body);
-          throw rangeIgnoredError();
-        }
-        return { opened, timer };
-      } catch (error) {
-        timer.dispose();
-        await this.#retryReadOrThrow(error, path, signal, timer, state);
-      }
-    }
-  }
-
-  /** Waits out the backoff when a read's failure is transient and the budget allows; throws the mapped error otherwise. */
-  async #retryReadOrThrow(
-    error: unknown,
-    path: string,
-    signal: AbortSignal | undefined,
-    timer: ProgressTimer,
-    state: { failures: number },
-  ): Promise<void> {
-    const { retry } = this.#settings;
-    const mapped = this.#mapFailure(error, path, 'get', signal, timer);
-    if (!isTransient(mapped) || state.failures >= retry.retries) throw mapped;
-    state.failures++;
-    await sleep(retryDelayMs(retry, state.failures), signal);
-    if (signal?.aborted) throw this.#aborted(path, 'get', signal);
-  }
-
-  /**
-   * A resumed read that failed for good: when the object is no longer the version the
-   * read began on (replaced or deleted meanwhile: the store answered 412, or 404 for a
-   * generation), says so, instead of a bare precondition or not-found error.
-   */
-  async #explainChanged(
-    error: unknown,
-    path: string,
-    range: { end: number; version: string | undefined },
-    position: number,
-    signal: AbortSignal | undefined,
-  ): Promise<unknown> {
-    if (!(error instanceof SavepointError) || error.transient || error instanceof AbortedError || !range.version) return error;
-    const now = await this.#head(path, 'get', signal).then(
-      (head) => head.version,
-      (headError: unknown) => (headError instanceof NotFoundError ? null : range.version),
-    );
-    if (now === range.version) return error;
-    return new BackendError(
-      `get ${path}: the object was ${now === null ? 'deleted' : 'replaced'} while it was being read (after byte ${position} of ${range.end}); read it again`,
-      { backend: this.name, cause: error },
-    );
-  }
-
-  async *#resumableRead(
-    path: string,
-    location: ObjectLocation,
-    range: { start: number; end: number; version: string | undefined },
-    signal: AbortSignal | undefined,
-    state: { failures: number },
-    first: { body: AsyncIterable<Uint8Array>; timer: ProgressTimer },
-  ): AsyncIterable<Uint8Array> {
-    let position = range.start;
-    let current: { body: AsyncIterable<Uint8Array> | undefined; timer: ProgressTimer } | undefined = first;
-    try {
-      while (position < range.end) {
-        // After a failure mid-body: on from the last byte received, of the version first read.
-        if (!current) {
-          const { opened, timer } = await this.#openAt(path, location, { ...range, start: position }, signal, state).catch(
-            async (error: unknown) => {
-              throw await this.#explainChanged(error, path, range, position, signal);
-            },
-          );
-          current = { body: opened?.body, timer };
-        }
-        const { body, timer } = current;
-        let iterator: AsyncIterator<Uint8Array> | undefined;
-        let failed = false;
-        let failure: unknown;
-        try {
-          // No body (a 416): the object shrank under a pinned read; the early end below retries, then fails.
-          iterator = (body ?? noChunks())[Symbol.asyncIterator]();
-          while (true) {
-            timer.touch();
-            const next = await iterator.next();
-            if (next.done) break;
-            // Only the network's side is timed: while the consumer works, the clock stops.
-            timer.pause();
-            const chunk =
-              next.value.byteLength > range.end - position ? next.value.subarray(0, range.end - position) : next.value;
-            position += chunk.byteLength;
-            state.failures = 0;
-            yield chunk;
-            if (position >= range.end) break;
-          }
-          if (position < range.end) {
-            throw this.#store.classify(
-              Object.assign(new Error(`stream ended at byte ${position} of ${range.end}`), { code: 'ECONNRESET' }),
-              path,
-              'get',
-            );
-          }
-        } catch (error) {
-          failed = true;
-          failure = error;
-        } finally {
-          // Also when the consumer stops early: the response is released.
-          await iterator?.return?.().catch(() => {});
-        }
-        if (failed) {
-          timer.dispose();
-          current = undefined;
-          await this.#retryReadOrThrow(failure, path, signal, timer, state);
-        }
-      }
-    } finally {
-      current?.timer.dispose();
-    }
+    return (await this.#reader.open(path, this.#object(path, 'get'), options)).chunks;
   }
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
@@ -519,7 +318,7 @@ export class ObjectStoreBackend implements StorageBackend {
     const { deleteConcurrency, retry } = this.#settings;
     for (let round = 0; round < DELETE_ROUNDS && pending.length > 0; round++) {
       // Backoff between rounds: the keys left over are usually throttled ones.
-      if (round > 0) await sleep(retryDelayMs(retry, round), options.signal);
+      if (round > 0) await waitBeforeRetry(retry, round, options.signal);
       const batches: string[][] = [];
       for (let i = 0; i < pending.length; i += deleteBatchSize) batches.push(pending.slice(i, i + deleteBatchSize));
       const results = await pMap(
@@ -578,28 +377,5 @@ export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promi
         reject(error);
       },
     );
-  });
-}
-
-function noChunks(): AsyncIterable<Uint8Array> {
-  return (async function* () {})();
-}
-
-/** Releases a response body that will not be read (its socket goes back to the pool). */
-async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
-  const iterator = body?.[Symbol.asyncIterator]();
-  await iterator?.return?.().catch(() => {});
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    const unsubscribe = signal ? onAbort(signal, done) : undefined;
-    function done() {
-      clearTimeout(timer);
-      unsubscribe?.();
-      resolve();
-    }
   });
 }

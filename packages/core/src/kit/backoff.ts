@@ -1,8 +1,11 @@
-// The one retry helper every network backend uses: jittered exponential backoff
-// (p-retry), retrying only what the backend's error mapper classed as transient,
-// stopped by an AbortSignal, and configured through `backendArgs.retry`.
+// The one backoff every retry in the kit waits by: the request retry (p-retry, below),
+// the adapter's resumed reads and its rmtree delete rounds, and S3's multipart
+// middleware. One policy (`backendArgs.retry`, defaults below), one delay function
+// (jittered exponential) and one abortable wait, so a policy means the same pause
+// wherever a backend retries. Only what the backend's error mapper classed as
+// transient is retried.
 import pRetry from 'p-retry';
-import { callSignal } from '../store/abort-listeners.js';
+import { onAbort } from '../store/abort-listeners.js';
 import { AbortedError, isTransient } from '../store/errors.js';
 import { checkInteger, checkKnownKeys, checkRecord, configError } from '../store/validate.js';
 
@@ -76,9 +79,6 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
   const { policy, signal, backend } = options;
   const classify = options.isTransient ?? isTransient;
   if (signal?.aborted) throw new AbortedError('operation aborted before it started', { backend, cause: signal.reason });
-  // p-retry listens on the signal while it waits; a signal of this call alone keeps a
-  // caller's signal, shared by many calls, at one listener.
-  const local = signal ? callSignal(signal) : undefined;
   try {
     const attempt = options.mapError
       ? async (n: number) => {
@@ -91,12 +91,18 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       : operation;
     return await pRetry(attempt, {
       retries: policy.retries,
-      factor: policy.factor,
-      minTimeout: policy.minDelayMs,
-      maxTimeout: policy.maxDelayMs,
-      randomize: true,
-      signal: local?.signal,
-      shouldRetry: ({ error }) => classify(error),
+      // p-retry counts the attempts and decides when to stop; the pause between them is
+      // waitBeforeRetry's (p-retry's own wait is zero), so this loop backs off exactly as
+      // the kit's other loops do. With no wait of its own, p-retry only checks the signal
+      // (it adds no listener): the caller's signal, shared by many calls, keeps one.
+      minTimeout: 0,
+      signal,
+      shouldRetry: async ({ error, retriesConsumed }) => {
+        if (!classify(error)) return false;
+        // p-retry throws the signal's reason right after this when the wait was aborted.
+        await waitBeforeRetry(policy, retriesConsumed + 1, signal);
+        return true;
+      },
       onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
         if (retriesLeft > 0 && classify(error)) options.onRetry?.({ attempt: attemptNumber, retriesLeft, error });
       },
@@ -106,13 +112,38 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       throw new AbortedError('operation aborted', { backend, cause: signal.reason });
     }
     throw error;
-  } finally {
-    local?.release();
   }
 }
 
-/** The backoff before retry number `attempt` (1-based) under `policy`, with the same jitter as p-retry. */
+/**
+ * The backoff before retry number `attempt` (1-based) under `policy`: `minDelayMs`
+ * grown by `factor` per retry, times a random 1 to 2 (so clients throttled together do
+ * not come back together), capped at `maxDelayMs`.
+ */
 export function retryDelayMs(policy: RetryPolicy, attempt: number): number {
   const base = policy.minDelayMs * policy.factor ** Math.max(0, attempt - 1);
   return Math.min(policy.maxDelayMs, Math.round(base * (1 + Math.random())));
+}
+
+/**
+ * Waits out the backoff before retry number `attempt` (1-based). Resolves early, and
+ * without an error, when `signal` aborts: each caller then fails with its own error for
+ * the abort (which operation, which path).
+ */
+export function waitBeforeRetry(policy: RetryPolicy, attempt: number, signal: AbortSignal | undefined): Promise<void> {
+  return abortableSleep(retryDelayMs(policy, attempt), signal);
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    // One shared listener per signal (onAbort): a caller's signal may cover many waits at once.
+    const unsubscribe = signal ? onAbort(signal, done) : undefined;
+    function done() {
+      clearTimeout(timer);
+      unsubscribe?.();
+      resolve();
+    }
+  });
 }

@@ -38,6 +38,7 @@ export {
   type RetryPolicy,
   retryDelayMs,
   type WithRetryOptions,
+  waitBeforeRetry,
   withRetry,
 } from './backoff.js';
 export { bufferIfSmall, fixedSizeParts, stageParts } from './parts.js';

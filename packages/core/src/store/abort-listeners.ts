@@ -42,7 +42,7 @@ export function onAbort(signal: AbortSignal, listener: () => void): () => void {
 
 /**
  * A signal for one call that aborts when `parent` does: for APIs that subscribe on
- * every call (fs.readFile, createReadStream, p-retry, SDK uploads), so that the
+ * every call (fs.readFile, createReadStream, SDK uploads), so that the
  * caller's signal keeps one listener. `release()` unlinks it when the call is over.
  */
 export function callSignal(parent: AbortSignal): { signal: AbortSignal; release: () => void } {
