@@ -207,6 +207,14 @@ describe('savepoint prune on the checkpoint folder of a run whose outDir is not 
     expect(result.err).toMatch(/has no last_checkpoint and no record of the run it belongs to/);
     expect(result.err).toMatch(/nothing was deleted/);
     expect(await tree(folder)).toEqual(before);
+    // What the message advises works: pruning the work dir does not reach the folder; resuming the run once does.
+    expect(result.err).toMatch(/pruning that work dir does not reach this folder.*resume that run once/);
+    expect((await run(['prune', workDir, '--keep', '1', '--yes'])).out).toMatch(/nothing to delete/);
+    expect(await tree(folder)).toEqual(before);
+    await train(workDir, { outDir }, 3, true);
+    const pruned = await run(['prune', folder, '--keep', '1', '--yes']);
+    expect(pruned.code, pruned.err).toBe(0);
+    expect(await names(folder)).toEqual([...epochs(3), 'savepoint-run.json']);
   });
 
   for (const how of ['copied', 'moved'] as const) {
@@ -234,6 +242,62 @@ describe('savepoint prune on the checkpoint folder of a run whose outDir is not 
       expect(JSON.parse(await readFile(join(elsewhere, 'savepoint-run.json'), 'utf8')).workDir).toBe(workDir);
     });
   }
+
+  it('a run trained in a plain copy (cp -r) of a checkpoint folder is a run of its own: the marker that came along hides neither its pointer nor its lease', async () => {
+    const { workDir, outDir, folder } = paths();
+    await train(workDir, { outDir }, 3);
+    const other = join(root, 'other');
+    await copyTree(folder, other, { recursive: true });
+    const hook = new CheckpointHook({ interval: 1, backend: store });
+    const trainer = new ReferenceTrainer({
+      workDir: other,
+      model: new ToyModel(),
+      checkpointHook: hook,
+      itersPerEpoch: 1,
+      maxEpochs: 9,
+      backend: store,
+    });
+    await hook.beforeTrain(trainer);
+    try {
+      for (const step of [1, 2, 3, 4, 5]) {
+        trainer.epoch = step;
+        trainer.iter = step;
+        await hook.afterTrainEpoch(trainer);
+      }
+      expect(await names(other)).toEqual([...epochs(1, 2, 3, 4, 5), 'last_checkpoint', 'savepoint-run.json', 'savepoint.lease']);
+      // With the first run's pointer in place, and once it is gone (its work dir cleaned up).
+      for (const firstRunPointer of ['kept', 'gone']) {
+        if (firstRunPointer === 'gone') await rm(join(workDir, 'last_checkpoint'));
+        const latest = await run(['latest', other]);
+        expect(latest, firstRunPointer).toMatchObject({ code: 0, out: `${join(other, 'epoch_5.safetensors')}\n` });
+        expect(JSON.parse((await run(['ls', other, '--json'])).out).pointer, firstRunPointer).toBe(
+          join(other, 'epoch_5.safetensors'),
+        );
+        const pruned = await run(['prune', other, '--keep', '1', '--yes']);
+        expect(pruned.code, firstRunPointer).toBe(1);
+        expect(pruned.err, firstRunPointer).toContain(`${join(other, 'savepoint.lease')} is held by training`);
+        expect((await names(other)).filter((n) => n.startsWith('epoch_'))).toEqual(epochs(1, 2, 3, 4, 5));
+      }
+    } finally {
+      await hook.close();
+    }
+    // A copy of it resumes where it stopped: the pointer comes along.
+    const copy = join(root, 'other-copy');
+    expect((await run(['cp', other, copy])).code).toBe(0);
+    expect(await readFile(join(copy, 'last_checkpoint'), 'utf8')).toBe('epoch_5.safetensors');
+  });
+
+  it("a folder that is both another run's checkpoint folder and a work dir with its own pointer is refused, saying why", async () => {
+    const { workDir, outDir, folder } = paths();
+    await train(workDir, { outDir }, 3);
+    await writeFile(join(folder, 'last_checkpoint'), 'epoch_1.safetensors');
+    const before = await tree(folder);
+    const result = await run(['prune', folder, '--keep', '1', '--yes']);
+    expect(result.code, result.out).toBe(2);
+    expect(result.err).toContain(join(folder, 'last_checkpoint'));
+    expect(result.err).toMatch(/two runs/);
+    expect(await tree(folder)).toEqual(before);
+  });
 
   it('a hand-written marker naming another run does not let prune borrow that run: refused, nothing deleted', async () => {
     // The victim: a plain run whose pointer names its own epoch_3.
