@@ -12,11 +12,44 @@ import {
   Run,
   type TrainableModel,
 } from '@savepoint/core';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
 import { RunLayout } from '../src/run/index.js';
 
 registerLocalBackend();
+
+/** Local disk that says when the lease at `leasePath` has been read or written (the renewal's two steps). */
+class LeaseWatchingStore extends LocalBackend {
+  puts = 0;
+  readonly #leasePath: string;
+  readonly #waiting: { kind: 'get' | 'put'; resolve: () => void }[] = [];
+  constructor(leasePath: string) {
+    super();
+    this.#leasePath = leasePath;
+  }
+  /** Resolves after the next completed `kind` of the lease. */
+  next(kind: 'get' | 'put'): Promise<void> {
+    return new Promise((resolve) => this.#waiting.push({ kind, resolve }));
+  }
+  #done(kind: 'get' | 'put') {
+    for (const waiter of this.#waiting.filter((w) => w.kind === kind)) {
+      this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+      waiter.resolve();
+    }
+  }
+  override async get(...args: Parameters<LocalBackend['get']>) {
+    const bytes = await super.get(...args);
+    if (args[0] === this.#leasePath) this.#done('get');
+    return bytes;
+  }
+  override async put(...args: Parameters<LocalBackend['put']>) {
+    await super.put(...args);
+    if (args[0] === this.#leasePath) {
+      this.puts++;
+      this.#done('put');
+    }
+  }
+}
 
 function model(metrics: (epoch: number) => Record<string, number> = () => ({})) {
   let w = new Float32Array(1);
@@ -137,21 +170,44 @@ describe('run ownership on local disk', () => {
 
   it('the lease is renewed in the background; a holder whose lease was taken over stops at its next hook call', async () => {
     const { LeaseHeldError } = await import('@savepoint/core');
-    const hook = new CheckpointHook({ interval: 1, leaseTtlMs: 1000 });
-    const t = trainer(root, {}, { maxEpochs: 3 });
-    await hook.beforeTrain(t);
-    const read = async () => JSON.parse(await readFile(join(root, 'savepoint.lease'), 'utf8'));
-    const first = await read();
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    expect(Date.parse((await read()).expiresAt)).toBeGreaterThan(Date.parse(first.expiresAt));
-    // Someone takes the run over (as after an expiry); the old holder must not write again.
-    await writeFile(join(root, 'savepoint.lease'), JSON.stringify({ ...first, owner: 'intruder', pid: 1 }));
-    await new Promise((resolve) => setTimeout(resolve, 700));
-    t.epoch = 1;
-    t.iter = 1;
-    await expect(hook.afterTrainEpoch(t)).rejects.toBeInstanceOf(LeaseHeldError);
-    expect(await readdir(root)).toEqual(['savepoint.lease']);
-    await hook.close();
+    // The renewal timer and the clock are fake: time moves only when the test says, and
+    // the test waits for the renewal's own store calls, never for a fixed time.
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'] });
+    const leasePath = join(root, 'savepoint.lease');
+    const store = new LeaseWatchingStore(leasePath);
+    const hook = new CheckpointHook({ interval: 1, leaseTtlMs: 1000, backend: store });
+    try {
+      const t = trainer(root, {}, { maxEpochs: 3, backend: store });
+      await hook.beforeTrain(t);
+      const read = async () => JSON.parse(await readFile(leasePath, 'utf8'));
+      const first = await read();
+      // Renewal runs every third of the TTL (333 ms): not before, and once it is due.
+      const renewed = store.next('put');
+      await vi.advanceTimersByTimeAsync(300);
+      expect(store.puts).toBe(0);
+      await vi.advanceTimersByTimeAsync(100);
+      await renewed;
+      expect(store.puts).toBe(1);
+      const second = await read();
+      expect(second.owner).toBe(first.owner);
+      expect(Date.parse(second.expiresAt)).toBeGreaterThan(Date.parse(first.expiresAt));
+      // Someone takes the run over (as after an expiry); the old holder must not write again.
+      await writeFile(leasePath, JSON.stringify({ ...first, owner: 'intruder', pid: 1 }));
+      const checked = store.next('get');
+      await vi.advanceTimersByTimeAsync(400);
+      await checked;
+      // The renewal decides from what it read once its pending callbacks have run: one turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      t.epoch = 1;
+      t.iter = 1;
+      await expect(hook.afterTrainEpoch(t)).rejects.toBeInstanceOf(LeaseHeldError);
+      expect(await readdir(root)).toEqual(['savepoint.lease']);
+      expect((await read()).owner).toBe('intruder');
+      expect(store.puts).toBe(1);
+    } finally {
+      await hook.close();
+      vi.useRealTimers();
+    }
   });
 
   it('the run layout builds and parses every name, with metric names holding "/" round-tripping', () => {

@@ -5,6 +5,7 @@
 // touched. Deleting holds the run's lease, so it fails at once while a trainer writes.
 import { ConfigError } from '../store/errors.js';
 import type { RunFolder } from './folder.js';
+import { RUN_MARKER_NAME } from './layout.js';
 import { DEFAULT_LEASE_TTL_MS } from './lease.js';
 
 export interface PruneResult {
@@ -30,7 +31,7 @@ export async function pruneRun(run: RunFolder, keep: number, yes: boolean): Prom
       // Without the pointer, the checkpoint a resume needs is unknown: this may be the
       // checkpoint folder of a run whose work dir (with the pointer) is elsewhere.
       throw new ConfigError(
-        `${run.outDir} has no last_checkpoint and no record of the run it belongs to, so prune cannot tell which checkpoint a resume needs. If it is the checkpoint folder (outDir) of a run, prune its work dir instead; nothing was deleted.`,
+        `${run.outDir} has no last_checkpoint and no record of the run it belongs to, so prune cannot tell which checkpoint a resume needs. If it is the checkpoint folder (outDir) of a run whose work dir is elsewhere (pruning that work dir does not reach this folder), resume that run once: its trainer records its work dir here (${RUN_MARKER_NAME}) and prune then finds its lease and pointer; nothing was deleted.`,
         { option: 'dir' },
       );
     }

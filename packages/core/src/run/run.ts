@@ -23,7 +23,7 @@ import {
 import { type CopyProgress, copyRun } from './copy.js';
 import type { RunFolder, RunScan } from './folder.js';
 import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
-import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, RunLayout, recognisedLayouts } from './layout.js';
+import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
 import { readLastCheckpoint, readPointerText, writeLastCheckpoint } from './pointer.js';
@@ -95,13 +95,25 @@ export class Run implements RunFolder {
    * when it is a work dir, or, when it is the checkpoint folder (`outDir`) of a run whose
    * work dir is elsewhere, that run, found through the marker its trainer left there.
    * A marker that does not hold up (the work dir's pointer names another folder: the
-   * folder was copied or moved) is refused, saying why.
+   * folder was copied or moved) is refused, saying why, unless the folder has a pointer
+   * of its own: then it is a work dir (a run trained in a copy that brought the marker
+   * along), and its own pointer and lease are the ones that count. A folder that is both
+   * (the marker holds up and it has its own pointer) is shared by two runs: refused.
    */
   static async locate(dirInput: string, options: Omit<RunOptions, 'outDir'> = {}): Promise<Run> {
     const here = Run.open(dirInput, options);
     const dir = here.outDir;
-    const marker = await readRunMarker(here.store, dir, { signal: options.signal });
-    if (!marker) return here;
+    const signal = { signal: options.signal };
+    let marker: RunMarker | undefined;
+    let ownPointer: string | undefined;
+    try {
+      marker = await readRunMarker(here.store, dir, signal);
+      if (!marker) return here;
+      ownPointer = await readPointerText(here.store, dir, signal);
+    } catch (error) {
+      await here.close();
+      throw error;
+    }
     const store = here.store;
     const workDirStore =
       uriScheme(marker.workDir) === uriScheme(dir)
@@ -116,18 +128,40 @@ export class Run implements RunFolder {
       metrics: options.metrics,
     });
     const run = new Run(layout, [...here.#owned, ...(workDirStore === store ? [] : [workDirStore])], options.signal);
-    const text = await readPointerText(workDirStore, marker.workDir, { signal: options.signal });
-    if (text === undefined) return run;
+    let text: string | undefined;
     try {
-      layout.resolvePointer(text);
-      return run;
-    } catch {
+      text = await readPointerText(workDirStore, marker.workDir, { signal: options.signal });
+    } catch (error) {
+      await run.close();
+      throw error;
+    }
+    let holds = false;
+    if (text !== undefined) {
+      try {
+        layout.resolvePointer(text);
+        holds = true;
+      } catch {
+        holds = false;
+      }
+    }
+    if (ownPointer !== undefined) {
+      if (!holds) {
+        // A run of its own: only the stores `here` uses stay open.
+        if (workDirStore !== store) await workDirStore.close?.();
+        return here;
+      }
       await run.close();
       throw new ConfigError(
-        `${dir} says it holds the checkpoints of the run in ${marker.workDir}, but that run's last_checkpoint names ${JSON.stringify(text)}, outside this folder: the folder was copied or moved. Refused: the lease and the pointer that protect this folder's checkpoints are not known. Delete ${store.joinPath(dir, RUN_MARKER_NAME)} to treat the folder as a run of its own.`,
+        `${dir} is the checkpoint folder of the run in ${marker.workDir} (its last_checkpoint names ${JSON.stringify(text)}, in this folder), and it is also a work dir with a pointer of its own (${store.joinPath(dir, POINTER_NAME)}): two runs share it and would delete each other's checkpoints. Refused; give one of them another folder.`,
         { option: 'dir' },
       );
     }
+    if (text === undefined || holds) return run;
+    await run.close();
+    throw new ConfigError(
+      `${dir} says it holds the checkpoints of the run in ${marker.workDir}, but that run's last_checkpoint names ${JSON.stringify(text)}, outside this folder: the folder was copied or moved. Refused: the lease and the pointer that protect this folder's checkpoints are not known. Delete ${store.joinPath(dir, RUN_MARKER_NAME)} to treat the folder as a run of its own.`,
+      { option: 'dir' },
+    );
   }
 
   get workDir(): string {
