@@ -11,8 +11,10 @@ import {
   type ListOptions,
   NotFoundError,
   type ObjectStat,
+  PreconditionFailedError,
   type PutBody,
   type PutOptions,
+  type RemoveOptions,
   type RmtreeOptions,
   registerBackend,
   type SignalOptions,
@@ -25,11 +27,26 @@ const SCHEMES = ['mem'];
 interface StoredObject {
   data: Uint8Array;
   lastModified: Date;
+  /** A number no other write of this backend gets: what `ifMatch` compares. */
+  version: string;
 }
 
 export class MemoryBackend implements StorageBackend {
   readonly name = BACKEND_NAME;
   readonly #objects = new Map<string, StoredObject>();
+  #writes = 0;
+
+  #stored(data: Uint8Array): StoredObject {
+    return { data, lastModified: new Date(), version: String(++this.#writes) };
+  }
+
+  /** Compare-and-swap: called in the same event-loop turn as the write it guards, so nothing slips in between. */
+  #checkVersion(path: string, ifMatch: string | undefined, operation: string, missingIsFine: boolean) {
+    if (ifMatch === undefined) return;
+    const current = this.#objects.get(this.#key(path).full);
+    if (current ? current.version === ifMatch : missingIsFine) return;
+    throw new PreconditionFailedError(path, ifMatch, { backend: BACKEND_NAME, operation });
+  }
 
   #key(path: string): { bucket: string; key: string; full: string } {
     const { bucket, key } = parseObjectUri(path, SCHEMES, BACKEND_NAME);
@@ -66,7 +83,7 @@ export class MemoryBackend implements StorageBackend {
     this.#checkSignal(options.signal, path);
     const object = this.#objects.get(this.#key(path).full);
     if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
-    return { path, size: object.data.byteLength, lastModified: object.lastModified };
+    return { path, size: object.data.byteLength, lastModified: object.lastModified, version: object.version };
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
@@ -80,7 +97,8 @@ export class MemoryBackend implements StorageBackend {
       parts.push(chunk.slice());
     }
     this.#checkSignal(options.signal, path);
-    this.#objects.set(full, { data: new Uint8Array(Buffer.concat(parts)), lastModified: new Date() });
+    this.#checkVersion(path, options.ifMatch, 'put', false);
+    this.#objects.set(full, this.#stored(new Uint8Array(Buffer.concat(parts))));
   }
 
   async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
@@ -88,7 +106,7 @@ export class MemoryBackend implements StorageBackend {
     // One event-loop turn from check to set: nothing can slip in between.
     if (this.#objects.has(this.#key(path).full)) return false;
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body.slice();
-    this.#objects.set(this.#key(path).full, { data: bytes, lastModified: new Date() });
+    this.#objects.set(this.#key(path).full, this.#stored(bytes));
     return true;
   }
 
@@ -137,8 +155,9 @@ export class MemoryBackend implements StorageBackend {
     yield* sorted;
   }
 
-  async remove(path: string, options: SignalOptions = {}): Promise<void> {
+  async remove(path: string, options: RemoveOptions = {}): Promise<void> {
     this.#checkSignal(options.signal, path);
+    this.#checkVersion(path, options.ifMatch, 'remove', true);
     this.#objects.delete(this.#key(path).full);
   }
 

@@ -21,7 +21,7 @@ import {
   stageParts,
 } from '@savepoint/core/kit';
 import { ConfigError, InvalidPathError, registerBackend } from '@savepoint/core/store';
-import { BACKEND_NAME, mapAzureError } from './azure-errors.js';
+import { azureErrorCode, BACKEND_NAME, mapAzureError } from './azure-errors.js';
 import { type AzureBackendOptions, type ResolvedAzureOptions, resolveAzureOptions } from './azure-options.js';
 
 /** A BlobBatch holds at most 256 sub-requests. */
@@ -179,6 +179,40 @@ class AzurePrimitives implements ObjectStorePrimitives {
     } catch (error) {
       const status = (error as { statusCode?: unknown }).statusCode;
       if (status === 409 || status === 412) return false;
+      throw error;
+    }
+  }
+
+  async replaceBytes(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    version: string,
+    request: ObjectRequest & { contentType?: string | undefined },
+  ): Promise<boolean> {
+    try {
+      await this.#blob(location).upload(bytes, bytes.byteLength, {
+        abortSignal: request.signal,
+        conditions: { ifMatch: version },
+        ...headers(request.contentType),
+      });
+      return true;
+    } catch (error) {
+      // 412 ConditionNotMet: another ETag. 404 BlobNotFound: no blob (a missing container is thrown on).
+      const status = (error as { statusCode?: unknown }).statusCode;
+      if (status === 412 || (status === 404 && azureErrorCode(error) !== 'ContainerNotFound')) return false;
+      throw error;
+    }
+  }
+
+  async removeVersion(location: ObjectLocation, version: string, request: ObjectRequest): Promise<boolean> {
+    try {
+      await this.#blob(location).delete({ abortSignal: request.signal, conditions: { ifMatch: version } });
+      return true;
+    } catch (error) {
+      // A missing blob counts as deleted, as in remove; only another ETag is a refusal.
+      const status = (error as { statusCode?: unknown }).statusCode;
+      if (status === 404) return true;
+      if (status === 412) return false;
       throw error;
     }
   }

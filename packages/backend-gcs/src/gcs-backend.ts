@@ -36,6 +36,8 @@ interface GcsListResponse {
   nextPageToken?: string;
 }
 
+const statusOf = (error: unknown) => (error as { code?: unknown }).code;
+
 const toBuffer = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /** The GCS side of the adapter: one method per primitive, nothing else. */
@@ -61,6 +63,16 @@ class GcsPrimitives implements ObjectStorePrimitives {
 
   pathOf(like: string, key: string): string {
     return `gs://${this.locate(like).bucket}/${key}`;
+  }
+
+  async #isLive(location: ObjectLocation, request: ObjectRequest): Promise<boolean> {
+    try {
+      await untilAborted(this.#file(location).getMetadata(), request.signal);
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw error;
+    }
   }
 
   async head(location: ObjectLocation, request: ObjectRequest): Promise<ObjectHead> {
@@ -156,6 +168,60 @@ class GcsPrimitives implements ObjectStorePrimitives {
       if ((error as { code?: unknown }).code === 412) return false;
       throw error;
     }
+  }
+
+  async replaceBytes(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    version: string,
+    request: ObjectRequest & { contentType?: string | undefined },
+  ): Promise<boolean> {
+    try {
+      // GCS answers 412 when the live generation is another one, or there is none.
+      await untilAborted(
+        this.#file(location).save(toBuffer(bytes), {
+          resumable: false,
+          validation: 'crc32c',
+          contentType: request.contentType,
+          preconditionOpts: { ifGenerationMatch: version },
+        }),
+        request.signal,
+      );
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 412) return false;
+      throw error;
+    }
+  }
+
+  async removeVersion(location: ObjectLocation, version: string, request: ObjectRequest): Promise<boolean> {
+    // First an empty object written only over `version`: the decision "still that
+    // version" is then taken by the server's precondition on a write, which every GCS
+    // server honours. (fake-gcs-server, the emulator CI runs, ignores ifGenerationMatch
+    // on DELETE: a bare conditional delete there removes whatever is live.) The delete
+    // that follows names the generation just written, so on real GCS it never removes
+    // a successor's object; on the emulator only a writer that read our empty object
+    // within that one round trip can be lost.
+    const file = this.#file(location);
+    try {
+      await untilAborted(
+        file.save(Buffer.alloc(0), { resumable: false, preconditionOpts: { ifGenerationMatch: version } }),
+        request.signal,
+      );
+    } catch (error) {
+      if (statusOf(error) !== 412) throw error;
+      // 412: another generation is live, or none is (gone already counts as removed, as in remove).
+      return !(await this.#isLive(location, request));
+    }
+    // The upload's answer (kept on the File by the SDK) names the generation we wrote.
+    const placeholder = String(file.metadata.generation);
+    try {
+      await untilAborted(this.#file(location).delete({ ifGenerationMatch: placeholder }), request.signal);
+    } catch (error) {
+      // 412/404: someone replaced or removed our placeholder after us; `version` is gone either way.
+      if (statusOf(error) !== 404 && statusOf(error) !== 412) throw error;
+    }
+    return true;
   }
 
   async listPage(

@@ -2,14 +2,13 @@
 // rename, fsync of the folder) so that a crash never leaves a half-written
 // checkpoint or pointer under its real name.
 import { randomBytes } from 'node:crypto';
-import { createReadStream, type Dirent } from 'node:fs';
+import type { Dirent } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bodyChunks, callSignal, checkKnownKeys, checkString, isTempName, tempNameFor } from '@savepoint/core/kit';
 import {
   AbortedError,
-  BackendError,
   type GetOptions,
   InvalidPathError,
   type ListEntry,
@@ -17,15 +16,17 @@ import {
   LOCAL_BACKEND_NAME,
   NotFoundError,
   type ObjectStat,
-  PermissionDeniedError,
+  PreconditionFailedError,
   type PutBody,
   type PutOptions,
+  type RemoveOptions,
   type RmtreeOptions,
   registerBackend,
   type SignalOptions,
   type StorageBackend,
-  TransientError,
 } from '@savepoint/core/store';
+import { describeRefusal, fileVersion, isClaimName, isDeadClaim, swapIfMatch } from './local-cas.js';
+import { checkSignal, clampRange, fsyncDir, hasFiles, isNotFound, linkedReadStream, mapFsError } from './local-fs.js';
 
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;
 export const LOCAL_OPTION_NAMES = ['root'];
@@ -36,41 +37,6 @@ export interface LocalBackendOptions {
    * it. Without it, relative paths resolve against the working directory.
    */
   root?: string;
-}
-
-/** Maps Node's fs error codes to the contract's errors: the only place that reads `err.code`. */
-function mapFsError(error: unknown, path: string, operation: string): Error {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  const options = { backend: BACKEND_NAME, cause: error };
-  switch (code) {
-    case 'ENOENT':
-    case 'ENOTDIR':
-    case 'EISDIR':
-      return new NotFoundError(path, { ...options, message: `${operation}: no file at ${path}` });
-    case 'EACCES':
-    case 'EPERM':
-    case 'EROFS':
-      return new PermissionDeniedError(
-        `${operation} ${path}: permission denied (${code}); check the folder's owner and mode`,
-        options,
-      );
-    case 'EMFILE':
-    case 'ENFILE':
-    case 'EAGAIN':
-    case 'EBUSY':
-      return new TransientError(`${operation} ${path}: ${code}, try again`, options);
-    default:
-      return new BackendError(`${operation} ${path}: ${(error as Error)?.message ?? String(error)}`, options);
-  }
-}
-
-function isNotFound(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-function checkSignal(signal: AbortSignal | undefined, path: string): void {
-  if (signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: signal.reason });
 }
 
 export class LocalBackend implements StorageBackend {
@@ -156,16 +122,16 @@ export class LocalBackend implements StorageBackend {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     try {
-      const st = await fs.stat(abs);
+      const st = await fs.stat(abs, { bigint: true });
       if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      return { path, size: st.size, lastModified: st.mtime };
+      return { path, size: Number(st.size), lastModified: st.mtime, version: fileVersion(st) };
     } catch (error) {
       throw mapFsError(error, path, 'stat');
     }
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
-    await this.#write(path, body, options, 'replace');
+    await this.#write(path, body, options, options.ifMatch === undefined ? 'replace' : { ifMatch: options.ifMatch });
   }
 
   async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
@@ -176,8 +142,14 @@ export class LocalBackend implements StorageBackend {
    * Writes a temp file in the target's folder, fsyncs it, then moves it in: `rename`
    * replaces (put), `link` fails with EEXIST when the name is taken (putIfAbsent), so
    * of two racing creators exactly one wins and a reader never sees a partial file.
+   * With `ifMatch` the rename happens under the version's claim (local-cas.ts).
    */
-  async #write(path: string, body: PutBody, options: PutOptions, mode: 'replace' | 'create'): Promise<boolean> {
+  async #write(
+    path: string,
+    body: PutBody,
+    options: PutOptions,
+    mode: 'replace' | 'create' | { ifMatch: string },
+  ): Promise<boolean> {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     const dir = nodePath.dirname(abs);
@@ -200,7 +172,16 @@ export class LocalBackend implements StorageBackend {
         await handle.close();
       }
       if (mode === 'replace') await fs.rename(temp, abs);
-      else {
+      else if (typeof mode === 'object') {
+        const outcome = await swapIfMatch(abs, mode.ifMatch, () => fs.rename(temp, abs));
+        if (!outcome.done) {
+          await fs.rm(temp, { force: true });
+          throw new PreconditionFailedError(path, mode.ifMatch, {
+            backend: BACKEND_NAME,
+            message: describeRefusal('put', path, mode.ifMatch, outcome),
+          });
+        }
+      } else {
         try {
           await fs.link(temp, abs);
         } catch (error) {
@@ -216,7 +197,7 @@ export class LocalBackend implements StorageBackend {
       return true;
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => {});
-      if (error instanceof AbortedError) throw error;
+      if (error instanceof AbortedError || error instanceof PreconditionFailedError) throw error;
       if (options.signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: error });
       throw error instanceof NotFoundError || !(error as NodeJS.ErrnoException)?.code ? error : mapFsError(error, path, 'put');
     }
@@ -306,9 +287,24 @@ export class LocalBackend implements StorageBackend {
     }
   }
 
-  async remove(path: string, options: SignalOptions = {}): Promise<void> {
+  async remove(path: string, options: RemoveOptions = {}): Promise<void> {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
+    const { ifMatch } = options;
+    if (ifMatch !== undefined) {
+      let outcome: Awaited<ReturnType<typeof swapIfMatch>>;
+      try {
+        outcome = await swapIfMatch(abs, ifMatch, () => fs.unlink(abs));
+      } catch (error) {
+        throw mapFsError(error, path, 'remove');
+      }
+      // Missing counts as removed, as in a plain remove; another version is refused.
+      if (outcome.done || outcome.reason === 'missing') return;
+      throw new PreconditionFailedError(path, ifMatch, {
+        backend: BACKEND_NAME,
+        message: describeRefusal('remove', path, ifMatch, outcome),
+      });
+    }
     try {
       const st = await fs.lstat(abs);
       if (st.isDirectory()) return; // remove never touches a folder; rmtree does
@@ -355,6 +351,8 @@ export class LocalBackend implements StorageBackend {
         const child = nodePath.join(folder, entry.name);
         if (entry.isDirectory()) await sweep(child);
         else if (entry.isFile() && isTempName(entry.name)) {
+          // A version claim of a live writer keeps other writers of that version out: only a dead one's goes.
+          if (isClaimName(entry.name) && !(await isDeadClaim(child))) continue;
           await fs.rm(child, { force: true });
           removed++;
         }
@@ -376,56 +374,6 @@ export class LocalBackend implements StorageBackend {
       throw mapFsError(error, source, 'copy');
     }
     await this.put(destination, stream, options);
-  }
-}
-
-/** A read stream that follows the caller's signal through a signal of its own, released when it closes. */
-function linkedReadStream(abs: string, options: { start?: number; end?: number; highWaterMark?: number }, signal?: AbortSignal) {
-  const link = signal ? callSignal(signal) : undefined;
-  const stream = createReadStream(abs, { ...options, signal: link?.signal });
-  if (link) stream.once('close', link.release);
-  return stream;
-}
-
-/**
- * Object stores have no empty folders: a folder exists when some file lives below it.
- * Stops at the first file found; our temp files do not count.
- */
-async function hasFiles(abs: string): Promise<boolean> {
-  const dir = await fs.opendir(abs);
-  try {
-    for await (const entry of dir) {
-      if (isTempName(entry.name)) continue;
-      if (!entry.isDirectory()) return true;
-      if (await hasFiles(nodePath.join(abs, entry.name)).catch(() => false)) return true;
-    }
-    return false;
-  } finally {
-    await dir.close().catch(() => {});
-  }
-}
-
-function clampRange(range: { start: number; end?: number | undefined }, size: number, path: string) {
-  const { start } = range;
-  const end = range.end === undefined ? size : Math.min(range.end, size);
-  if (!Number.isInteger(start) || start < 0 || (range.end !== undefined && (!Number.isInteger(range.end) || range.end < start))) {
-    throw new InvalidPathError(path, `bad byte range ${JSON.stringify(range)}: need 0 <= start <= end`, {
-      backend: BACKEND_NAME,
-    });
-  }
-  return { start: Math.min(start, size), end: Math.max(Math.min(start, size), end) };
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  // Makes the rename durable. Some filesystems refuse to fsync a folder; the rename is still atomic.
-  let handle: fs.FileHandle | undefined;
-  try {
-    handle = await fs.open(dir, 'r');
-    await handle.sync();
-  } catch {
-    // best effort
-  } finally {
-    await handle?.close().catch(() => {});
   }
 }
 

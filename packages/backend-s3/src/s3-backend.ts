@@ -65,6 +65,17 @@ function addMultipartRetry(client: S3Client, policy: RetryPolicy): void {
   );
 }
 
+const statusOf = (error: unknown) => (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+
+/** False for the answers that mean "not that version" (412, or 404: no object); anything else is thrown on. */
+function refusedCondition(error: unknown): false {
+  const status = statusOf(error);
+  const missingBucket =
+    (error as { name?: string; Code?: string }).Code === 'NoSuchBucket' || (error as Error).name === 'NoSuchBucket';
+  if (status === 412 || (status === 404 && !missingBucket)) return false;
+  throw error;
+}
+
 /** The S3 side of the adapter: one method per primitive, nothing else. */
 class S3Primitives implements ObjectStorePrimitives {
   readonly name = BACKEND_NAME;
@@ -163,6 +174,44 @@ class S3Primitives implements ObjectStorePrimitives {
       // 412: an object is there. 409: another conditional write to this key is in flight, and it will win.
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status === 412 || status === 409) return false;
+      throw error;
+    }
+  }
+
+  async replaceBytes(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    version: string,
+    request: ObjectRequest & { contentType?: string | undefined },
+  ): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          Body: bytes,
+          ContentType: request.contentType,
+          IfMatch: version,
+        }),
+        { abortSignal: request.signal },
+      );
+      return true;
+    } catch (error) {
+      // 412: another ETag is there. 404: nothing is. (409, a conditional write in flight, is retried: see s3-errors.ts.)
+      return refusedCondition(error);
+    }
+  }
+
+  async removeVersion(location: ObjectLocation, version: string, request: ObjectRequest): Promise<boolean> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: location.bucket, Key: location.key, IfMatch: version }), {
+        abortSignal: request.signal,
+      });
+      return true;
+    } catch (error) {
+      // A missing object counts as deleted, as in remove; only another version is a refusal.
+      if (statusOf(error) === 404) return true;
+      if (statusOf(error) === 412) return false;
       throw error;
     }
   }

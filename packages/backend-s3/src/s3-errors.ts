@@ -36,6 +36,8 @@ const TRANSIENT_CODES = new Set([
   'InternalError',
   'ServiceUnavailable',
   'TimeoutError',
+  // Another conditional write to the key is in flight: AWS asks for a retry, which then sees its outcome.
+  'ConditionalRequestConflict',
 ]);
 
 interface SdkErrorShape {

@@ -7,6 +7,7 @@ import { AbortedError, InvalidPathError, NotFoundError, type StorageBackend } fr
 import fc from 'fast-check';
 import pMap from 'p-map';
 import { expect } from 'vitest';
+import { CAS_CHECKS } from './cas-checks.js';
 
 export interface Capabilities {
   /** Bytes streamed through the large-object check. */
@@ -406,6 +407,7 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       expect(text(await backend.get(path))).toBe('third');
     },
   },
+  ...CAS_CHECKS,
   {
     name: 'copy within the store',
     async run({ backend, dir }) {

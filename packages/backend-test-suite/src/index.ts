@@ -1,3 +1,4 @@
+export { CAS_CHECKS } from './cas-checks.js';
 export {
   type Capabilities,
   type CheckContext,

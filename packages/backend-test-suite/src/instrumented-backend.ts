@@ -1,7 +1,16 @@
 // A store wrapper that records every call and can make one fail: the tool behind
 // the policy engine's crash-ordering tests and its store-calls-per-save benchmark.
 import type { SignalOptions, StorageBackend } from '@savepoint/core';
-import type { GetOptions, ListEntry, ListOptions, ObjectStat, PutBody, PutOptions, RmtreeOptions } from '@savepoint/core/store';
+import type {
+  GetOptions,
+  ListEntry,
+  ListOptions,
+  ObjectStat,
+  PutBody,
+  PutOptions,
+  RemoveOptions,
+  RmtreeOptions,
+} from '@savepoint/core/store';
 
 export type Operation =
   | 'exists'
@@ -101,7 +110,7 @@ export class InstrumentedBackend implements StorageBackend {
     });
     yield* entries;
   }
-  remove(path: string, o?: SignalOptions) {
+  remove(path: string, o?: RemoveOptions) {
     return this.#run('remove', path, () => this.inner.remove(path, o));
   }
   rmtree(path: string, o?: RmtreeOptions) {

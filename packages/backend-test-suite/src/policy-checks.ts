@@ -16,6 +16,7 @@ import {
   saveCheckpointDir,
   saveCheckpointFile,
 } from '@savepoint/core';
+import { processIdentity } from '@savepoint/core/kit';
 import pMap from 'p-map';
 import { describe, expect, it } from 'vitest';
 import { InjectedFault, InstrumentedBackend, MUTATING_OPERATIONS } from './instrumented-backend.js';
@@ -452,7 +453,11 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         const second = train('epoch', dir, { hook: { interval: 1 }, steps: 2 });
         const error = await second.catch((e) => e);
         expect(error).toBeInstanceOf(LeaseHeldError);
-        expect(String(error.message)).toMatch(/held by training \(owner [0-9a-f-]+, host .+, pid \d+\)/);
+        expect(String(error.message)).toMatch(
+          /held by training \(owner [0-9a-f-]+, host .+, pid \d+, generation 1\) until \d{4}-/,
+        );
+        // What to do is in the message: which file to delete when no job holds it.
+        expect(String(error.message)).toContain(ctx.backend.joinPath(dir, 'savepoint.lease'));
         // The first writer is unharmed: it saves, and the second wrote nothing.
         runner.epoch = 1;
         runner.iter = 1;
@@ -464,7 +469,7 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         expect(await names(dir)).toEqual(['epoch_1.safetensors', 'epoch_2.safetensors', 'last_checkpoint']);
       });
 
-      it('an expired lease, or one whose process on this host is gone, is taken over; a live one on another host is not', async () => {
+      it('an expired lease, or one whose process is provably gone, is taken over; one elsewhere, or naming only host and pid, is not', async () => {
         const dir = freshWorkDir();
         const lease = ctx.backend.joinPath(dir, 'savepoint.lease');
         const record = (over: Record<string, unknown>) =>
@@ -485,8 +490,28 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         const logs: string[] = [];
         await train('epoch', dir, { hook: { interval: 1 }, steps: 1, logs });
         expect(logs.some((l) => l.includes('Taking over') && l.includes('expired'))).toBe(true);
+        // Host and pid alone prove nothing (another container with this hostname may run that pid): not taken over.
         const { hostname } = await import('node:os');
-        await ctx.backend.put(lease, record({ host: hostname(), pid: 2 ** 22 + 12345 }));
+        const gone = 2 ** 22 + 12345;
+        await ctx.backend.put(lease, record({ host: hostname(), pid: gone }));
+        await expect(train('epoch', dir, { hook: { interval: 1 }, steps: 2, resume: true })).rejects.toBeInstanceOf(
+          LeaseHeldError,
+        );
+        // The same pid in another PID namespace of this machine: cannot be checked from here, not taken over.
+        const me = processIdentity();
+        await ctx.backend.put(lease, record({ host: hostname(), pid: gone, process: { ...me, pid: gone, pidNamespace: '1' } }));
+        await expect(train('epoch', dir, { hook: { interval: 1 }, steps: 2, resume: true })).rejects.toBeInstanceOf(
+          LeaseHeldError,
+        );
+        // This boot and PID namespace, and no such process: provably gone, taken over at once
+        // (where /proc tells boot and namespace; elsewhere only the expiry can).
+        await ctx.backend.put(lease, record({ host: hostname(), pid: gone, process: { ...me, pid: gone, startTime: '1' } }));
+        if (!me.bootId || !me.pidNamespace) {
+          await expect(train('epoch', dir, { hook: { interval: 1 }, steps: 2, resume: true })).rejects.toBeInstanceOf(
+            LeaseHeldError,
+          );
+          await ctx.backend.remove(lease);
+        }
         await train('epoch', dir, { hook: { interval: 1 }, steps: 2, resume: true });
         expect(await names(dir)).toEqual(['epoch_1.safetensors', 'epoch_2.safetensors', 'last_checkpoint']);
       });

@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StorageBackend } from '@savepoint/core';
-import type { PutBody, PutOptions } from '@savepoint/core/store';
+import type { ObjectStat, PutBody, PutOptions, RemoveOptions } from '@savepoint/core/store';
+import { PreconditionFailedError } from '@savepoint/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // A relative import, not a package dependency: backend-local depends on this suite for its own tests.
 import { LocalBackend } from '../../backend-local/src/index.js';
@@ -28,7 +29,7 @@ class Wrapped implements StorageBackend {
   isDir(p: string) {
     return this.inner.isDir(p);
   }
-  stat(p: string) {
+  stat(p: string): Promise<ObjectStat> {
     return this.inner.stat(p);
   }
   put(p: string, body: PutBody, o?: PutOptions) {
@@ -46,8 +47,8 @@ class Wrapped implements StorageBackend {
   list(p: string, o?: { recursive?: boolean }) {
     return this.inner.list(p, o);
   }
-  remove(p: string) {
-    return this.inner.remove(p);
+  remove(p: string, o?: RemoveOptions) {
+    return this.inner.remove(p, o);
   }
   rmtree(p: string, o?: { allowRoot?: boolean }) {
     return this.inner.rmtree(p, o);
@@ -150,8 +151,40 @@ class LeaksAbortListeners extends Wrapped {
 /** Answers stat of a folder with a size, as if it were a file. */
 class StatsFolders extends Wrapped {
   override async stat(p: string) {
-    if (await this.inner.isDir(p)) return { path: p, size: 0 };
+    if (await this.inner.isDir(p)) return { path: p, size: 0, version: 'folder' };
     return this.inner.stat(p);
+  }
+}
+
+/** Drops `ifMatch`: every conditional put and remove goes through, as a backend that never heard of it would. */
+class IgnoresIfMatch extends Wrapped {
+  override put(p: string, body: PutBody, o?: PutOptions) {
+    return this.inner.put(p, body, { ...o, ifMatch: undefined });
+  }
+  override remove(p: string, o?: RemoveOptions) {
+    return this.inner.remove(p, { ...o, ifMatch: undefined });
+  }
+}
+
+/** A stat without the version, as a backend written before compare-and-swap would answer. */
+class StatDropsVersion extends Wrapped {
+  override async stat(p: string) {
+    const { version: _dropped, ...rest } = await this.inner.stat(p);
+    return rest as ObjectStat;
+  }
+}
+
+/** Compares with a stat, then writes without a condition: two writers from one version both win. */
+class CompareThenPut extends Wrapped {
+  override async put(p: string, body: PutBody, o?: PutOptions) {
+    if (o?.ifMatch === undefined) return this.inner.put(p, body, o);
+    const now = await this.inner.stat(p).then(
+      (st) => st.version,
+      () => undefined,
+    );
+    if (now !== o.ifMatch) throw new PreconditionFailedError(p, o.ifMatch, { backend: this.name });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return this.inner.put(p, body, { ...o, ifMatch: undefined });
   }
 }
 
@@ -255,6 +288,29 @@ describe('the contract suite fails broken backends', () => {
     const failures = await runChecks(new CheckThenPut(new LocalBackend()), root, { caps });
     expect(failures.map((f) => f.check)).toContain(
       'putIfAbsent creates only when nothing is there; of racing creators exactly one wins',
+    );
+  }, 60_000);
+
+  it('fails a backend that ignores ifMatch on put and remove', async () => {
+    const failures = (await runChecks(new IgnoresIfMatch(new LocalBackend()), root, { caps })).map((f) => f.check);
+    expect(failures).toContain(
+      'put with ifMatch replaces only the current version; a stale or missing one is refused and nothing changes',
+    );
+    expect(failures).toContain('remove with ifMatch deletes only that version; a missing object succeeds');
+    expect(failures).toContain('of concurrent ifMatch writers from one version exactly one wins, round after round');
+  }, 60_000);
+
+  it('fails a stat that drops the version', async () => {
+    const failures = await runChecks(new StatDropsVersion(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      'stat gives a version that stays while the object does and changes on every replace',
+    );
+  }, 60_000);
+
+  it('fails a conditional put that compares and then writes', async () => {
+    const failures = await runChecks(new CompareThenPut(new LocalBackend()), root, { caps });
+    expect(failures.map((f) => f.check)).toContain(
+      'of concurrent ifMatch writers from one version exactly one wins, round after round',
     );
   }, 60_000);
 

@@ -16,16 +16,21 @@ import type {
   ObjectStat,
   PutBody,
   PutOptions,
+  RemoveOptions,
   RmtreeOptions,
   SignalOptions,
   StorageBackend,
 } from '../store/contract.js';
 import {
   AbortedError,
+  BackendError,
+  ConfigError,
   IncompleteDeleteError,
   InvalidPathError,
   isTransient,
   NotFoundError,
+  PreconditionFailedError,
+  SavepointError,
   TimeoutError,
 } from '../store/errors.js';
 import { dirPrefix, joinObjectPath, type ObjectLocation } from '../store/object-path.js';
@@ -33,7 +38,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitBeforeRetry, withRetry } fr
 import { bufferIfSmall } from './parts.js';
 import type { ObjectHead, ObjectListing, ObjectRequest, ObjectStorePrimitives } from './primitives.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, ProgressTimer } from './progress-timer.js';
-import { ResumableReader } from './resumable-read.js';
+import { closeBody, ResumableReader } from './resumable-read.js';
 
 export interface ObjectStoreSettings {
   retry: RetryPolicy;
@@ -182,14 +187,32 @@ export class ObjectStoreBackend implements StorageBackend {
 
   async stat(path: string, options: SignalOptions = {}): Promise<ObjectStat> {
     const head = await this.#head(path, 'stat', options.signal);
-    return { path, size: head.size, lastModified: head.lastModified };
+    // Without a version no caller could compare-and-swap: refused, never guessed.
+    if (!head.version)
+      throw new BackendError(`stat ${path}: the store answered no version (ETag, generation)`, { backend: this.name });
+    return { path, size: head.size, lastModified: head.lastModified, version: head.version };
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const location = this.#object(path, 'put');
-    const { signal, contentType } = options;
+    const { signal, contentType, ifMatch } = options;
     if (signal?.aborted) throw this.#aborted(path, 'put', signal);
     const { bytes, stream } = await bufferIfSmall(body, this.#store.singleRequestBytes);
+    if (ifMatch !== undefined) {
+      // Compare-and-swap is one conditional request: a multipart upload has no single moment to compare at.
+      if (!bytes) {
+        await closeBody(stream);
+        throw new ConfigError(
+          `put ${path} with ifMatch: the body is longer than one request (${this.#store.singleRequestBytes} bytes); a conditional put is for small records`,
+          { option: 'ifMatch', backend: this.name },
+        );
+      }
+      const replaced = await this.#request(path, 'put', signal, (request) =>
+        this.#store.replaceBytes(location, bytes, ifMatch, { ...request, contentType }),
+      );
+      if (!replaced) throw new PreconditionFailedError(path, ifMatch, { backend: this.name });
+      return;
+    }
     if (bytes) {
       // One request: a buffer can be re-sent, so it is retried whole.
       await this.#request(path, 'put', signal, (request) => this.#store.writeBytes(location, bytes, { ...request, contentType }));
@@ -289,8 +312,18 @@ export class ObjectStoreBackend implements StorageBackend {
     } while (token);
   }
 
-  async remove(path: string, options: SignalOptions = {}): Promise<void> {
+  async remove(path: string, options: RemoveOptions = {}): Promise<void> {
     const location = this.#object(path, 'remove');
+    const { ifMatch } = options;
+    if (ifMatch !== undefined) {
+      const removed = await this.#request(path, 'remove', options.signal, (request) =>
+        this.#store.removeVersion(location, ifMatch, request),
+      );
+      // Some stores (Azure) refuse If-Match on a missing object with the same 412 as on another
+      // version: a missing object is nothing of that version left, as the contract says.
+      if (removed || !(await this.isFile(path, options))) return;
+      throw new PreconditionFailedError(path, ifMatch, { backend: this.name, operation: 'remove' });
+    }
     const failed = await this.#request(path, 'remove', options.signal, (request) =>
       this.#store.deleteMany(location, [location.key], request),
     );

@@ -54,4 +54,12 @@ export {
   type StreamWrite,
   sizeFromContentRange,
 } from './primitives.js';
+export {
+  isThisProcess,
+  type ProcessIdentity,
+  type ProcessState,
+  parseProcessIdentity,
+  processIdentity,
+  processState,
+} from './process-identity.js';
 export { DEFAULT_REQUEST_TIMEOUT_MS, parseRequestTimeout } from './progress-timer.js';

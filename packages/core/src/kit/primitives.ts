@@ -13,7 +13,7 @@ export interface ObjectRequest {
 export interface ObjectHead {
   size: number;
   lastModified?: Date | undefined;
-  /** ETag or generation: resumed reads are pinned to it, so they never mix two versions. */
+  /** ETag or generation: resumed reads are pinned to it, and `stat` gives it for compare-and-swap. */
   version?: string | undefined;
 }
 
@@ -110,6 +110,22 @@ export interface ObjectStorePrimitives {
     bytes: Uint8Array,
     request: ObjectRequest & { contentType?: string | undefined },
   ): Promise<boolean>;
+  /**
+   * Replaces the object with `bytes` only if it is still `version` (S3 and Azure
+   * `If-Match`, GCS `ifGenerationMatch`), in one request: false when the store answers
+   * that it is another version or missing (412, or 404).
+   */
+  replaceBytes(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    version: string,
+    request: ObjectRequest & { contentType?: string | undefined },
+  ): Promise<boolean>;
+  /**
+   * Deletes the object only if it is still `version`, in one request: false when the store
+   * refuses (412). A 404 is true; after a false the adapter asks whether anything is there.
+   */
+  removeVersion(location: ObjectLocation, version: string, request: ObjectRequest): Promise<boolean>;
   listPage(
     bucket: ObjectLocation,
     page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },

@@ -254,7 +254,7 @@ function noChunks(): AsyncIterable<Uint8Array> {
 }
 
 /** Releases a response body that will not be read (its socket goes back to the pool). */
-async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
+export async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
   const iterator = body?.[Symbol.asyncIterator]();
   await iterator?.return?.().catch(() => {});
 }

@@ -23,6 +23,25 @@ export interface SignalOptions {
 
 export interface PutOptions extends SignalOptions {
   contentType?: string | undefined;
+  /**
+   * Compare-and-swap: replace the object only if it is still this version (what `stat`
+   * returned). Otherwise the put rejects with `PreconditionFailedError` and writes
+   * nothing, also when the object is missing. Of concurrent puts with the same
+   * `ifMatch`, at most one succeeds. One request: the body must fit in one (the store's
+   * single-request size; a longer stream is refused with `ConfigError`). A request
+   * retried after a lost answer can report a failure for a write that landed: read
+   * the object back to tell.
+   */
+  ifMatch?: string | undefined;
+}
+
+export interface RemoveOptions extends SignalOptions {
+  /**
+   * Delete only if the object is still this version; another version is left alone
+   * and the call rejects with `PreconditionFailedError`. A missing object succeeds
+   * (nothing of that version is left).
+   */
+  ifMatch?: string | undefined;
 }
 
 export interface GetOptions extends SignalOptions {
@@ -57,6 +76,11 @@ export interface ObjectStat {
   path: string;
   size: number;
   lastModified?: Date | undefined;
+  /**
+   * Opaque, and different after every replace with other bytes (S3 and Azure ETag, GCS
+   * generation; on local disk it changes on every write). What `ifMatch` compares.
+   */
+  version: string;
 }
 
 /**
@@ -72,6 +96,10 @@ export interface ObjectStat {
  *   missing folder succeed.
  * - A `put` is all or nothing: a reader sees the old object or the whole new one, never
  *   a part. A failed or aborted `put` leaves nothing visible.
+ * - Compare-and-swap: `stat` gives the object's `version`; `put` and `remove` with
+ *   `ifMatch` act only on that version, in one conditional request (S3 and Azure
+ *   `If-Match`, GCS `ifGenerationMatch`, a version claim on local disk), and reject with
+ *   `PreconditionFailedError` otherwise. Of concurrent writers from one version, at most one wins.
  * - A path that is empty, holds a NUL byte or has a `..` segment is rejected with
  *   `InvalidPathError` before any request is made.
  * - Errors are `SavepointError`s; transient ones (throttling, 5xx, resets) were already
@@ -90,10 +118,10 @@ export interface StorageBackend {
   isFile(path: string, options?: SignalOptions): Promise<boolean>;
   /** True when some object lives below `path/`. */
   isDir(path: string, options?: SignalOptions): Promise<boolean>;
-  /** Size and modification time of the file at `path`; `NotFoundError` when missing. */
+  /** Size, modification time and version of the file at `path`; `NotFoundError` when missing. */
   stat(path: string, options?: SignalOptions): Promise<ObjectStat>;
 
-  /** Writes `body` at `path`, replacing any object there, atomically. */
+  /** Writes `body` at `path`, replacing any object there, atomically; with `ifMatch`, only over that version. */
   put(path: string, body: PutBody, options?: PutOptions): Promise<void>;
   /**
    * Writes `body` at `path` only if nothing is stored there, in one conditional request
@@ -113,8 +141,8 @@ export interface StorageBackend {
    */
   list(path: string, options?: ListOptions): AsyncIterable<ListEntry>;
 
-  /** Deletes the file at `path`; succeeds when it is already gone. Never touches a folder. */
-  remove(path: string, options?: SignalOptions): Promise<void>;
+  /** Deletes the file at `path`; succeeds when it is already gone. Never touches a folder. With `ifMatch`, only that version. */
+  remove(path: string, options?: RemoveOptions): Promise<void>;
   /**
    * Deletes exactly the objects below `path/`: `run1` never touches `run10/...` or
    * `run1.txt`. Succeeds on a missing folder. Raises `IncompleteDeleteError` when any

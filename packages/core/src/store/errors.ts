@@ -14,6 +14,7 @@ export type SavepointErrorCode =
   | 'CORRUPT_CHECKPOINT'
   | 'NOT_OWNED'
   | 'LEASE_HELD'
+  | 'PRECONDITION_FAILED'
   | 'BACKEND';
 
 export interface SavepointErrorOptions {
@@ -173,6 +174,28 @@ export class LeaseHeldError extends SavepointError {
   constructor(message: string, holder?: Record<string, unknown>, options: SavepointErrorOptions = {}) {
     super('LEASE_HELD', message, options);
     this.holder = holder;
+  }
+}
+
+/**
+ * A conditional write (`put` or `remove` with `ifMatch`) found the object at another
+ * version than the caller's, or missing: another writer got there first. Nothing was
+ * written. Never retried: the caller reads the object again and decides.
+ */
+export class PreconditionFailedError extends SavepointError {
+  override readonly name = 'PreconditionFailedError';
+  readonly path: string;
+  /** The version the caller expected (what it passed as `ifMatch`). */
+  readonly expected: string;
+  constructor(path: string, expected: string, options: SavepointErrorOptions & { message?: string; operation?: string } = {}) {
+    super(
+      'PRECONDITION_FAILED',
+      options.message ??
+        `${options.operation ?? 'put'} ${path}: the object is no longer version ${expected} (another writer replaced or deleted it); nothing was written, read it again before writing`,
+      options,
+    );
+    this.path = path;
+    this.expected = expected;
   }
 }
 
