@@ -138,14 +138,18 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
           expect(info.last_ckpt).toBe(`${mode}_11.safetensors`);
         });
 
-        it('the pointer holds the newest checkpoint name relative to the work dir, with no newline', async () => {
+        it("the pointer's first line is the newest checkpoint name relative to the work dir; the second, the writer's fencing generation", async () => {
           const dir = freshWorkDir();
           await train(mode, dir, { hook: { interval: 3 } });
           const raw = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
-          expect(raw).toBe(`${mode}_11.safetensors`);
+          expect(raw).toBe(`${mode}_11.safetensors\ngeneration: 1`);
           expect(await Run.open(dir, { backend: ctx.backend }).latest()).toBe(
             ctx.backend.joinPath(dir, `${mode}_11.safetensors`),
           );
+          // The next job writes with a generation above it, from its first write on (taking the lease).
+          await train(mode, dir, { hook: { interval: 3 }, steps: 12, resume: true });
+          const next = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
+          expect(next).toBe(`${mode}_12.safetensors\ngeneration: 2`);
         });
 
         it('resume from step 11 holding [9, 10, 11] with maxKeepCkpts 2, train to 12: 9 and 10 go, 11 and 12 stay', async () => {
@@ -425,8 +429,10 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         const plan = { interval: 2, maxKeepCkpts: 1, saveBest: 'acc' } as const;
         const metrics = (s: number) => ({ acc: s / 10 });
         await train('epoch', dir, { hook: plan, metrics, steps: 10, stopAt: 4 });
+        // The first put of the pointer is the resumed job's fencing rewrite (taking the lease); the second is the move.
+        let pointerPuts = 0;
         const dying = new InstrumentedBackend(ctx.backend, (call) =>
-          call.op === 'put' && call.path.endsWith('/last_checkpoint') ? 'before' : undefined,
+          call.op === 'put' && call.path.endsWith('/last_checkpoint') && ++pointerPuts === 2 ? 'before' : undefined,
         );
         await expect(
           train('epoch', dir, { hook: plan, metrics, steps: 10, resume: true, backend: dying }),

@@ -43,7 +43,10 @@ describe('outDir on another store', () => {
     try {
       await run(workDir, 2, false).trainer.train();
       const base = workDir.split('/').pop();
-      expect(await readFile(join(workDir, 'last_checkpoint'), 'utf8')).toBe(`mem://bucket/out/${base}/epoch_2.safetensors`);
+      // The first line names the checkpoint; the second is the fencing generation of the job that wrote it.
+      expect(await readFile(join(workDir, 'last_checkpoint'), 'utf8')).toBe(
+        `mem://bucket/out/${base}/epoch_2.safetensors\ngeneration: 1`,
+      );
       const second = run(workDir, 3, true);
       await second.trainer.train();
       expect(second.trainer.resumedFrom).toBe(`mem://bucket/out/${base}/epoch_2.safetensors`);

@@ -134,6 +134,7 @@ export class CheckpointHook {
   /** A regular save point when one is due at the step that just ended (an epoch, or an iteration). */
   async #afterStep(runner: Runner, epochEnded: boolean): Promise<void> {
     this.#queue.raise();
+    await this.#keepLease();
     if (this.config.byEpoch !== epochEnded) return;
     const [step, last, unit] = epochEnded
       ? [runner.epoch, runner.maxEpochs, 'epochs']
@@ -144,6 +145,16 @@ export class CheckpointHook {
       (steps) => this.#saveRegular(runner, step, [], steps),
       this.#committed.tracker(runner.runtimeInfo),
     );
+  }
+
+  /**
+   * (ours) Renews the lease at the hook call when a third of its TTL has passed: a step
+   * that holds the thread (a TensorFlow.js `fit` epoch, a synchronous loop) starves the
+   * renewal timer, and a lease left to expire is taken over by the next job. A lease
+   * found lost stops this job here, before its next write.
+   */
+  #keepLease(): Promise<void> | undefined {
+    return this.#lease?.renewIfDue();
   }
 
   /** Waits until every save in flight has committed and deleted what it replaces; raises a failure they left. */
@@ -178,6 +189,7 @@ export class CheckpointHook {
 
   async afterValEpoch(runner: Runner, metrics: Record<string, number | null | undefined>): Promise<void> {
     this.#queue.raise();
+    await this.#keepLease();
     if (!this.#bests.judges(metrics, runner.logger)) return;
     this.#requireRun();
     this.#bests.track(metrics, this.config.greaterKeys, this.config.lessKeys);

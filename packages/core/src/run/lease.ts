@@ -129,12 +129,29 @@ export class RunLease {
   /** Renewals run one after another: two at once would each see the other's write as a take-over. */
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(store: StorageBackend, path: string, record: LeaseRecord, version: string, ttlMs: number) {
+  /** When the last renewal (or the acquisition) was sent: `renewIfDue` renews after a third of the TTL. */
+  #renewedAt = Date.now();
+  /** Whether this lease was taken over from another holder (then the pointer is fenced even before the first save). */
+  readonly tookOver: boolean;
+
+  private constructor(
+    store: StorageBackend,
+    path: string,
+    record: LeaseRecord,
+    version: string,
+    ttlMs: number,
+    tookOver: boolean,
+  ) {
     this.store = store;
     this.path = path;
     this.record = record;
     this.#version = version;
     this.#ttlMs = ttlMs;
+    this.tookOver = tookOver;
+  }
+
+  get ttlMs(): number {
+    return this.#ttlMs;
   }
 
   /** Takes the lease at `path`, or throws `LeaseHeldError` naming the live holder. */
@@ -170,16 +187,18 @@ export class RunLease {
       };
     };
     let last: LeaseRecord | undefined;
+    // Once any holder's lease was replaced by us (even if a later round lost it again), later rounds count as a take-over.
+    let tookOver = false;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (await store.putIfAbsent(path, JSON.stringify(recordOf(floor)), { ...signal, ...JSON_TYPE })) {
-        const mine = await RunLease.#adopt(store, path, owner, options.ttlMs, signal);
+        const mine = await RunLease.#adopt(store, path, owner, options.ttlMs, signal, tookOver);
         if (mine) return mine;
         continue; // replaced right after it was created: look at who holds it now
       }
       const held = await readLease(store, path, signal);
       if (held === null) continue; // released between our two calls: try again
       // Our create or take-over landed but its answer was lost, and a retry saw our own object.
-      if (held.record?.owner === owner) return new RunLease(store, path, held.record, held.version, options.ttlMs);
+      if (held.record?.owner === owner) return new RunLease(store, path, held.record, held.version, options.ttlMs, tookOver);
       last = held.record;
       const why = staleReason(held.record);
       if (why === undefined) throw new LeaseHeldError(heldMessage(path, held.record as LeaseRecord), { ...held.record });
@@ -192,7 +211,8 @@ export class RunLease {
         if (error instanceof PreconditionFailedError) continue; // someone else changed it first: read it again
         throw error;
       }
-      const mine = await RunLease.#adopt(store, path, owner, options.ttlMs, signal);
+      tookOver = true;
+      const mine = await RunLease.#adopt(store, path, owner, options.ttlMs, signal, tookOver);
       if (mine) return mine;
     }
     throw new LeaseHeldError(takeoverFailedMessage(path, ATTEMPTS, last), last ? { ...last } : undefined);
@@ -205,10 +225,11 @@ export class RunLease {
     owner: string,
     ttlMs: number,
     options: SignalOptions,
+    tookOver: boolean,
   ): Promise<RunLease | undefined> {
     const held = await readLease(store, path, options);
     if (held?.record?.owner !== owner) return undefined;
-    return new RunLease(store, path, held.record, held.version, ttlMs);
+    return new RunLease(store, path, held.record, held.version, ttlMs, tookOver);
   }
 
   /** Set when renewal found the lease taken by someone else; the holder must stop writing. */
@@ -226,6 +247,28 @@ export class RunLease {
     return this.#version;
   }
 
+  /** Marks the lease lost (the fenced pointer found a newer holder): every later write of this holder is refused with `error`. */
+  markLost(error: SavepointError): void {
+    this.#lost ??= error;
+  }
+
+  /**
+   * Renews when more than a third of the TTL has passed since the last renewal, so a
+   * loop whose steps hold the thread (no timer can fire) still renews at every hook
+   * call. Cheap when not due (no I/O). Throws only when the lease is lost; a failed
+   * renewal for another reason is tried again at the next call, and raised once the
+   * lease has expired by this process's clock (it may have been taken over by then).
+   */
+  async renewIfDue(): Promise<void> {
+    if (this.#lost) throw this.#lost;
+    if (this.#released || Date.now() - this.#renewedAt < this.#ttlMs / 3) return;
+    try {
+      await this.renew();
+    } catch (error) {
+      if (this.#lost || Date.parse(this.record.expiresAt) <= Date.now()) throw error;
+    }
+  }
+
   /** Pushes the expiry forward. Throws (and remembers) `LeaseHeldError` if another writer took it. */
   renew(options: SignalOptions = {}): Promise<void> {
     const next = this.#queue.then(() => this.#renewOnce(options));
@@ -236,7 +279,8 @@ export class RunLease {
   async #renewOnce(options: SignalOptions): Promise<void> {
     if (this.#released) return;
     if (this.#lost) throw this.#lost;
-    const next: LeaseRecord = { ...this.record, expiresAt: new Date(Date.now() + this.#ttlMs).toISOString() };
+    const sentAt = Date.now();
+    const next: LeaseRecord = { ...this.record, expiresAt: new Date(sentAt + this.#ttlMs).toISOString() };
     try {
       await this.store.put(this.path, JSON.stringify(next), { ...options, ...JSON_TYPE, ifMatch: this.#version });
     } catch (error) {
@@ -253,6 +297,7 @@ export class RunLease {
     }
     this.#version = held.version;
     this.record.expiresAt = held.record.expiresAt;
+    this.#renewedAt = sentAt;
   }
 
   /** Renews every third of the TTL in the background; failures other than a lost lease are retried next time. */

@@ -1,14 +1,67 @@
 // The `last_checkpoint` pointer: a small object in the work dir naming the run's
 // newest committed checkpoint. Only `Run` reads or moves it (run.ts), so the rules
 // about what it may name (layout.ts) and who may move it are kept in one place.
+//
+// Its first line is the checkpoint's name (what a person or a script reading the file
+// sees first). A pointer written under a lease has a second line, `generation: N`: the
+// fencing generation of the job that wrote it. A job that takes a run over rewrites
+// the pointer with its own generation by compare-and-swap, so the version every older
+// holder last saw is gone, and their moves (compare-and-swap on that version) fail.
+// The generation is in the bytes, not only in the version: an S3 ETag is a hash of
+// the bytes, and a rewrite of the same bytes would keep it.
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
 import { POINTER_NAME, resolvePointerText } from './layout.js';
 
 /** The pointer is a name, never large: a longer one is not read past this (a hostile multi-GB "pointer" stays out of memory). */
 const MAX_POINTER_BYTES = 4096;
+const GENERATION_LINE = /^generation:\s*(\d{1,15})$/;
 
-/** The pointer's text exactly as stored (trimmed), or undefined when there is no pointer. */
+export interface PointerRecord {
+  /** The checkpoint it names, exactly as stored; undefined for a pointer that names none yet (written by a take-over). */
+  text: string | undefined;
+  /** The fencing generation that wrote it; 0 for a pointer written without a lease (or by an older savepoint). */
+  generation: number;
+}
+
+/** Parses the pointer's bytes. Lines other than the name and the generation are ignored (a later format may add some). */
+export function parsePointer(raw: string): PointerRecord {
+  let text: string | undefined;
+  let generation = 0;
+  for (const line of raw.split(/\r?\n/).map((l) => l.trim())) {
+    const match = GENERATION_LINE.exec(line);
+    if (match) generation = Number(match[1]);
+    else if (text === undefined && line.length > 0) text = line;
+  }
+  return { text, generation };
+}
+
+export function formatPointer(record: PointerRecord): string {
+  const lines = [
+    ...(record.text === undefined ? [] : [record.text]),
+    ...(record.generation > 0 ? [`generation: ${record.generation}`] : []),
+  ];
+  return lines.join('\n');
+}
+
+/** The pointer and the store's version of it, or undefined when there is none. The version is read first (see lease.ts). */
+export async function readPointer(
+  backend: StorageBackend,
+  workDir: string,
+  options: SignalOptions = {},
+): Promise<(PointerRecord & { version: string }) | undefined> {
+  const path = backend.joinPath(workDir, POINTER_NAME);
+  try {
+    const { version } = await backend.stat(path, options);
+    const bytes = await backend.get(path, { ...options, range: { start: 0, end: MAX_POINTER_BYTES } });
+    return { ...parsePointer(new TextDecoder().decode(bytes)), version };
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
+
+/** The name the pointer holds exactly as stored (trimmed), or undefined when there is no pointer or it names nothing yet. */
 export async function readPointerText(
   backend: StorageBackend,
   workDir: string,
@@ -19,8 +72,7 @@ export async function readPointerText(
       ...options,
       range: { start: 0, end: MAX_POINTER_BYTES },
     });
-    const text = new TextDecoder().decode(bytes).trim();
-    return text.length > 0 ? text : undefined;
+    return parsePointer(new TextDecoder().decode(bytes)).text;
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     throw error;
@@ -41,12 +93,12 @@ export async function readLastCheckpoint(
   return text === undefined ? undefined : resolvePointerText(backend, workDir, text);
 }
 
-/** Replaces the pointer atomically (a single put) with `text`: a name relative to the work dir, or a full path. */
+/** Replaces the pointer atomically (a single put), unfenced: for tools outside a lease (a copy's pointer). */
 export async function writeLastCheckpoint(
   backend: StorageBackend,
   workDir: string,
   text: string,
   options: SignalOptions = {},
 ): Promise<void> {
-  await backend.put(backend.joinPath(workDir, POINTER_NAME), text, options);
+  await backend.put(backend.joinPath(workDir, POINTER_NAME), formatPointer({ text, generation: 0 }), options);
 }

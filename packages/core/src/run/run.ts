@@ -24,9 +24,10 @@ import { type CopyProgress, copyRun } from './copy.js';
 import type { RunFolder, RunScan } from './folder.js';
 import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
+import { FencedPointer } from './fenced-pointer.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
-import { readLastCheckpoint, readPointerText, writeLastCheckpoint } from './pointer.js';
+import { readLastCheckpoint, readPointer, readPointerText, writeLastCheckpoint } from './pointer.js';
 import { type PruneResult, pruneRun } from './prune.js';
 import { scanRun } from './scan.js';
 import { type VerifyReport, verifyPath } from './verify.js';
@@ -55,6 +56,8 @@ export class Run implements RunFolder {
   /** Stores this run built itself: the only ones `close()` closes. */
   readonly #owned: StorageBackend[];
   #closed = false;
+  /** Set while this run holds its lease: pointer moves are then compare-and-swaps (fenced-pointer.ts). */
+  #fence: FencedPointer | undefined;
 
   private constructor(layout: RunLayout, owned: StorageBackend[], signal: AbortSignal | undefined) {
     this.layout = layout;
@@ -202,21 +205,45 @@ export class Run implements RunFolder {
     return text === undefined ? undefined : this.layout.resolvePointer(text);
   }
 
-  /** Moves the pointer to `name` (a checkpoint of this run, complete before this is called). */
+  /**
+   * Moves the pointer to `name` (a checkpoint of this run, complete before this is called).
+   * Under the lease the move is fenced: it fails with `LeaseHeldError`, and the lease is
+   * marked lost, when another job has taken the run over since this one last wrote it.
+   */
   async movePointer(name: string, options?: SignalOptions): Promise<void> {
-    await writeLastCheckpoint(this.workDirStore, this.workDir, this.layout.pointerText(name), this.#options(options));
+    const text = this.layout.pointerText(name);
+    if (this.#fence) await this.#fence.move(text, this.#options(options));
+    else await writeLastCheckpoint(this.workDirStore, this.workDir, text, this.#options(options));
   }
 
-  /** Deletes the pointer: the run starts over (its checkpoints stay until removed). */
+  /** Deletes the pointer: the run starts over (its checkpoints stay until removed). Fenced like `movePointer`. */
   async clearPointer(options?: SignalOptions): Promise<void> {
-    await this.workDirStore.remove(this.layout.pointerPath, this.#options(options));
+    if (this.#fence) await this.#fence.clear(this.#options(options));
+    else await this.workDirStore.remove(this.layout.pointerPath, this.#options(options));
   }
 
   // The lease
 
-  /** Takes the run's one-writer lease, or throws `LeaseHeldError` naming the live holder. */
+  /**
+   * Takes the run's one-writer lease, or throws `LeaseHeldError` naming the live holder.
+   * Its generation is above the one the pointer records, and the pointer is rewritten
+   * with it: from then on only this holder can move the pointer (`movePointer`).
+   */
   async acquireLease(options: Omit<AcquireLeaseOptions, 'signal'>): Promise<RunLease> {
-    return RunLease.acquire(this.workDirStore, this.layout.leasePath, { ...options, signal: this.#signal });
+    const signal = this.#options();
+    const recorded = (await readPointer(this.workDirStore, this.workDir, signal))?.generation ?? 0;
+    const lease = await RunLease.acquire(this.workDirStore, this.layout.leasePath, {
+      ...options,
+      minGeneration: Math.max(options.minGeneration ?? 1, recorded + 1),
+      signal: this.#signal,
+    });
+    try {
+      this.#fence = await FencedPointer.take(this.workDirStore, this.workDir, lease, signal);
+    } catch (error) {
+      await lease.release().catch(() => {});
+      throw error;
+    }
+    return lease;
   }
 
   /**
