@@ -21,10 +21,10 @@ import {
   saveCheckpointFile,
 } from './checkpoint-files.js';
 import { type CopyProgress, copyRun } from './copy.js';
+import { FencedPointer } from './fenced-pointer.js';
 import type { RunFolder, RunScan } from './folder.js';
 import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
-import { FencedPointer } from './fenced-pointer.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
 import { readLastCheckpoint, readPointer, readPointerText, writeLastCheckpoint } from './pointer.js';
