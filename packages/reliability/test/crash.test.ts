@@ -16,7 +16,7 @@ import { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics, recor
 import { NETWORK_STORES } from './stores.js';
 
 const CHILD = fileURLToPath(new URL('../dist/crash-child.js', import.meta.url));
-const KILLS = 30;
+const KILLS = 20;
 const EPOCHS = 6;
 
 function describeWrite(op: string, path: string): string {
