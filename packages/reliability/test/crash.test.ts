@@ -21,7 +21,7 @@ const EPOCHS = 6;
 
 function describeWrite(op: string, path: string): string {
   if (path.endsWith('/savepoint.lease')) return 'lease write';
-  if (op !== 'put') return `delete (${op})`;
+  if (op === 'remove' || op === 'rmtree') return `delete (${op})`;
   if (path.endsWith('/last_checkpoint')) return 'pointer move';
   if (path.endsWith('/savepoint-manifest.json')) return 'manifest write';
   if (/\/shard-[^/]+$/.test(path)) return 'shard upload';
