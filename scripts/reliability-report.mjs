@@ -106,6 +106,26 @@ if (Object.keys(ownership).length > 0) {
     );
   }
 }
+const races = figures['lease-races']?.stores ?? {};
+const paused = figures['paused-writer']?.stores ?? {};
+if (Object.keys(races).length > 0 || Object.keys(paused).length > 0) {
+  lines.push(
+    '',
+    '## Take-over races and paused writers',
+    '',
+    "Take-over races: two jobs take over one expired lease at once through `Run.acquireLease`, the second on a link slowed by 1-3 round trips on one kind of request per round, so its steps land before, between and after the first's. A round counts when exactly one job holds the lease and the other fails with LeaseHeldError. Paused writers: a real job stops itself with SIGSTOP (before a pointer move, sync and async; before a deletion; in the middle of a synchronous step), its lease expires, a successor takes over and trains on; continued with SIGCONT, the job must fail with LeaseHeldError, and every object of the run must be as the successor left it.",
+    '',
+    '| store | take-over races | one holder | paused-writer scenarios | paused writer stopped | run unchanged |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const store of [...new Set([...Object.keys(races), ...Object.keys(paused)])]) {
+    const r = races[store];
+    const p = paused[store];
+    lines.push(
+      `| ${store} | ${r?.rounds ?? '-'} | ${r?.oneHolder ?? '-'} | ${p?.scenarios ?? '-'} | ${p?.pausedWriterStopped ?? '-'} | ${p?.runUnchanged ?? '-'} |`,
+    );
+  }
+}
 const secrets = figures.secrets;
 if (secrets) {
   lines.push(

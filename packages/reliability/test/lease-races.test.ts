@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalBackend } from '@savepoint/backend-local';
 import { LeaseHeldError, PreconditionFailedError, Run, type RunLease, type StorageBackend } from '@savepoint/core';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { recordFigures } from '../src/index.js';
 import { NETWORK_STORES } from './stores.js';
 
 const targets: { name: string; skipReason: string | undefined; open(): Promise<{ store: StorageBackend; root: string }> }[] = [
@@ -90,6 +91,10 @@ async function withStore(target: (typeof targets)[number], body: (store: Storage
   }
 }
 
+/** Take-over races run and the rounds that ended with exactly one holder, per store (docs/reliability.md). */
+const races: Record<string, { rounds: number; oneHolder: number }> = {};
+afterAll(() => recordFigures('lease-races', { stores: races }));
+
 for (const target of targets) {
   describe.skipIf(!!target.skipReason)(`the run's lease on ${target.name}`, () => {
     it('two jobs taking over the same expired lease at once: exactly one holds it, one generation up', async () => {
@@ -100,7 +105,10 @@ for (const target of targets) {
         const rtt = await roundTrip(store, store.joinPath(root, 'probe'));
         const kinds = [[], ['remove'], ['put'], ['putIfAbsent'], ['get', 'stat']];
         const ROUNDS = 16;
+        const row = { rounds: 0, oneHolder: 0 };
+        races[target.name] = row;
         for (let round = 0; round < ROUNDS; round++) {
+          row.rounds++;
           const path = Run.open(store.joinPath(root, `run-${round}`), { backend: store }).layout.leasePath;
           await store.put(path, expiredLease(round + 3));
           const slow = slowLink(store, kinds[round % kinds.length] as string[], rtt * (1 + (round % 3)));
@@ -111,6 +119,7 @@ for (const target of targets) {
           expect(won, `round ${round}: exactly one job holds the lease`).toHaveLength(1);
           const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
           expect(lost.reason, `round ${round}: the other is refused`).toBeInstanceOf(LeaseHeldError);
+          row.oneHolder++;
           const lease = won[0] as RunLease;
           expect(lease.generation).toBe(round + 4);
           expect(await holder(store, path)).toMatchObject({ owner: lease.record.owner, generation: round + 4 });

@@ -180,7 +180,8 @@ for (const target of TARGETS) {
       async (scenario) => {
         if (target.skipReason) throw new Error(target.skipReason);
         const { store, root, args, cleanup } = await target.setup();
-        const row = (figures[target.name] ??= { scenarios: 0, pausedWriterStopped: 0, runUnchanged: 0 });
+        figures[target.name] ??= { scenarios: 0, pausedWriterStopped: 0, runUnchanged: 0 };
+        const row = figures[target.name];
         row.scenarios++;
         const dir = store.joinPath(root, scenario.name.replace(/\W+/g, '-'));
         const paused = startChild({
