@@ -650,7 +650,7 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
             },
             { concurrency: SWEEP_CONCURRENCY },
           );
-          expect(scenarios).toBe(writes * 2);
+          expect(scenarios).toBe(writes + 1);
         },
         600_000,
       );

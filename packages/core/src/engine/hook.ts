@@ -20,7 +20,8 @@ import { publishCheckpoints } from './publish.js';
 import { restoreRunState, takeRun } from './restore.js';
 import { PENDING_REMOVALS_KEY, type RetentionState, recordRegularSave, removeLogged } from './retention.js';
 import { checkpointOf, type Runner } from './runner.js';
-import { SaveQueue, type SaveStep } from './save-queue.js';
+import { SaveQueue } from './save-queue.js';
+import { runStepsHere, type SaveStep } from './save-steps.js';
 import { isSaveDue } from './schedule.js';
 
 export class CheckpointHook {
@@ -103,6 +104,7 @@ export class CheckpointHook {
     runner.logger.info(`Checkpoints will be saved to ${redact(run.outDir)}.`);
     try {
       if (runner.rank === 0) this.#lease = await takeRun(run, runner, this.config);
+      this.#queue.useRunner(runStepsHere(() => this.#requireRun(), () => runner.logger, this.config.layout));
       await restoreRunState({
         run,
         runner,
@@ -172,11 +174,11 @@ export class CheckpointHook {
     if (runner.rank === 0) {
       const { saveOptimizer: optimizer, saveParamScheduler: scheduler } = this.config;
       const checkpoint = await this.#snapshot(runner, { optimizer, scheduler });
-      steps.push(() => run.save(name, checkpoint, this.config.layout));
-      steps.push(() => run.movePointer(name));
+      steps.push({ kind: 'save', name, checkpoint });
+      steps.push({ kind: 'move', name });
       for (const [i, old] of removals.entries()) {
         const what = i < extraRemovals.length ? 'previous best checkpoint' : 'old checkpoint';
-        steps.push(() => this.#removeLogged(runner, old, what));
+        steps.push({ kind: 'remove', name: old, what });
       }
     }
     runner.runtimeInfo.set(PENDING_REMOVALS_KEY, []);
@@ -206,7 +208,7 @@ export class CheckpointHook {
     for (const { metric, score, name, previous } of improvements) {
       if (runner.rank === 0) {
         const checkpoint = await this.#snapshot(runner, { optimizer: false, scheduler: false });
-        steps.push(() => run.save(name, checkpoint, this.config.layout));
+        steps.push({ kind: 'save', name, checkpoint });
       }
       if (previous && previous !== name) oldBests.push(previous);
       runner.logger.info(
@@ -215,7 +217,7 @@ export class CheckpointHook {
       if (this.#state.lastCkpt === undefined && oldBests.length > 0 && runner.rank === 0) {
         // (ours) No regular checkpoint to re-save: once the new best is committed, the old one can go.
         const old = oldBests.pop() as string;
-        steps.push(() => this.#removeLogged(runner, old, 'previous best checkpoint'));
+        steps.push({ kind: 'remove', name: old, what: 'previous best checkpoint' });
       }
     }
     if (improvements.length > 0 && this.#state.lastCkpt !== undefined) {

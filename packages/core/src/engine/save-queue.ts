@@ -7,10 +7,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { TypedArray } from '../format/tensor.js';
 import { AbortedError } from '../store/errors.js';
+import type { SaveStep, StepRunner } from './save-steps.js';
 import { SnapshotPool, snapshotCheckpoint } from './snapshot.js';
-
-/** One store operation of a save point, run in order after the ones before it. */
-export type SaveStep = () => Promise<void>;
 
 /** Told what became of a save point: `capture` right after it is planned, then `commit` with that capture, or `fail`. */
 export interface CommitTracker<T> {
@@ -38,9 +36,21 @@ export class SaveQueue {
   /** Save points planned so far (each background one gets its number), and the first not cancelled by a failure. */
   #issued = 0;
   #cancelledBelow = 0;
+  /** Who carries the steps out: this thread, or the save worker (set by the hook once the run is open). */
+  #runner: StepRunner | undefined;
 
   constructor(options: SaveQueueOptions) {
     this.#options = options;
+  }
+
+  /** Sets who carries the steps out from now on. */
+  useRunner(runner: StepRunner): void {
+    this.#runner = runner;
+  }
+
+  async #run(steps: readonly SaveStep[]): Promise<readonly TypedArray[] | undefined> {
+    if (!this.#runner) throw new Error('SaveQueue: no step runner (the hook sets one in beforeTrain)');
+    return this.#runner.run(steps);
   }
 
   /** Save points in flight (always 0 without `asyncSave`). */
@@ -100,7 +110,7 @@ export class SaveQueue {
       committed: () => tracker?.commit(planned as T),
       failed: () => tracker?.fail(),
     };
-    const buffers = this.#planBuffers;
+    let buffers: readonly TypedArray[] = this.#planBuffers;
     if (steps.length === 0) {
       this.#pool.release(buffers);
       outcome.committed();
@@ -108,7 +118,7 @@ export class SaveQueue {
     }
     if (!this.#options.asyncSave) {
       try {
-        for (const step of steps) await step();
+        await this.#run(steps);
       } catch (error) {
         outcome.failed();
         throw error;
@@ -129,7 +139,8 @@ export class SaveQueue {
         if (signal?.aborted) {
           throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
         }
-        for (const step of steps) await step();
+        // A runner that moved the buffers to another thread hands them back when done.
+        buffers = (await this.#run(steps)) ?? buffers;
         outcome.committed();
       })
       .catch((error: unknown) => {

@@ -1,0 +1,49 @@
+// A save point's store operations, as data: write a checkpoint, move the pointer,
+// delete what the commit dropped. The hook plans them; a step runner carries them out
+// in order, stopping at the first failure (commit before delete). As data, a save
+// point can be carried out on this thread (`runStepsHere`) or handed whole to the save
+// worker (save-worker.ts), which carries it out while the training loop holds this one.
+import type { Checkpoint, TypedArray } from '../format/tensor.js';
+import type { CheckpointLayout, Run } from '../run/run.js';
+import { removeLogged } from './retention.js';
+import type { Logger } from './runner.js';
+
+export type SaveStep =
+  | { kind: 'save'; name: string; checkpoint: Checkpoint }
+  | { kind: 'move'; name: string }
+  | { kind: 'remove'; name: string; what: string };
+
+/** Carries out a save point's steps, in order; the first failure stops it and is thrown. */
+export interface StepRunner {
+  /**
+   * Resolves when every step has succeeded. A runner that moved the snapshot's buffers
+   * elsewhere (a worker: they were transferred, not copied) resolves with them once they
+   * may be reused; undefined means the buffers it was given were never moved.
+   */
+  run(steps: readonly SaveStep[]): Promise<readonly TypedArray[] | undefined>;
+  /** Stops the runner (a worker ends); the steps it was given have finished by then. */
+  close(): Promise<void>;
+}
+
+/** Carries out one step with `run`, on this thread. */
+export async function runStep(run: Run, logger: Logger, layout: CheckpointLayout, step: SaveStep): Promise<void> {
+  switch (step.kind) {
+    case 'save':
+      return run.save(step.name, step.checkpoint, layout);
+    case 'move':
+      return run.movePointer(step.name);
+    case 'remove':
+      return removeLogged(run, logger, step.name, step.what);
+  }
+}
+
+/** The step runner of this thread: what a synchronous save uses, and an async one when no worker can take it. */
+export function runStepsHere(run: () => Run, logger: () => Logger, layout: CheckpointLayout): StepRunner {
+  return {
+    async run(steps) {
+      for (const step of steps) await runStep(run(), logger(), layout, step);
+      return undefined;
+    },
+    async close() {},
+  };
+}
