@@ -23,7 +23,8 @@ describe('savepoint demo', () => {
       expect(files.filter((f) => /^epoch_\d+\.safetensors$/.test(f))).toHaveLength(2);
       expect(files).toContain('epoch_10.safetensors');
       expect(files.filter((f) => f.startsWith('best_val_acc_epoch_') && !/-[0-9a-f]{8}\./.test(f))).toHaveLength(1);
-      expect((await readFile(join(dir, 'last_checkpoint'), 'utf8')).trim()).toBe('epoch_10.safetensors');
+      // The pointer's first line names the checkpoint; the second is the fencing generation (the resumed job is the second).
+      expect(await readFile(join(dir, 'last_checkpoint'), 'utf8')).toBe('epoch_10.safetensors\ngeneration: 2');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -249,7 +249,7 @@ for (const config of stores) {
           }
           const result = await run(['prune', leased, '--keep', '1', '--yes', ...flag]);
           expect(result.code).toBe(1);
-          expect(result.err).toMatch(/held by training \(owner .*pid \d+\)/);
+          expect(result.err).toMatch(/held by training \(owner .*pid \d+, generation \d+\)/);
           expect(await store.isFile(store.joinPath(leased, 'epoch_1.safetensors'))).toBe(true);
         } finally {
           await hook.close();

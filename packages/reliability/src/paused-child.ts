@@ -18,6 +18,8 @@ export interface PausedConfig {
   /** How long each training step holds the thread. */
   stepMs: number;
   asyncSave: boolean;
+  /** Stores built from `backendArgs` (no instance): then `asyncSave` runs on the save worker thread. Only with an `epoch` pause. */
+  storesFromArgs?: boolean;
   /** Stop just before the `occurrence`-th call (1-based) of `op` on a path ending with `pathEnd`, or in the step of `epoch`. */
   pause: { op: string; pathEnd: string; occurrence: number } | { epoch: number };
 }
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     }
     return undefined;
   });
+  const stores = config.storesFromArgs ? { backendArgs: config.backendArgs } : { backend: store };
   const trainer = new ReferenceTrainer({
     workDir: config.workDir,
     model: new SlowModel(config, pausedMetrics),
@@ -77,13 +80,13 @@ async function main(): Promise<void> {
       ...PAUSED_HOOK,
       asyncSave: config.asyncSave,
       leaseTtlMs: config.leaseTtlMs,
-      backend: store,
+      ...stores,
     }),
     itersPerEpoch: 1,
     maxEpochs: config.epochs,
     valInterval: 1,
     resume: true,
-    backend: store,
+    ...stores,
   });
   await trainer.train();
   process.stdout.write('done\n');

@@ -30,6 +30,7 @@ const TAKEOVER_EPOCHS = 8;
 interface Scenario {
   name: string;
   asyncSave: boolean;
+  storesFromArgs?: boolean;
   pause: PausedConfig['pause'];
 }
 
@@ -50,6 +51,12 @@ const SCENARIOS: Scenario[] = [
     pause: { op: 'remove', pathEnd: '.safetensors', occurrence: 2 },
   },
   { name: 'in the middle of a synchronous step', asyncSave: false, pause: { epoch: PAUSE_AT } },
+  {
+    name: 'in the middle of a synchronous step, with asyncSave on the save worker thread',
+    asyncSave: true,
+    storesFromArgs: true,
+    pause: { epoch: PAUSE_AT },
+  },
 ];
 
 /** Process state from /proc (Linux): 'T' once SIGSTOP has taken effect. */
@@ -181,7 +188,7 @@ for (const target of TARGETS) {
         if (target.skipReason) throw new Error(target.skipReason);
         const { store, root, args, cleanup } = await target.setup();
         figures[target.name] ??= { scenarios: 0, pausedWriterStopped: 0, runUnchanged: 0 };
-        const row = figures[target.name];
+        const row = figures[target.name] as { scenarios: number; pausedWriterStopped: number; runUnchanged: number };
         row.scenarios++;
         const dir = store.joinPath(root, scenario.name.replace(/\W+/g, '-'));
         const paused = startChild({
@@ -191,6 +198,7 @@ for (const target of TARGETS) {
           leaseTtlMs: LEASE_TTL_MS,
           stepMs: STEP_MS,
           asyncSave: scenario.asyncSave,
+          storesFromArgs: scenario.storesFromArgs,
           pause: scenario.pause,
         });
         try {

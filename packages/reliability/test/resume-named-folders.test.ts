@@ -98,7 +98,7 @@ for (const target of targets) {
           'epoch_3.safetensors',
           'epoch_50.safetensors',
         ]);
-        expect(new TextDecoder().decode(await store.get(at('last_checkpoint')))).toBe('epoch_3.safetensors');
+        expect(new TextDecoder().decode(await store.get(at('last_checkpoint')))).toBe('epoch_3.safetensors\ngeneration: 2');
 
         // A second resume (and its rotation) keeps them too.
         await trainer(store, workDir, 5, true, []).train();

@@ -11,7 +11,7 @@ import { absoluteWorkDir, type RunLayout } from '../run/layout.js';
 import type { RunLease } from '../run/lease.js';
 import { Run } from '../run/run.js';
 import type { StorageBackend } from '../store/contract.js';
-import { SavepointError } from '../store/errors.js';
+import { LeaseHeldError, SavepointError } from '../store/errors.js';
 import { redact } from '../store/redact.js';
 import { BestTracker } from './bests.js';
 import { CommittedState } from './committed-state.js';
@@ -21,7 +21,8 @@ import { restoreRunState, takeRun } from './restore.js';
 import { PENDING_REMOVALS_KEY, type RetentionState, recordRegularSave, removeLogged } from './retention.js';
 import { checkpointOf, type Runner } from './runner.js';
 import { SaveQueue } from './save-queue.js';
-import { runStepsHere, type SaveStep } from './save-steps.js';
+import { runStepsHere, type SaveStep, type StepRunner } from './save-steps.js';
+import { SaveWorker, saveWorkerPlan } from './save-worker.js';
 import { isSaveDue } from './schedule.js';
 
 export class CheckpointHook {
@@ -36,6 +37,10 @@ export class CheckpointHook {
   #lease: RunLease | undefined;
   /** (ours) A failed save point puts the engine's state back to the last committed one. */
   readonly #committed: CommittedState;
+  /** Who carries the save points out (this thread, or the save worker: save-worker.ts); set by `beforeTrain`. */
+  #steps: StepRunner | undefined;
+  /** Whether the hook's run was opened from plain data alone (no store instance), so another thread can open it too. */
+  #portable = false;
 
   constructor(options: CheckpointHookOptions = {}) {
     this.config = Object.freeze(resolveCheckpointHookOptions(options));
@@ -80,7 +85,10 @@ export class CheckpointHook {
       signal: this.config.signal,
     });
     // The first run opened is the hook's; another work dir (a layout asked for) gets its own.
-    this.#run ??= run;
+    if (!this.#run) {
+      this.#run = run;
+      this.#portable = this.config.store.kind === 'registry' && workDirBackend === undefined;
+    }
     return run;
   }
 
@@ -104,7 +112,7 @@ export class CheckpointHook {
     runner.logger.info(`Checkpoints will be saved to ${redact(run.outDir)}.`);
     try {
       if (runner.rank === 0) this.#lease = await takeRun(run, runner, this.config);
-      this.#queue.useRunner(runStepsHere(() => this.#requireRun(), () => runner.logger, this.config.layout));
+
       await restoreRunState({
         run,
         runner,
@@ -115,10 +123,63 @@ export class CheckpointHook {
         remove: (name, what) => this.#removeLogged(runner, name, what),
       });
       this.#committed.record(runner.runtimeInfo);
+      this.#steps = this.#stepRunner(run, runner);
+      this.#queue.useRunner(this.#steps);
     } catch (error) {
       await this.close().catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Who carries the save points out: with `asyncSave`, the save worker when the run can
+   * be opened in another thread (stores from `backendArgs`, backends with a source
+   * module); otherwise this thread. The worker moves the pointer for this hook's lease.
+   */
+  #stepRunner(run: Run, runner: Runner): StepRunner {
+    const here = runStepsHere(
+      () => this.#requireRun(),
+      () => runner.logger,
+      this.config.layout,
+    );
+    const { store } = this.config;
+    if (!this.config.asyncSave || runner.rank !== 0 || !this.#portable || store.kind !== 'registry') return here;
+    const plan = saveWorkerPlan([run.workDir, run.outDir], store.backendArgs);
+    if ('reason' in plan) {
+      runner.logger.info(`Background saves run on the main thread: ${plan.reason}.`);
+      return here;
+    }
+    const lease = this.#lease;
+    const fence = run.handOverFence();
+    const worker = new SaveWorker(
+      {
+        workDir: run.workDir,
+        outDir: this.config.outDir,
+        filenameTmpl: this.config.filenameTmpl,
+        metrics: this.#bests.metrics,
+        backendArgs: store.backendArgs,
+        layout: this.config.layout,
+        sources: plan.sources,
+        fence: fence && lease ? { state: fence, leasePath: lease.path, tookOver: lease.tookOver } : undefined,
+      },
+      () => runner.logger,
+      this.config.signal,
+    );
+    return {
+      offThread: true,
+      run: (steps) => {
+        this.#requireRun();
+        return worker.run(steps).catch((error: unknown) => {
+          // The worker's fenced move found another holder: this job's lease is lost here too.
+          if (error instanceof LeaseHeldError) lease?.markLost(error);
+          throw error;
+        });
+      },
+      close: async () => {
+        const state = await worker.close();
+        if (lease) run.takeBackFence(lease, state);
+      },
+    };
   }
 
   async #removeLogged(runner: Runner, name: string, what: string): Promise<void> {
@@ -245,6 +306,10 @@ export class CheckpointHook {
     // The lease is held until no save of this run is writing any more. A failure they
     // leave is kept for `flush()`: close runs on error paths and must not mask the cause.
     await this.#queue.drain();
+    // The save worker stops and hands the fence back before the lease goes.
+    const steps = this.#steps;
+    this.#steps = undefined;
+    await steps?.close().catch(() => {});
     const lease = this.#lease;
     this.#lease = undefined;
     try {

@@ -127,22 +127,26 @@ export class SaveQueue {
       return;
     }
     const ticket = this.#issued++;
-    const previous = this.#inFlight.at(-1) ?? Promise.resolve();
-    const job: Promise<void> = previous
-      // Start on a later turn of the event loop: the training loop resumes first.
-      .then(() => yieldToEventLoop())
-      .then(async () => {
-        // A save point planned before an earlier one failed is cancelled, even once that
-        // failure was raised: its runtime info may name what the failed one never wrote.
-        if (this.#failure || ticket < this.#cancelledBelow) return;
-        const signal = this.#options.signal;
-        if (signal?.aborted) {
-          throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
-        }
-        // A runner that moved the buffers to another thread hands them back when done.
-        buffers = (await this.#run(steps)) ?? buffers;
-        outcome.committed();
-      })
+    const previous = this.#inFlight.at(-1);
+    const start = async () => {
+      // A save point planned before an earlier one failed is cancelled, even once that
+      // failure was raised: its runtime info may name what the failed one never wrote.
+      if (this.#failure || ticket < this.#cancelledBelow) return;
+      const signal = this.#options.signal;
+      if (signal?.aborted) {
+        throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
+      }
+      // A runner that moved the buffers to another thread hands them back when done.
+      buffers = (await this.#run(steps)) ?? buffers;
+      outcome.committed();
+    };
+    // On this thread a save starts on a later turn of the event loop (the training loop
+    // resumes first); another thread gets it at once, before this call returns.
+    const started =
+      previous === undefined && this.#runner?.offThread
+        ? start()
+        : (previous ?? Promise.resolve()).then(() => yieldToEventLoop()).then(start);
+    const job: Promise<void> = started
       .catch((error: unknown) => {
         this.#failure ??= { error };
         this.#cancelledBelow = this.#issued;

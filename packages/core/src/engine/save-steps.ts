@@ -21,6 +21,12 @@ export interface StepRunner {
    * may be reused; undefined means the buffers it was given were never moved.
    */
   run(steps: readonly SaveStep[]): Promise<readonly TypedArray[] | undefined>;
+  /**
+   * True when the steps run on another thread: the queue then hands a save point over
+   * at once, since the training loop resuming first gains nothing and would hold the
+   * hand-over back for a whole step.
+   */
+  readonly offThread: boolean;
   /** Stops the runner (a worker ends); the steps it was given have finished by then. */
   close(): Promise<void>;
 }
@@ -44,6 +50,7 @@ export function runStepsHere(run: () => Run, logger: () => Logger, layout: Check
       for (const step of steps) await runStep(run(), logger(), layout, step);
       return undefined;
     },
+    offThread: false,
     async close() {},
   };
 }

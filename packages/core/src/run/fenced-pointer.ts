@@ -7,10 +7,24 @@
 // are the ones the checkpoint just committed already dropped, and a successor resumes
 // from that checkpoint's state or from a later one.
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
-import { LeaseHeldError, PreconditionFailedError } from '../store/errors.js';
+import { LeaseHeldError, PreconditionFailedError, type SavepointError } from '../store/errors.js';
 import { POINTER_NAME } from './layout.js';
-import type { RunLease } from './lease.js';
 import { formatPointer, readPointer } from './pointer.js';
+
+/** What the fence needs of the lease it stands for (a `RunLease`, or its stand-in in the save worker). */
+export interface FenceHolder {
+  readonly path: string;
+  readonly generation: number;
+  readonly tookOver: boolean;
+  readonly lost: SavepointError | undefined;
+  markLost(error: SavepointError): void;
+}
+
+/** A fence handed to another thread: the version last written or read, and the generation writing. */
+export interface FenceState {
+  version: string | undefined;
+  generation: number;
+}
 
 /** Rounds of read + compare-and-swap when taking the pointer while an old holder still writes it. */
 const TAKE_ATTEMPTS = 6;
@@ -19,11 +33,11 @@ export class FencedPointer {
   readonly #store: StorageBackend;
   readonly #path: string;
   readonly #workDir: string;
-  readonly #lease: RunLease;
+  readonly #lease: FenceHolder;
   /** The version this holder last wrote or read; undefined while there is no pointer (the first move creates it). */
   #version: string | undefined;
 
-  private constructor(store: StorageBackend, workDir: string, lease: RunLease, version: string | undefined) {
+  private constructor(store: StorageBackend, workDir: string, lease: FenceHolder, version: string | undefined) {
     this.#store = store;
     this.#workDir = workDir;
     this.#path = store.joinPath(workDir, POINTER_NAME);
@@ -35,6 +49,16 @@ export class FencedPointer {
     return this.#lease.generation;
   }
 
+  /** What another thread needs to go on moving the pointer as this holder (`FencedPointer.resume`). */
+  get state(): FenceState {
+    return { version: this.#version, generation: this.generation };
+  }
+
+  /** The fence handed over from another thread (no I/O). */
+  static resume(store: StorageBackend, workDir: string, holder: FenceHolder, state: FenceState): FencedPointer {
+    return new FencedPointer(store, workDir, holder, state.version);
+  }
+
   /**
    * Fences the pointer for `lease`: rewrites it with the lease's generation (by
    * compare-and-swap, so a move of the previous holder either lands first and is kept,
@@ -44,7 +68,7 @@ export class FencedPointer {
   static async take(
     store: StorageBackend,
     workDir: string,
-    lease: RunLease,
+    lease: FenceHolder,
     options: SignalOptions = {},
   ): Promise<FencedPointer> {
     const path = store.joinPath(workDir, POINTER_NAME);
@@ -113,7 +137,7 @@ export class FencedPointer {
 }
 
 /** The holder was taken over: marks its lease lost (every later write refused) and says so. */
-function lost(lease: RunLease, path: string, generation: number | undefined): LeaseHeldError {
+function lost(lease: FenceHolder, path: string, generation: number | undefined): LeaseHeldError {
   const by = generation === undefined ? 'another job' : `a job of generation ${generation}`;
   const error = new LeaseHeldError(
     `${path} was moved by ${by} since this job (generation ${lease.generation}) last wrote it: the run was taken over (this job was paused or cut off past its lease, ${lease.path}). This job stopped writing so that two jobs never write one run; the run continues from the other job's checkpoints.`,

@@ -21,7 +21,7 @@ import {
   saveCheckpointFile,
 } from './checkpoint-files.js';
 import { type CopyProgress, copyRun } from './copy.js';
-import { FencedPointer } from './fenced-pointer.js';
+import { FencedPointer, type FenceHolder, type FenceState } from './fenced-pointer.js';
 import type { RunFolder, RunScan } from './folder.js';
 import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
@@ -58,6 +58,8 @@ export class Run implements RunFolder {
   #closed = false;
   /** Set while this run holds its lease: pointer moves are then compare-and-swaps (fenced-pointer.ts). */
   #fence: FencedPointer | undefined;
+  /** Set while another thread (the save worker) moves the pointer for this run's lease: this one must not. */
+  #fenceAway = false;
 
   private constructor(layout: RunLayout, owned: StorageBackend[], signal: AbortSignal | undefined) {
     this.layout = layout;
@@ -211,6 +213,7 @@ export class Run implements RunFolder {
    * marked lost, when another job has taken the run over since this one last wrote it.
    */
   async movePointer(name: string, options?: SignalOptions): Promise<void> {
+    this.#checkFenceHere();
     const text = this.layout.pointerText(name);
     if (this.#fence) await this.#fence.move(text, this.#options(options));
     else await writeLastCheckpoint(this.workDirStore, this.workDir, text, this.#options(options));
@@ -218,8 +221,41 @@ export class Run implements RunFolder {
 
   /** Deletes the pointer: the run starts over (its checkpoints stay until removed). Fenced like `movePointer`. */
   async clearPointer(options?: SignalOptions): Promise<void> {
+    this.#checkFenceHere();
     if (this.#fence) await this.#fence.clear(this.#options(options));
     else await this.workDirStore.remove(this.layout.pointerPath, this.#options(options));
+  }
+
+  #checkFenceHere(): void {
+    if (this.#fenceAway) throw new ConfigError('the pointer of this run is moved by its save worker now; move it there', {});
+  }
+
+  /**
+   * Hands the fenced pointer to another thread (the save worker): from now on only that
+   * thread moves the pointer, until `takeBackFence` with the state it ends with.
+   * Undefined when this run holds no lease (nothing to fence).
+   */
+  handOverFence(): FenceState | undefined {
+    if (!this.#fence) return undefined;
+    const state = this.#fence.state;
+    this.#fenceAway = true;
+    return state;
+  }
+
+  /** Takes the fence back from the thread it was handed to, as that thread left it. */
+  takeBackFence(holder: FenceHolder, state: FenceState | undefined): void {
+    this.#fenceAway = false;
+    if (state) this.#fence = FencedPointer.resume(this.workDirStore, this.workDir, holder, state);
+  }
+
+  /** In the thread a fence was handed to: moves of this run are fenced for `holder` from `state` on. */
+  adoptFence(holder: FenceHolder, state: FenceState): void {
+    this.#fence = FencedPointer.resume(this.workDirStore, this.workDir, holder, state);
+  }
+
+  /** The fence's state now (the save worker hands it back when it stops). */
+  get fenceState(): FenceState | undefined {
+    return this.#fence?.state;
   }
 
   // The lease

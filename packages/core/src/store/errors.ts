@@ -46,7 +46,8 @@ export class SavepointError extends Error {
     for (let klass = new.target; klass && klass !== (Error as unknown); klass = Object.getPrototypeOf(klass)) {
       kinds.push(klass.name);
     }
-    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds), enumerable: false });
+    // Configurable: an error rebuilt from another thread (errorFromWire) takes the kinds it was sent.
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds), enumerable: false, configurable: true });
   }
 
   /** `instanceof` that also recognises errors from another copy of core (see KINDS). */
@@ -246,4 +247,38 @@ export function isSavepointError(error: unknown, code?: SavepointErrorCode): err
 /** Whether `error` says nothing is at the path (`NotFoundError` from any copy of core). */
 export function isNotFound(error: unknown): error is NotFoundError {
   return error instanceof NotFoundError;
+}
+
+/** An error as it crosses a thread boundary (a worker's `postMessage` keeps no class). */
+export interface ErrorOnTheWire {
+  name: string;
+  message: string;
+  code?: string | undefined;
+  backend?: string | undefined;
+  kinds?: readonly string[] | undefined;
+}
+
+/** What a worker sends of an error it raised. */
+export function errorToWire(error: unknown): ErrorOnTheWire {
+  if (error instanceof SavepointError) {
+    return { name: error.name, message: error.message, code: error.code, backend: error.backend, kinds: [...error[KINDS]] };
+  }
+  return error instanceof Error ? { name: error.name, message: error.message } : { name: 'Error', message: String(error) };
+}
+
+/**
+ * The error a worker raised, rebuilt in this thread: the same message and code, and
+ * `instanceof` every class of its hierarchy (through the kinds list, as for an error
+ * of another copy of core), so `LeaseHeldError` from the save worker is one here too.
+ */
+export function errorFromWire(wire: ErrorOnTheWire): Error {
+  if (wire.code === undefined) {
+    const error = new Error(wire.message);
+    error.name = wire.name;
+    return error;
+  }
+  const error = new SavepointError(wire.code as SavepointErrorCode, wire.message, { backend: wire.backend });
+  Object.defineProperty(error, 'name', { value: wire.name });
+  Object.defineProperty(error, KINDS, { value: Object.freeze([...(wire.kinds ?? ['SavepointError'])]), enumerable: false });
+  return error;
 }
