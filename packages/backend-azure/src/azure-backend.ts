@@ -305,7 +305,11 @@ interface BlobItemLike {
 
 /** Registers this backend for `az://` URIs and `https://<account>.blob.core.windows.net` URLs. Idempotent. */
 export function registerAzureBackend(): void {
-  registerBackend(BACKEND_NAME, AZURE_REGISTRATION, { replace: true });
+  // The source lets a worker thread (the lease renewer) register it again in its own registry.
+  registerBackend(BACKEND_NAME, AZURE_REGISTRATION, {
+    replace: true,
+    source: { module: import.meta.url, register: 'registerAzureBackend' },
+  });
 }
 
 const AZURE_REGISTRATION = {

@@ -284,7 +284,11 @@ export class GcsBackend extends ObjectStoreBackend {
 
 /** Registers this backend for `gs://` URIs. Idempotent. */
 export function registerGcsBackend(): void {
-  registerBackend(BACKEND_NAME, GCS_REGISTRATION, { replace: true });
+  // The source lets a worker thread (the lease renewer) register it again in its own registry.
+  registerBackend(BACKEND_NAME, GCS_REGISTRATION, {
+    replace: true,
+    source: { module: import.meta.url, register: 'registerGcsBackend' },
+  });
 }
 
 const GCS_REGISTRATION = {

@@ -379,7 +379,11 @@ export class LocalBackend implements StorageBackend {
 
 /** Registers this backend for plain paths and `file://` URIs. Idempotent. */
 export function registerLocalBackend(): void {
-  registerBackend(BACKEND_NAME, LOCAL_REGISTRATION, { replace: true });
+  // The source lets a worker thread (the lease renewer) register it again in its own registry.
+  registerBackend(BACKEND_NAME, LOCAL_REGISTRATION, {
+    replace: true,
+    source: { module: import.meta.url, register: 'registerLocalBackend' },
+  });
 }
 
 const LOCAL_REGISTRATION = {

@@ -347,7 +347,11 @@ export class S3Backend extends ObjectStoreBackend {
 
 /** Registers this backend for `s3://` URIs. Idempotent. */
 export function registerS3Backend(): void {
-  registerBackend(BACKEND_NAME, S3_REGISTRATION, { replace: true });
+  // The source lets a worker thread (the lease renewer) register it again in its own registry.
+  registerBackend(BACKEND_NAME, S3_REGISTRATION, {
+    replace: true,
+    source: { module: import.meta.url, register: 'registerS3Backend' },
+  });
 }
 
 const S3_REGISTRATION = { schemes: SCHEMES, create: (args: Record<string, unknown>) => new S3Backend(args as S3BackendOptions) };

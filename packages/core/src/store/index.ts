@@ -39,8 +39,11 @@ export { redact } from './redact.js';
 export {
   type BackendArgs,
   type BackendRegistration,
+  type BackendSource,
+  backendSource,
   getBackend,
   LOCAL_BACKEND_NAME,
+  type RegisterBackendOptions,
   registerBackend,
   registeredBackends,
   resolveBackendName,

@@ -16,6 +16,26 @@ export interface BackendRegistration {
 }
 
 /**
+ * Where a backend's registration can be done again in another thread: an ES module
+ * (a URL or an importable specifier) and the name of its export that registers the
+ * backend when called with no arguments. A worker thread starts with an empty
+ * registry; with this, it imports the module and calls that function to build its
+ * own store clients (the lease renewer, run/lease-worker.ts). Without it, work that
+ * needs the backend stays on the main thread.
+ */
+export interface BackendSource {
+  module: string;
+  register: string;
+}
+
+export interface RegisterBackendOptions {
+  /** Replace a backend already registered under this name. */
+  replace?: boolean;
+  /** The module that registers this backend in another thread (see `BackendSource`). */
+  source?: BackendSource | undefined;
+}
+
+/**
  * One registry per process, kept on `globalThis` under a global symbol: with two copies
  * of core in a dependency tree (a normal npm outcome), `registerS3Backend()` through one
  * copy is seen by `getBackend` through the other.
@@ -24,11 +44,16 @@ const REGISTRY_KEY = Symbol.for('savepoint.backend-registry.v1');
 const globals = globalThis as Record<symbol, Map<string, BackendRegistration> | undefined>;
 if (!globals[REGISTRY_KEY]) globals[REGISTRY_KEY] = new Map();
 const registry: Map<string, BackendRegistration> = globals[REGISTRY_KEY];
+/** Sources by registration (not by name): replacing a backend without one forgets the old one's. */
+const SOURCES_KEY = Symbol.for('savepoint.backend-sources.v1');
+const sourceGlobals = globalThis as Record<symbol, WeakMap<BackendRegistration, BackendSource> | undefined>;
+if (!sourceGlobals[SOURCES_KEY]) sourceGlobals[SOURCES_KEY] = new WeakMap();
+const sources: WeakMap<BackendRegistration, BackendSource> = sourceGlobals[SOURCES_KEY];
 
 /** The name under which plain paths and `file://` URIs are served. */
 export const LOCAL_BACKEND_NAME = 'local';
 
-export function registerBackend(name: string, registration: BackendRegistration, options: { replace?: boolean } = {}): void {
+export function registerBackend(name: string, registration: BackendRegistration, options: RegisterBackendOptions = {}): void {
   if (typeof name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(name)) {
     throw new ConfigError(`backend name ${JSON.stringify(name)} must be lowercase letters, digits and "-"`);
   }
@@ -41,7 +66,20 @@ export function registerBackend(name: string, registration: BackendRegistration,
     const clash = registration.schemes.find((scheme) => other.schemes.includes(scheme));
     if (clash) throw new ConfigError(`scheme "${clash}://" is already served by backend "${otherName}"`);
   }
+  const source = options.source;
+  if (source !== undefined && (typeof source.module !== 'string' || typeof source.register !== 'string')) {
+    throw new ConfigError(`the source of backend "${name}" must be { module: string, register: string }`, { option: 'source' });
+  }
   registry.set(name, registration);
+  if (source) sources.set(registration, { module: source.module, register: source.register });
+  else sources.delete(registration);
+}
+
+/** How another thread registers the backend `name` again, or undefined when it cannot (registered without a source). */
+export function backendSource(name: string): BackendSource | undefined {
+  const registration = registry.get(name);
+  const source = registration && sources.get(registration);
+  return source && { ...source };
 }
 
 export function unregisterBackend(name: string): void {
