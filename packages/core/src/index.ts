@@ -43,6 +43,7 @@ export {
   checkpointShape,
   DEFAULT_LEASE_TTL_MS,
   type LeaseRecord,
+  type LeaseRenewal,
   loadCheckpoint,
   type PruneResult,
   type RemoveResult,

@@ -77,7 +77,12 @@ export async function takeRun(
   const lease =
     options.leaseTtlMs === undefined ? undefined : await acquireWaiting(run, runner, { ...options, ttlMs: options.leaseTtlMs });
   try {
-    lease?.startRenewing();
+    const renewal = await lease?.startRenewing();
+    if (renewal?.thread === 'main') {
+      runner.logger.info(
+        `The run's lease is renewed on the main thread (${renewal.why}): a step that holds the thread longer than leaseTtlMs loses it.`,
+      );
+    }
     await run.claimOutDir();
     return lease;
   } catch (error) {

@@ -24,7 +24,7 @@ export {
   RUN_MARKER_NAME,
   RunLayout,
 } from './layout.js';
-export { DEFAULT_LEASE_TTL_MS, type LeaseRecord, RunLease } from './lease.js';
+export { DEFAULT_LEASE_TTL_MS, type LeaseRecord, type LeaseRenewal, RunLease } from './lease.js';
 export type { PruneResult } from './prune.js';
 export { type CheckpointLayout, Run, type RunOptions } from './run.js';
 export type { VerifyReport, VerifyResult } from './verify.js';

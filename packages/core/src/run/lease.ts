@@ -10,38 +10,31 @@
 // A lease is stale when it expired, or when its holder is provably dead: the same
 // kernel boot and PID namespace as this process, and its pid gone or reused
 // (process-identity.ts). Never by pid and hostname alone: two containers share those.
+//
+// Renewal runs on a worker thread when it can (lease-worker.ts): a synchronous
+// training step holds the main thread, no timer fires and no hook is called for
+// minutes, and the lease would expire under a live job. The worker then owns the
+// lease's version (it alone writes the lease: two renewers would each see the other's
+// write as a take-over) and says what it found through shared memory (lease-cell.ts),
+// so `lost` and `renewIfDue()` stay synchronous and cheap here. A store the worker
+// cannot build (an instance passed in) keeps the main thread's timer and hook calls.
 import { randomUUID } from 'node:crypto';
-import {
-  isThisProcess,
-  type ProcessIdentity,
-  parseProcessIdentity,
-  processIdentity,
-  processState,
-} from '../kit/process-identity.js';
+import { isThisProcess, processIdentity, processState } from '../kit/process-identity.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
-import { LeaseHeldError, NotFoundError, PreconditionFailedError, type SavepointError } from '../store/errors.js';
+import { LeaseHeldError, PreconditionFailedError, type SavepointError } from '../store/errors.js';
+import type { BackendArgs } from '../store/registry.js';
+import { LeaseCell, LOST } from './lease-cell.js';
 import { heldMessage, lostMessage, takeoverFailedMessage } from './lease-messages.js';
+import type { LostDetail } from './lease-protocol.js';
+import { JSON_TYPE, type LeaseRecord, parseLease, readLease, releaseStep, renewStep } from './lease-steps.js';
+import { leaseRenewer, WorkerGone, workerBackendFor } from './lease-worker.js';
+
+export { type LeaseRecord, parseLease };
 
 /** How long a lease lasts without renewal when nothing else is said. */
 export const DEFAULT_LEASE_TTL_MS = 60_000;
 /** Rounds of create / read / take over before giving up on a lease other jobs keep replacing. */
 const ATTEMPTS = 6;
-const JSON_TYPE = { contentType: 'application/json' };
-
-export interface LeaseRecord {
-  format: 'savepoint.lease';
-  owner: string;
-  host: string;
-  pid: number;
-  /** What holds it: `training`, `prune`, ... */
-  purpose: string;
-  acquiredAt: string;
-  expiresAt: string;
-  /** Fencing generation: 1 for a new lease, one more on every take-over. 0 for a lease written before generations. */
-  generation: number;
-  /** The holder's identity across hosts and PID namespaces; absent in old leases (then only expiry counts). */
-  process?: ProcessIdentity | undefined;
-}
 
 export interface AcquireLeaseOptions extends SignalOptions {
   /** How long the lease lasts without renewal. A crashed holder on another host blocks the run this long. */
@@ -54,33 +47,22 @@ export interface AcquireLeaseOptions extends SignalOptions {
   minGeneration?: number | undefined;
   /** Told when a stale lease is taken over. */
   onTakeover?: (previous: LeaseRecord | undefined, why: string) => void;
+  /**
+   * The registry arguments `store` was built with (`getBackend(path, backendArgs)`): with
+   * them a worker thread builds a store of its own and renews the lease while the main
+   * thread is busy. Undefined for a store passed in as an instance: renewed on the main thread.
+   */
+  backendArgs?: BackendArgs | undefined;
 }
+
+/** Which thread renews a lease, and why not the worker when it is the main thread. */
+export type LeaseRenewal = { thread: 'worker' } | { thread: 'main'; why: string };
 
 /** Owner ids of leases this process holds and has not released (one set across duplicate copies of core). */
 const ACTIVE_KEY = Symbol.for('savepoint.activeLeases');
 const globalLeases = globalThis as { [ACTIVE_KEY]?: Set<string> };
 globalLeases[ACTIVE_KEY] ??= new Set<string>();
 const ACTIVE: Set<string> = globalLeases[ACTIVE_KEY];
-
-/** Parses a lease read back from the store; anything malformed is undefined (and may be taken over). */
-export function parseLease(bytes: Uint8Array): LeaseRecord | undefined {
-  try {
-    const value = JSON.parse(new TextDecoder().decode(bytes)) as Partial<LeaseRecord>;
-    if (
-      value?.format !== 'savepoint.lease' ||
-      typeof value.owner !== 'string' ||
-      typeof value.host !== 'string' ||
-      typeof value.pid !== 'number' ||
-      typeof value.expiresAt !== 'string' ||
-      Number.isNaN(Date.parse(value.expiresAt))
-    )
-      return undefined;
-    const generation = Number.isSafeInteger(value.generation) && (value.generation as number) >= 0 ? value.generation : 0;
-    return { ...value, generation, process: parseProcessIdentity(value.process) } as LeaseRecord;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Why a lease no longer protects anyone, or undefined while its holder may still be writing. */
 export function staleReason(lease: LeaseRecord | undefined, now = Date.now()): string | undefined {
@@ -95,42 +77,24 @@ export function describeLease(lease: LeaseRecord): string {
   return `${lease.purpose} (owner ${lease.owner}, host ${lease.host}, pid ${lease.pid}, generation ${lease.generation}) until ${lease.expiresAt}`;
 }
 
-interface ReadLease {
-  version: string;
-  /** Undefined when the object there is not a savepoint lease. */
-  record: LeaseRecord | undefined;
-}
-
-/**
- * The lease and its version, or null when there is none. The version is read first:
- * when the lease changes between the two reads, the bytes are newer than the version
- * and a write on that version fails. (The other order could write on a version whose
- * bytes were never read.)
- */
-async function readLease(store: StorageBackend, path: string, options: SignalOptions): Promise<ReadLease | null> {
-  try {
-    const { version } = await store.stat(path, options);
-    return { version, record: parseLease(await store.get(path, { ...options, range: { start: 0, end: 8192 } })) };
-  } catch (error) {
-    if (error instanceof NotFoundError) return null;
-    throw error;
-  }
-}
-
 export class RunLease {
   readonly store: StorageBackend;
   readonly path: string;
-  readonly record: LeaseRecord;
+  readonly #record: LeaseRecord;
   readonly #ttlMs: number;
+  /** What a worker thread builds its own store from; undefined for a store passed in. */
+  readonly #backendArgs: BackendArgs | undefined;
   #version: string;
   #timer: ReturnType<typeof setInterval> | undefined;
   #lost: SavepointError | undefined;
   #released = false;
   /** Renewals run one after another: two at once would each see the other's write as a take-over. */
   #queue: Promise<unknown> = Promise.resolve();
-
   /** When the last renewal (or the acquisition) was sent: `renewIfDue` renews after a third of the TTL. */
   #renewedAt = Date.now();
+  /** Set while the worker thread renews this lease: it owns the version then, and publishes it in the cell. */
+  #worker: { id: number; cell: LeaseCell } | undefined;
+  #renewal: LeaseRenewal | undefined;
   /** Whether this lease was taken over from another holder (then the pointer is fenced even before the first save). */
   readonly tookOver: boolean;
 
@@ -139,19 +103,26 @@ export class RunLease {
     path: string,
     record: LeaseRecord,
     version: string,
-    ttlMs: number,
+    options: Pick<AcquireLeaseOptions, 'ttlMs' | 'backendArgs'>,
     tookOver: boolean,
   ) {
     this.store = store;
     this.path = path;
-    this.record = record;
+    this.#record = record;
     this.#version = version;
-    this.#ttlMs = ttlMs;
+    this.#ttlMs = options.ttlMs;
+    this.#backendArgs = options.backendArgs;
     this.tookOver = tookOver;
   }
 
   get ttlMs(): number {
     return this.#ttlMs;
+  }
+
+  /** This holder's lease as last written (its expiry moves with each renewal). */
+  get record(): LeaseRecord {
+    this.#sync();
+    return this.#record;
   }
 
   /** Takes the lease at `path`, or throws `LeaseHeldError` naming the live holder. */
@@ -191,14 +162,14 @@ export class RunLease {
     let tookOver = false;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (await store.putIfAbsent(path, JSON.stringify(recordOf(floor)), { ...signal, ...JSON_TYPE })) {
-        const mine = await RunLease.#adopt(store, path, owner, options.ttlMs, signal, tookOver);
+        const mine = await RunLease.#adopt(store, path, owner, options, signal, tookOver);
         if (mine) return mine;
         continue; // replaced right after it was created: look at who holds it now
       }
       const held = await readLease(store, path, signal);
       if (held === null) continue; // released between our two calls: try again
       // Our create or take-over landed but its answer was lost, and a retry saw our own object.
-      if (held.record?.owner === owner) return new RunLease(store, path, held.record, held.version, options.ttlMs, tookOver);
+      if (held.record?.owner === owner) return new RunLease(store, path, held.record, held.version, options, tookOver);
       last = held.record;
       const why = staleReason(held.record);
       if (why === undefined) throw new LeaseHeldError(heldMessage(path, held.record as LeaseRecord), { ...held.record });
@@ -212,7 +183,7 @@ export class RunLease {
         throw error;
       }
       tookOver = true;
-      const mine = await RunLease.#adopt(store, path, owner, options.ttlMs, signal, tookOver);
+      const mine = await RunLease.#adopt(store, path, owner, options, signal, tookOver);
       if (mine) return mine;
     }
     throw new LeaseHeldError(takeoverFailedMessage(path, ATTEMPTS, last), last ? { ...last } : undefined);
@@ -223,28 +194,39 @@ export class RunLease {
     store: StorageBackend,
     path: string,
     owner: string,
-    ttlMs: number,
-    options: SignalOptions,
+    options: AcquireLeaseOptions,
+    signal: SignalOptions,
     tookOver: boolean,
   ): Promise<RunLease | undefined> {
-    const held = await readLease(store, path, options);
+    const held = await readLease(store, path, signal);
     if (held?.record?.owner !== owner) return undefined;
-    return new RunLease(store, path, held.record, held.version, ttlMs, tookOver);
+    return new RunLease(store, path, held.record, held.version, options, tookOver);
   }
 
-  /** Set when renewal found the lease taken by someone else; the holder must stop writing. */
+  /**
+   * Set when renewal found the lease taken by someone else; the holder must stop writing.
+   * Synchronous: a loss the worker thread found is read from shared memory, so a loop
+   * that checks it between steps sees it even while its event loop never turned.
+   */
   get lost(): SavepointError | undefined {
+    if (!this.#lost && this.#worker?.cell.state === LOST) this.#sync();
     return this.#lost;
   }
 
   /** The fencing generation of this holder: higher than every holder's before it on this lease. */
   get generation(): number {
-    return this.record.generation;
+    return this.#record.generation;
   }
 
   /** The store's version of the lease as this holder last wrote it (what renew and release compare with). */
   get version(): string {
+    this.#sync();
     return this.#version;
+  }
+
+  /** Which thread renews this lease (undefined before `startRenewing`), and why not a worker when it is the main thread. */
+  get renewal(): LeaseRenewal | undefined {
+    return this.#renewal && { ...this.#renewal };
   }
 
   /** Marks the lease lost (the fenced pointer found a newer holder): every later write of this holder is refused with `error`. */
@@ -258,14 +240,20 @@ export class RunLease {
    * call. Cheap when not due (no I/O). Throws only when the lease is lost; a failed
    * renewal for another reason is tried again at the next call, and raised once the
    * lease has expired by this process's clock (it may have been taken over by then).
+   * With the worker thread renewing, a call renews only when the worker has fallen
+   * behind (its store failing): it would otherwise be a second writer for nothing.
    */
   async renewIfDue(): Promise<void> {
-    if (this.#lost) throw this.#lost;
-    if (this.#released || Date.now() - this.#renewedAt < this.#ttlMs / 3) return;
+    const lost = this.lost;
+    if (lost) throw lost;
+    if (this.#released) return;
+    this.#sync();
+    const due = this.#worker ? (this.#ttlMs * 2) / 3 : this.#ttlMs / 3;
+    if (Date.now() - this.#renewedAt < due) return;
     try {
       await this.renew();
     } catch (error) {
-      if (this.#lost || Date.parse(this.record.expiresAt) <= Date.now()) throw error;
+      if (this.lost || Date.parse(this.#record.expiresAt) <= Date.now()) throw error;
     }
   }
 
@@ -278,60 +266,140 @@ export class RunLease {
 
   async #renewOnce(options: SignalOptions): Promise<void> {
     if (this.#released) return;
-    if (this.#lost) throw this.#lost;
-    const sentAt = Date.now();
-    const next: LeaseRecord = { ...this.record, expiresAt: new Date(sentAt + this.#ttlMs).toISOString() };
-    try {
-      await this.store.put(this.path, JSON.stringify(next), { ...options, ...JSON_TYPE, ifMatch: this.#version });
-    } catch (error) {
-      if (!(error instanceof PreconditionFailedError)) throw error;
-      // Not the version we last wrote: taken over, unless it is a write of ours whose answer was lost.
+    const lost = this.lost;
+    if (lost) throw lost;
+    const worker = this.#worker;
+    if (worker) {
+      // The worker owns the version: it renews, and this thread reads what it wrote.
+      try {
+        await leaseRenewer().renew(worker.id);
+      } catch (error) {
+        if (!(error instanceof WorkerGone)) throw error;
+        this.#takeBack();
+        return this.#renewOnce(options);
+      }
+      this.#sync();
+      if (this.#lost) throw this.#lost;
+      return;
     }
-    const held = await readLease(this.store, this.path, options);
-    if (held?.record?.owner !== this.record.owner || held.record.generation !== this.record.generation) {
-      this.#lost = new LeaseHeldError(
-        lostMessage(this.path, this.record, held?.record, held !== null),
-        held?.record && { ...held.record },
-      );
+    const outcome = await renewStep(this.store, this.path, this.#record, this.#version, this.#ttlMs, options);
+    if (!outcome.held) {
+      this.#lost = this.#lostError(outcome);
       throw this.#lost;
     }
-    this.#version = held.version;
-    this.record.expiresAt = held.record.expiresAt;
-    this.#renewedAt = sentAt;
+    this.#version = outcome.version;
+    this.#record.expiresAt = outcome.expiresAt;
+    this.#renewedAt = outcome.sentAt;
   }
 
-  /** Renews every third of the TTL in the background; failures other than a lost lease are retried next time. */
-  startRenewing(): void {
-    if (this.#timer || this.#released) return;
-    this.#timer = setInterval(
-      () => {
-        this.renew().catch(() => {});
-      },
-      Math.max(250, Math.floor(this.#ttlMs / 3)),
-    );
-    this.#timer.unref?.();
+  #lostError(found: LostDetail): LeaseHeldError {
+    return new LeaseHeldError(lostMessage(this.path, this.#record, found.now, found.exists), found.now && { ...found.now });
   }
 
-  /** Gives the lease up: deletes it only while it is still the version this holder wrote. Safe to call twice. */
+  /** Copies what the worker last published (version, expiry, a loss) into this object. No I/O: a few atomic reads. */
+  #sync(): void {
+    const worker = this.#worker;
+    if (!worker) return;
+    const { version, renewedAt, expiresAt } = worker.cell.read();
+    this.#version = version;
+    this.#renewedAt = renewedAt;
+    this.#record.expiresAt = new Date(expiresAt).toISOString();
+    if (!this.#lost && worker.cell.state === LOST) {
+      let found: LostDetail = { now: undefined, exists: true };
+      try {
+        found = JSON.parse(worker.cell.lostDetail()) as LostDetail;
+      } catch {
+        // too long to share: told as a lease file that no longer holds a savepoint lease
+      }
+      this.#lost = this.#lostError(found);
+    }
+  }
+
+  /**
+   * Renews every third of the TTL in the background: on the process's lease worker
+   * thread when it can build this lease's store (from `backendArgs` and the registry),
+   * so a synchronous training step that holds the main thread for longer than the TTL
+   * keeps the lease; otherwise (a store passed in as an instance, a backend registered
+   * without a source module) on a timer of this thread, which such a step holds up.
+   * Resolves once renewal runs, saying where; never rejects: a worker that cannot
+   * start leaves the timer. Failures other than a lost lease are retried next time.
+   */
+  async startRenewing(): Promise<LeaseRenewal | undefined> {
+    if (this.#renewal || this.#released) return this.renewal;
+    const backend = workerBackendFor(this.path, this.#backendArgs);
+    if (typeof backend === 'string') return this.#onMainThread(backend);
+    this.#renewal = { thread: 'worker' };
+    // On the queue: a renewal of this thread in flight lands before the worker gets the version.
+    const handing = this.#queue.then(async () => {
+      if (this.#released || this.#lost) return;
+      const cell = new LeaseCell();
+      const lease = {
+        path: this.path,
+        record: { ...this.#record },
+        version: this.#version,
+        ttlMs: this.#ttlMs,
+        renewedAt: this.#renewedAt,
+      };
+      try {
+        const id = await leaseRenewer().start(lease, backend, cell, () => this.#takeBack());
+        this.#worker = { id, cell };
+      } catch (error) {
+        this.#onMainThread(`the worker thread could not build its store (${(error as Error).message})`);
+      }
+    });
+    this.#queue = handing.catch(() => {});
+    await handing;
+    return this.renewal;
+  }
+
+  #onMainThread(why: string): LeaseRenewal {
+    this.#renewal = { thread: 'main', why };
+    if (!this.#timer && !this.#released && !this.#lost) {
+      this.#timer = setInterval(
+        () => {
+          this.renew().catch(() => {});
+        },
+        Math.max(250, Math.floor(this.#ttlMs / 3)),
+      );
+      this.#timer.unref?.();
+    }
+    return { ...this.#renewal };
+  }
+
+  /** The worker thread is gone: this thread renews again, from the version the worker last published. */
+  #takeBack(): void {
+    if (!this.#worker) return;
+    this.#sync();
+    this.#worker = undefined;
+    this.#onMainThread('the worker thread stopped');
+  }
+
+  /**
+   * Gives the lease up: deletes it only while it is still the version this holder wrote.
+   * Safe to call twice. With the worker renewing, the worker stops and deletes it (it
+   * holds the version; one thread writes the lease); `options.signal` cannot cross to it.
+   */
   async release(options: SignalOptions = {}): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
     if (this.#released) return;
     this.#released = true;
-    ACTIVE.delete(this.record.owner);
+    ACTIVE.delete(this.#record.owner);
     await this.#queue; // a renewal in flight moves the version
-    if (this.#lost) return;
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const worker = this.#worker;
+    if (worker) {
       try {
-        await this.store.remove(this.path, { ...options, ifMatch: this.#version });
+        await leaseRenewer().release(worker.id, !this.lost);
         return;
       } catch (error) {
-        if (!(error instanceof PreconditionFailedError)) throw error;
+        if (!(error instanceof WorkerGone)) throw error;
+        // The worker died first: this thread deletes what the worker last wrote.
+      } finally {
+        this.#sync();
+        this.#worker = undefined;
       }
-      // A renewal that landed after its answer was lost moved the version: still ours, so delete that one.
-      const held = await readLease(this.store, this.path, options);
-      if (held?.record?.owner !== this.record.owner) return;
-      this.#version = held.version;
     }
+    if (this.#lost) return;
+    await releaseStep(this.store, this.path, this.#record.owner, this.#version, options);
   }
 }

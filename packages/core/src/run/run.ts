@@ -60,20 +60,31 @@ export class Run implements RunFolder {
   #fence: FencedPointer | undefined;
   /** Set while another thread (the save worker) moves the pointer for this run's lease: this one must not. */
   #fenceAway = false;
+  /** The registry arguments the work dir's store was built with, when this run built it (the lease's renewer needs them). */
+  readonly #workDirArgs: BackendArgs | undefined;
 
-  private constructor(layout: RunLayout, owned: StorageBackend[], signal: AbortSignal | undefined) {
+  private constructor(
+    layout: RunLayout,
+    owned: StorageBackend[],
+    signal: AbortSignal | undefined,
+    workDirArgs?: BackendArgs | undefined,
+  ) {
     this.layout = layout;
     this.#owned = owned;
     this.#signal = signal;
+    this.#workDirArgs = workDirArgs;
   }
 
   /** The run whose work dir is `workDirInput`. No I/O: stores are built, nothing is read. */
   static open(workDirInput: string, options: RunOptions = {}): Run {
     const workDir = absoluteWorkDir(workDirInput);
     const owned: StorageBackend[] = [];
+    const built = new Map<StorageBackend, BackendArgs>();
     const build = (path: string) => {
-      const store = getBackend(path, storeArgsFor(path, options.backendArgs ?? {}, [workDir, options.outDir ?? workDir]));
+      const args = storeArgsFor(path, options.backendArgs ?? {}, [workDir, options.outDir ?? workDir]);
+      const store = getBackend(path, args);
       owned.push(store);
+      built.set(store, args);
       return store;
     };
     let outDir = options.outDir ?? workDir;
@@ -92,7 +103,7 @@ export class Run implements RunFolder {
       filenameTmpl: options.filenameTmpl ?? DEFAULT_FILENAME_TEMPLATE,
       metrics: options.metrics,
     });
-    return new Run(layout, owned, options.signal);
+    return new Run(layout, owned, options.signal, built.get(workDirStore));
   }
 
   /**
@@ -272,6 +283,7 @@ export class Run implements RunFolder {
       ...options,
       minGeneration: Math.max(options.minGeneration ?? 1, recorded + 1),
       signal: this.#signal,
+      backendArgs: this.#workDirArgs,
     });
     try {
       this.#fence = await FencedPointer.take(this.workDirStore, this.workDir, lease, signal);
