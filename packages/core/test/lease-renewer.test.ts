@@ -1,7 +1,7 @@
 // The lease is renewed by a worker thread, so a synchronous training step that holds
 // the main thread far past the lease's TTL (a TensorFlow.js `model.fit` epoch: no
 // timer fires, no hook is called) keeps it: another job trying all along never gets
-// in. Scaled down: a 1.5 s lease held through a 6 s busy loop. A store instance passed
+// in. Scaled down: a 3 s lease held through a 7.5 s busy loop. A store instance passed
 // in cannot cross threads: that lease is renewed by the main thread's timer, as before.
 // The built packages, by name: the worker thread loads core's build and the backend's.
 import { spawn } from 'node:child_process';
@@ -24,9 +24,10 @@ import {
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startContender } from '../../../test-support/lease-contender.js';
 
-const TTL_MS = 1_500;
-/** The synchronous step: four TTLs, in which a lease renewed only by this thread lapses. */
-const BLOCK_MS = 4 * TTL_MS;
+// 3 s: renewal every second leaves two seconds of slack for a worker thread starved on a loaded 2-core machine.
+const TTL_MS = 3_000;
+/** The synchronous step: two and a half TTLs, in which a lease renewed only by this thread lapses. */
+const BLOCK_MS = 2.5 * TTL_MS;
 const LOCAL_MODULE = pathToFileURL(join(import.meta.dirname, '..', '..', 'backend-local', 'dist', 'index.js')).href;
 
 /** Holds this thread as a synchronous training step does: no timer, no I/O callback, no hook call. */
@@ -72,7 +73,7 @@ describe('the lease renewed off the main thread', () => {
     return lease;
   }
 
-  it('a synchronous step of 4 TTLs keeps the lease: a job trying every 200 ms all along never takes it', async () => {
+  it('a synchronous step of 2.5 TTLs keeps the lease: a job trying every 200 ms all along never takes it', async () => {
     const lease = await acquire(Run.open(dir, { backendArgs: {} }));
     const renewal = await lease.startRenewing();
     const contender = startContender({
@@ -134,7 +135,7 @@ describe('the lease renewed off the main thread', () => {
     expect(await leaseIn(dir), "the intruder's lease is left alone").toMatchObject({ owner: 'intruder', generation: 2 });
   });
 
-  it('through the hook: beforeTrain hands the lease to the worker, and an epoch of 4 TTLs keeps it', async () => {
+  it('through the hook: beforeTrain hands the lease to the worker, and an epoch of 2.5 TTLs keeps it', async () => {
     const logs: string[] = [];
     const hook = new CheckpointHook({ interval: 1, leaseTtlMs: TTL_MS, backendArgs: {} });
     const t = runner(dir, logs);
