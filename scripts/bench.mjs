@@ -12,7 +12,11 @@
 //      saves many times), and peak RSS of each (each in its own process);
 //   4. per network store: bytes read to load 10% of a 256 MiB checkpoint's tensors, and to inspect it;
 //   5. per network store: a 1 GiB directory checkpoint in 8 shards, parallel vs sequential;
-//   6. per network store: rmtree of 10,000 objects vs deleting them one by one.
+//   6. per network store: rmtree of 10,000 objects vs deleting them one by one;
+//   7. fit: a TensorFlow.js `model.fit` whose epochs compute for seconds on the CPU, with
+//      the callback saving every epoch to S3: no checkpoints vs synchronous saves vs
+//      asyncSave, end to end, and (async - none) / (sync - none), the share of the save
+//      cost asyncSave leaves (`pnpm bench fit` runs only this).
 // BENCH_BYTES, BENCH_SAVE_BYTES, BENCH_SHARD_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -66,7 +70,41 @@ function freshServers() {
     if (k) process.env[k] = v.join('=');
   }
 }
+/** One run of scripts/bench-fit.mjs (its own process: TensorFlow.js and the SDK loaded fresh). */
+function fitRun(mode) {
+  const out = spawnSync(process.execPath, [`${root}scripts/bench-fit.mjs`, mode], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
+    maxBuffer: 1 << 24,
+  });
+  if (out.status !== 0) throw new Error(`bench-fit ${mode} failed:\n${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split('\n').pop());
+}
+
 try {
+  if (!only.length || only.includes('fit')) {
+    freshServers();
+    const times = { none: [], sync: [], async: [] };
+    let info;
+    for (let i = 0; i < REPEAT; i++) {
+      // Interleaved, in rotating order: a slow moment of the machine hits every mode alike.
+      const modes = ['none', 'sync', 'async'];
+      for (let k = 0; k < modes.length; k++) {
+        const mode = modes[(i + k) % modes.length];
+        info = fitRun(mode);
+        times[mode].push(info.seconds);
+      }
+    }
+    const [none, sync, async] = [median(times.none), median(times.sync), median(times.async)];
+    console.log(
+      `\n== fit: TensorFlow.js model.fit, ${info.epochs} CPU-bound epochs, ${mib(info.weightBytes)} MiB of weights saved every epoch to S3 (local server), median of ${REPEAT} ==`,
+    );
+    console.log(
+      `no checkpoints ${none.toFixed(2)} s, synchronous saves ${sync.toFixed(2)} s, asyncSave ${async.toFixed(2)} s; ` +
+        `(async - none) / (sync - none) = ${ratio(async - none, sync - none)} (target <= 0.10)`,
+    );
+  }
   for (const store of ['s3', 'gcs', 'azure']) {
     if (only.length && !only.includes(store)) continue;
     console.log(

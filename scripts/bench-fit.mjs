@@ -1,0 +1,53 @@
+// One run of the fit benchmark (scripts/bench.mjs section "fit"), in its own process:
+// a TensorFlow.js model (CPU backend: every epoch computes synchronously for seconds)
+// trained for EPOCHS epochs with the `SavepointCheckpoint` callback saving every epoch
+// to S3 on the local server, in one of three modes: no checkpoints, synchronous saves,
+// or asyncSave. Prints the end-to-end time of `fit` (the last save committed included).
+//   node scripts/bench-fit.mjs none|sync|async
+import { performance } from 'node:perf_hooks';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import * as tf from '@tensorflow/tfjs';
+import { registerS3Backend } from '../packages/backend-s3/dist/index.js';
+import { SavepointCheckpoint } from '../packages/tfjs/dist/index.js';
+
+const mode = process.argv[2];
+const EPOCHS = Number(process.env.BENCH_FIT_EPOCHS ?? 8);
+const SAMPLES = Number(process.env.BENCH_FIT_SAMPLES ?? 192);
+const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
+if (!endpoint) throw new Error('SAVEPOINT_TEST_S3_ENDPOINT is not set: start the servers (bash scripts/servers.sh start)');
+const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+const s3 = { endpoint, forcePathStyle: true, region: 'us-east-1', credentials };
+await new S3Client(s3).send(new CreateBucketCommand({ Bucket: 'savepoint-bench' })).catch(() => {});
+registerS3Backend();
+
+await tf.setBackend('cpu');
+tf.util.seedrandom?.(1);
+// About 2.4 M weights (9.5 MB of float32): 512 -> 1536 -> 1024 -> 10.
+const model = tf.sequential({
+  layers: [
+    tf.layers.dense({ inputShape: [512], units: 1536, activation: 'relu' }),
+    tf.layers.dense({ units: 1024, activation: 'relu' }),
+    tf.layers.dense({ units: 10, activation: 'softmax' }),
+  ],
+});
+model.compile({ optimizer: tf.train.sgd(0.01), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+const xs = tf.randomNormal([SAMPLES, 512]);
+const ys = tf.oneHot(tf.randomUniform([SAMPLES], 0, 10, 'int32'), 10);
+const weightBytes = model.getWeights().reduce((sum, w) => sum + w.size * 4, 0);
+
+const callbacks =
+  mode === 'none'
+    ? []
+    : [
+        new SavepointCheckpoint({
+          workDir: `s3://savepoint-bench/fit-${mode}-${Date.now().toString(36)}`,
+          backendArgs: s3,
+          interval: 1,
+          maxKeepCkpts: 2,
+          asyncSave: mode === 'async',
+        }),
+      ];
+const start = performance.now();
+await model.fit(xs, ys, { epochs: EPOCHS, batchSize: 32, callbacks, verbose: 0 });
+const seconds = (performance.now() - start) / 1000;
+process.stdout.write(`${JSON.stringify({ mode, seconds, epochs: EPOCHS, weightBytes })}\n`);
