@@ -2,7 +2,7 @@
 // rename, fsync of the folder) so that a crash never leaves a half-written
 // checkpoint or pointer under its real name.
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
+import { type Dirent, constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -362,18 +362,39 @@ export class LocalBackend implements StorageBackend {
     return removed;
   }
 
+  /**
+   * A copy made by the filesystem, never through this process's memory: `copyFile` into a
+   * temp file (a copy-on-write clone where the filesystem offers one: btrfs, XFS, APFS),
+   * fsynced, then renamed in, so a reader never sees a partial copy (as `put`).
+   */
   async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
     const src = this.#resolve(source);
-    this.#resolve(destination);
+    const abs = this.#resolve(destination);
     checkSignal(options.signal, source);
-    let stream: AsyncIterable<Uint8Array>;
     try {
       if (!(await fs.stat(src)).isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-      stream = linkedReadStream(src, {}, options.signal);
     } catch (error) {
       throw mapFsError(error, source, 'copy');
     }
-    await this.put(destination, stream, options);
+    const dir = nodePath.dirname(abs);
+    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(6).toString('hex')));
+    try {
+      await fs.mkdir(dir, { recursive: true });
+      await fs.copyFile(src, temp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
+      const handle = await fs.open(temp, 'r+');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      checkSignal(options.signal, source);
+      await fs.rename(temp, abs);
+      await fsyncDir(dir);
+    } catch (error) {
+      await fs.rm(temp, { force: true }).catch(() => {});
+      if (error instanceof AbortedError) throw error;
+      throw mapFsError(error, (error as NodeJS.ErrnoException).path === src ? source : destination, 'copy');
+    }
   }
 }
 

@@ -192,14 +192,23 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
           const best = `best_test_acc_${mode}_5.safetensors`;
           // Steps 3 and 5 are off-interval but improved the best after a regular save existed: re-saved.
           expect(await names(dir)).toEqual([best, ...regular(mode, [2, 3, 4, 5, 6, 8, 10, 11]), 'last_checkpoint'].sort());
-          // Step 1 had no regular checkpoint yet: no re-save. Steps 2-5 each improved and re-saved.
-          expect(savedSteps(store.calls, mode)).toEqual([2, 2, 3, 4, 4, 5, 6, 8, 10, 11]);
+          // Step 1 had no regular checkpoint yet: no re-save. Steps 3 and 5 improved off-interval: saved
+          // for the best, as the reference. (ours) Steps 2 and 4 improved at a regular save: not saved a
+          // second time (the reference does); the pointer carries the new best instead.
+          expect(savedSteps(store.calls, mode)).toEqual([2, 3, 4, 5, 6, 8, 10, 11]);
+          const four = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
+          expect(four.split('\n')[0]).toBe(`${mode}_11.safetensors`);
           const five = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, `${mode}_5.safetensors`));
           const info = (five.message_hub as { runtime_info: Record<string, unknown> }).runtime_info;
           expect(info.best_ckpt).toBe(best);
           expect(info.best_score).toBe(0.9);
+          // (ours) The best is a copy of the regular checkpoint of its step, made by the store: the same bytes.
           const bestCkpt = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, best));
-          expect(Object.keys(bestCkpt).sort()).toEqual(['message_hub', 'meta', 'state_dict']);
+          expect(Object.keys(bestCkpt).sort()).toEqual(Object.keys(five).sort());
+          expect(await ctx.backend.get(ctx.backend.joinPath(dir, best))).toEqual(
+            await ctx.backend.get(ctx.backend.joinPath(dir, `${mode}_5.safetensors`)),
+          );
+          expect(store.calls.some((c) => c.op === 'copy' && c.path.endsWith(`/${mode}_5.safetensors`))).toBe(true);
           expect(logs.some((l) => l.includes('previous best checkpoint') && l.includes(`best_test_acc_${mode}_4`))).toBe(true);
         });
 

@@ -20,15 +20,25 @@ const store = new InstrumentedBackend(getBackend(config.workDir, config.backendA
   if (MUTATING_OPERATIONS.includes(call.op)) process.stdout.write(`op ${op++} ${call.op} ${call.path}\n`);
   return undefined;
 });
+// On the save worker the writes happen in another thread: the child announces each save
+// point as the hook logs it (the worker is handed the save point right then).
+const saveWorkerLogger = {
+  info(message: string) {
+    if (/^Saving checkpoint|^The best checkpoint/.test(message)) process.stdout.write(`op ${op++} save save-worker\n`);
+  },
+  warn() {},
+};
+const stores = config.saveWorker ? { backendArgs: config.backendArgs } : { backend: store };
 const trainer = new ReferenceTrainer({
   workDir: config.workDir,
   model: new ToyModel(crashMetrics),
-  checkpointHook: new CheckpointHook({ ...crashHookOptions(config), backend: store }),
+  checkpointHook: new CheckpointHook({ ...crashHookOptions(config), ...stores }),
   itersPerEpoch: 1,
   maxEpochs: config.epochs,
   valInterval: 1,
   resume: true,
-  backend: store,
+  ...(config.saveWorker ? { logger: saveWorkerLogger } : {}),
+  ...stores,
 });
 await trainer.train();
 process.stdout.write('done\n');

@@ -8,6 +8,11 @@ export interface CrashConfig {
   layout: 'file' | 'directory';
   /** Save in the background (the hook's `asyncSave`). */
   asyncSave?: boolean;
+  /**
+   * With `asyncSave`: stores from `backendArgs` (no instance), so the saves run on the
+   * save worker thread; the child then announces each save point, not each store write.
+   */
+  saveWorker?: boolean;
 }
 
 export const CRASH_MAX_KEEP = 2;

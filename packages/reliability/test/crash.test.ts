@@ -20,6 +20,7 @@ const KILLS = 20;
 const EPOCHS = 6;
 
 function describeWrite(op: string, path: string): string {
+  if (path === 'save-worker') return 'a save point on the save worker';
   if (path.endsWith('/savepoint.lease')) return 'lease write';
   if (op === 'remove' || op === 'rmtree') return `delete (${op})`;
   if (path.endsWith('/last_checkpoint')) return 'pointer move';
@@ -127,17 +128,20 @@ for (const target of targets) {
             const layout = i % 3 === 2 ? 'directory' : 'file';
             // Every other run saves in the background: the same guarantees must hold in both modes.
             const asyncSave = i % 2 === 1;
+            // One async run in two saves on the save worker thread (stores from backendArgs):
+            // it is killed a few milliseconds after a save point is handed over.
+            const saveWorker = asyncSave && i % 4 === 3;
             const workDir = store.joinPath(root, `run${i}`);
-            const config: CrashConfig = { workDir, backendArgs: args, epochs: EPOCHS, layout, asyncSave };
-            const killAt = Math.floor(random() * (layout === 'directory' ? 45 : 28));
-            const outcome = await runChild(config, killAt, Math.floor(random() * 12));
+            const config: CrashConfig = { workDir, backendArgs: args, epochs: EPOCHS, layout, asyncSave, saveWorker };
+            const killAt = Math.floor(random() * (saveWorker ? 2 * EPOCHS : layout === 'directory' ? 45 : 28));
+            const outcome = await runChild(config, killAt, Math.floor(random() * (saveWorker ? 40 : 12)));
             if (outcome.killed) {
               kills++;
               if (asyncSave) asyncKills++;
               interrupted[outcome.interrupted ?? 'before any write'] =
                 (interrupted[outcome.interrupted ?? 'before any write'] ?? 0) + 1;
             }
-            const context = `kill ${i} (${layout}, ${asyncSave ? 'async' : 'sync'}, at write ${killAt}, ${outcome.interrupted})`;
+            const context = `kill ${i} (${layout}, ${saveWorker ? 'save worker' : asyncSave ? 'async' : 'sync'}, at write ${killAt}, ${outcome.interrupted})`;
             const pointer = await Run.open(workDir, { backend: store }).latest();
             if (pointer !== undefined) {
               const checkpoint = await loadCheckpoint(store, pointer);

@@ -10,8 +10,8 @@ import { PENDING_REMOVALS_KEY, type RetentionState } from './retention.js';
 import type { RuntimeInfo } from './runtime-info.js';
 import type { CommitTracker } from './save-queue.js';
 
-/** Runtime-info keys the engine owns (the user's own keys are never rolled back). */
-function isEngineKey(key: string): boolean {
+/** Runtime-info keys the engine owns (the user's own keys are never rolled back, nor carried by the pointer). */
+export function isEngineKey(key: string): boolean {
   return (
     key === 'last_ckpt' ||
     key === 'keep_ckpt_ids' ||
@@ -19,6 +19,11 @@ function isEngineKey(key: string): boolean {
     key.startsWith('best_score') ||
     key.startsWith('best_ckpt')
   );
+}
+
+/** The engine's runtime-info keys as they are now: the bookkeeping the pointer carries when a checkpoint is not saved again. */
+export function engineRuntimeInfo(info: RuntimeInfo): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(info.toJSON()).filter(([key]) => isEngineKey(key)));
 }
 
 export interface EngineSnapshot {

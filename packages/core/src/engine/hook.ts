@@ -14,7 +14,7 @@ import type { StorageBackend } from '../store/contract.js';
 import { LeaseHeldError, SavepointError } from '../store/errors.js';
 import { redact } from '../store/redact.js';
 import { BestTracker } from './bests.js';
-import { CommittedState } from './committed-state.js';
+import { CommittedState, engineRuntimeInfo } from './committed-state.js';
 import { type CheckpointHookOptions, type ResolvedCheckpointHookOptions, resolveCheckpointHookOptions } from './options.js';
 import { publishCheckpoints } from './publish.js';
 import { restoreRunState, takeRun } from './restore.js';
@@ -226,7 +226,14 @@ export class CheckpointHook {
   }
 
   /** Regular save of `step`: write, move the pointer, then delete what rotation dropped and `extraRemovals`. */
-  async #saveRegular(runner: Runner, step: number, extraRemovals: string[], steps: SaveStep[]): Promise<void> {
+  async #saveRegular(
+    runner: Runner,
+    step: number,
+    extraRemovals: string[],
+    steps: SaveStep[],
+    /** Steps that must be done before the pointer names the new checkpoint (the bests it names). */
+    beforeMove?: (name: string) => Promise<SaveStep[]>,
+  ): Promise<void> {
     const run = this.#requireRun();
     const { name, removals } = recordRegularSave(this.#state, runner.runtimeInfo, run.layout, step, {
       maxKeepCkpts: this.config.maxKeepCkpts,
@@ -236,6 +243,7 @@ export class CheckpointHook {
       const { saveOptimizer: optimizer, saveParamScheduler: scheduler } = this.config;
       const checkpoint = await this.#snapshot(runner, { optimizer, scheduler });
       steps.push({ kind: 'save', name, checkpoint });
+      if (beforeMove) steps.push(...(await beforeMove(name)));
       steps.push({ kind: 'move', name });
       for (const [i, old] of removals.entries()) {
         const what = i < extraRemovals.length ? 'previous best checkpoint' : 'old checkpoint';
@@ -259,33 +267,57 @@ export class CheckpointHook {
     await this.#queue.savePoint((steps) => this.#saveBests(runner, metrics, steps), this.#committed.tracker(runner.runtimeInfo));
   }
 
-  /** The best-checkpoint part of `afterValEpoch`: state updated now, store operations as steps. */
+  /**
+   * The best-checkpoint part of `afterValEpoch`: state updated now, store operations as steps.
+   * As the reference, a new best is recorded in the runtime info of a regular checkpoint at
+   * this step, saved for it when there is none yet (rotation included). (ours) Nothing is
+   * uploaded twice: a best at the step of a regular checkpoint is a copy of it on the
+   * store's side (file layout; so it also holds the optimizer state the reference leaves
+   * out of bests), and when that regular checkpoint is already saved, the new best is
+   * recorded by rewriting the pointer with the run's bookkeeping instead of saving the
+   * checkpoint again. Old bests are deleted after that, as removals a resume finishes.
+   */
   async #saveBests(runner: Runner, metrics: Record<string, number | null | undefined>, steps: SaveStep[]): Promise<void> {
     const run = this.#requireRun();
     const { byEpoch } = this.config;
     const step = byEpoch ? runner.epoch : runner.iter;
     const improvements = this.#bests.improve(metrics, runner.runtimeInfo, (metric) => run.layout.bestName(metric, step));
-    const oldBests: string[] = [];
-    for (const { metric, score, name, previous } of improvements) {
-      if (runner.rank === 0) {
-        const checkpoint = await this.#snapshot(runner, { optimizer: false, scheduler: false });
-        steps.push({ kind: 'save', name, checkpoint });
-      }
-      if (previous && previous !== name) oldBests.push(previous);
+    if (improvements.length === 0) return;
+    const oldBests = improvements.flatMap(({ name, previous }) => (previous && previous !== name ? [previous] : []));
+    for (const { metric, score, name } of improvements) {
       runner.logger.info(
         `The best checkpoint with ${score.toFixed(4)} ${metric} at ${step} ${byEpoch ? 'epoch' : 'iter'} ${this.config.asyncSave ? 'is being saved' : 'is saved'} to ${name}.`,
       );
-      if (this.#state.lastCkpt === undefined && oldBests.length > 0 && runner.rank === 0) {
-        // (ours) No regular checkpoint to re-save: once the new best is committed, the old one can go.
-        const old = oldBests.pop() as string;
-        steps.push({ kind: 'remove', name: old, what: 'previous best checkpoint' });
+    }
+    /** The bests as copies of the regular checkpoint `from` (file layout), or saved whole. */
+    const bestSteps = async (from: string | undefined): Promise<SaveStep[]> => {
+      if (runner.rank !== 0) return [];
+      const out: SaveStep[] = [];
+      for (const { name } of improvements) {
+        if (from !== undefined && this.config.layout.kind === 'file') out.push({ kind: 'copy', from, name });
+        else out.push({ kind: 'save', name, checkpoint: await this.#snapshot(runner, { optimizer: false, scheduler: false }) });
       }
+      return out;
+    };
+    const last = this.#state.lastCkpt;
+    const remove = (names: string[]) =>
+      runner.rank === 0 ? names.map((name): SaveStep => ({ kind: 'remove', name, what: 'previous best checkpoint' })) : [];
+    if (last === undefined) {
+      // (ours) No regular checkpoint to record the new best in: once it is written, the old ones can go.
+      steps.push(...(await bestSteps(undefined)), ...remove(oldBests));
+      return;
     }
-    if (improvements.length > 0 && this.#state.lastCkpt !== undefined) {
-      // Re-save so the runtime info inside the newest regular checkpoint names the new best;
-      // the old bests are deleted after that save commits and the pointer moves.
-      await this.#saveRegular(runner, step, oldBests, steps);
+    if (last !== run.layout.regularName(step)) {
+      // The reference's save of this step; its runtime info names the new bests, which are copies of it.
+      await this.#saveRegular(runner, step, oldBests, steps, (name) => bestSteps(name));
+      return;
     }
+    // The regular checkpoint of this step is saved: the pointer carries the new bookkeeping.
+    steps.push(...(await bestSteps(last)));
+    runner.runtimeInfo.set(PENDING_REMOVALS_KEY, oldBests);
+    if (runner.rank === 0) steps.push({ kind: 'move', name: last, runtimeInfo: engineRuntimeInfo(runner.runtimeInfo) });
+    steps.push(...remove(oldBests));
+    runner.runtimeInfo.set(PENDING_REMOVALS_KEY, []);
   }
 
   async afterTrain(runner: Runner): Promise<void> {

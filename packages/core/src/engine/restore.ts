@@ -12,6 +12,7 @@ import type { Run } from '../run/run.js';
 import type { StorageBackend } from '../store/contract.js';
 import { LeaseHeldError } from '../store/errors.js';
 import type { BestTracker } from './bests.js';
+import { isEngineKey } from './committed-state.js';
 import type { ResolvedCheckpointHookOptions } from './options.js';
 import { PENDING_REMOVALS_KEY, parseKeptSteps, type RetentionState, trimKept } from './retention.js';
 import type { Runner } from './runner.js';
@@ -62,6 +63,10 @@ export async function readResumePoint(
   if (info && typeof info === 'object' && !Array.isArray(info)) {
     for (const [key, value] of Object.entries(info)) runtimeInfo.set(key, value);
   }
+  // (ours) Bookkeeping recorded after the checkpoint was written (a new best, with no
+  // second save of the checkpoint) travels with the pointer and wins over the checkpoint's.
+  // Only the engine's keys: a pointer never changes the user's own runtime info.
+  for (const [key, value] of Object.entries(target.runtimeInfo ?? {})) if (isEngineKey(key)) runtimeInfo.set(key, value);
   return { path: target.path, checkpoint, epoch: count(meta.epoch), iter: count(meta.iter) };
 }
 

@@ -10,7 +10,10 @@ import type { Logger } from './runner.js';
 
 export type SaveStep =
   | { kind: 'save'; name: string; checkpoint: Checkpoint }
-  | { kind: 'move'; name: string }
+  /** A checkpoint written as a copy of another, on the store's side (a best at the step of a regular checkpoint). */
+  | { kind: 'copy'; from: string; name: string }
+  /** The pointer moved to `name`; with `runtimeInfo`, carrying bookkeeping newer than the checkpoint's own. */
+  | { kind: 'move'; name: string; runtimeInfo?: Record<string, unknown> | undefined }
   | { kind: 'remove'; name: string; what: string };
 
 /** Carries out a save point's steps, in order; the first failure stops it and is thrown. */
@@ -36,8 +39,10 @@ export async function runStep(run: Run, logger: Logger, layout: CheckpointLayout
   switch (step.kind) {
     case 'save':
       return run.save(step.name, step.checkpoint, layout);
+    case 'copy':
+      return run.copyCheckpoint(step.from, step.name);
     case 'move':
-      return run.movePointer(step.name);
+      return run.movePointer(step.name, { runtimeInfo: step.runtimeInfo });
     case 'remove':
       return removeLogged(run, logger, step.name, step.what);
   }

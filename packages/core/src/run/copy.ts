@@ -10,6 +10,7 @@ import type { ListEntry, SignalOptions, StorageBackend } from '../store/contract
 import { NotFoundError } from '../store/errors.js';
 import type { RunFolder } from './folder.js';
 import { LEASE_NAME, POINTER_NAME, RUN_MARKER_NAME } from './layout.js';
+import { formatPointer } from './pointer.js';
 
 export interface CopyProgress {
   start(totalBytes: number): void;
@@ -47,6 +48,8 @@ export async function copyRun(
   const source = run.store;
   const files: PlannedFile[] = [];
   let pointerText: string | undefined;
+  /** The bookkeeping the source's pointer carries (a best recorded after its checkpoint): the copy needs it to resume alike. */
+  let runtimeInfo: Record<string, unknown> | undefined;
   if (await source.isFile(from, options)) {
     files.push({ from, segments: [], size: (await source.stat(from, options)).size });
   } else if (await source.isDir(from, options)) {
@@ -61,6 +64,7 @@ export async function copyRun(
       const resumable = await run.resumeTarget(options).catch(() => undefined);
       // The run's own checkpoint by its bare name; anything else (a foreign path) as it was written.
       pointerText = resumable ? resumable.name : await run.latest(options);
+      runtimeInfo = resumable?.runtimeInfo;
     }
     // The manifest makes a folder checkpoint complete: it must land after its shards.
     files.sort((a, b) => Number(a.segments.at(-1) === MANIFEST_NAME) - Number(b.segments.at(-1) === MANIFEST_NAME));
@@ -83,7 +87,14 @@ export async function copyRun(
     }
     await target.store.put(destination(file.segments), counted(), options);
   }
-  if (pointerText !== undefined) await target.store.put(destination([POINTER_NAME]), pointerText, options);
+  // A new run: no fencing generation; the bookkeeping comes along.
+  if (pointerText !== undefined) {
+    await target.store.put(
+      destination([POINTER_NAME]),
+      formatPointer({ text: pointerText, generation: 0, runtimeInfo }),
+      options,
+    );
+  }
   progress.done();
   return { files: files.length + (pointerText !== undefined ? 1 : 0), bytes };
 }

@@ -83,7 +83,7 @@ export class FencedPointer {
       }
       if (now.generation > lease.generation) throw lost(lease, path, now.generation);
       try {
-        await store.put(path, formatPointer({ text: now.text, generation: lease.generation }), {
+        await store.put(path, formatPointer({ text: now.text, generation: lease.generation, runtimeInfo: now.runtimeInfo }), {
           ...options,
           ifMatch: now.version,
         });
@@ -96,9 +96,10 @@ export class FencedPointer {
     throw lost(lease, path, undefined);
   }
 
-  /** Moves the pointer to `text`, only if it is still what this holder last wrote or read. */
-  async move(text: string, options: SignalOptions = {}): Promise<void> {
-    await this.#write(formatPointer({ text, generation: this.generation }), text, options);
+  /** Moves the pointer to `text` (with the run's bookkeeping, when given), only if it is still what this holder last wrote or read. */
+  async move(text: string, options: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined } = {}): Promise<void> {
+    const { runtimeInfo, ...signal } = options;
+    await this.#write(formatPointer({ text, generation: this.generation, runtimeInfo }), text, signal);
   }
 
   /** Deletes the pointer (the run starts over), only if it is still what this holder last wrote or read. */

@@ -35,7 +35,9 @@ export interface RunFolder {
   readonly store: StorageBackend;
   readonly workDirStore: StorageBackend;
   latest(options?: SignalOptions): Promise<string | undefined>;
-  resumeTarget(options?: SignalOptions): Promise<{ name: string; path: string } | undefined>;
+  resumeTarget(
+    options?: SignalOptions,
+  ): Promise<{ name: string; path: string; runtimeInfo?: Record<string, unknown> | undefined } | undefined>;
   scan(options?: SignalOptions): Promise<RunScan>;
   acquireLease(options: Omit<AcquireLeaseOptions, 'signal'>): Promise<RunLease>;
   remove(name: string, options?: SignalOptions): Promise<RemoveResult>;

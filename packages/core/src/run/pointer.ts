@@ -13,35 +13,59 @@ import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
 import { POINTER_NAME, resolvePointerText } from './layout.js';
 
-/** The pointer is a name, never large: a longer one is not read past this (a hostile multi-GB "pointer" stays out of memory). */
-const MAX_POINTER_BYTES = 4096;
+/** The pointer is a name and a little bookkeeping, never large: a longer one is not read past this (a hostile multi-GB "pointer" stays out of memory). */
+const MAX_POINTER_BYTES = 64 * 1024;
 const GENERATION_LINE = /^generation:\s*(\d{1,15})$/;
+const RUNTIME_INFO_LINE = /^runtime_info:\s*(\{.*\})$/;
 
 export interface PointerRecord {
   /** The checkpoint it names, exactly as stored; undefined for a pointer that names none yet (written by a take-over). */
   text: string | undefined;
   /** The fencing generation that wrote it; 0 for a pointer written without a lease (or by an older savepoint). */
   generation: number;
+  /**
+   * (ours) The run's bookkeeping (the engine's runtime-info keys: keep list, bests,
+   * removals to finish) when it is newer than what the named checkpoint holds: a new
+   * best recorded without saving the checkpoint again. Undefined: the checkpoint's own.
+   */
+  runtimeInfo?: Record<string, unknown> | undefined;
 }
 
-/** Parses the pointer's bytes. Lines other than the name and the generation are ignored (a later format may add some). */
+/** Parses the pointer's bytes. Lines other than these are ignored (a later format may add some); malformed bookkeeping is left out. */
 export function parsePointer(raw: string): PointerRecord {
   let text: string | undefined;
   let generation = 0;
+  let runtimeInfo: Record<string, unknown> | undefined;
   for (const line of raw.split(/\r?\n/).map((l) => l.trim())) {
     const match = GENERATION_LINE.exec(line);
+    const info = RUNTIME_INFO_LINE.exec(line);
     if (match) generation = Number(match[1]);
+    else if (info) runtimeInfo = parseInfo(info[1] as string);
     else if (text === undefined && line.length > 0) text = line;
   }
-  return { text, generation };
+  return runtimeInfo ? { text, generation, runtimeInfo } : { text, generation };
+}
+
+function parseInfo(json: string): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(json) as unknown;
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function formatPointer(record: PointerRecord): string {
   const lines = [
     ...(record.text === undefined ? [] : [record.text]),
     ...(record.generation > 0 ? [`generation: ${record.generation}`] : []),
+    ...(record.runtimeInfo ? [`runtime_info: ${JSON.stringify(record.runtimeInfo)}`] : []),
   ];
-  return lines.join('\n');
+  const body = lines.join('\n');
+  if (new TextEncoder().encode(body).byteLength > MAX_POINTER_BYTES) {
+    throw new RangeError(`the pointer would be longer than ${MAX_POINTER_BYTES} bytes: its runtime info is too large`);
+  }
+  return body;
 }
 
 /** The pointer and the store's version of it, or undefined when there is none. The version is read first (see lease.ts). */
@@ -98,7 +122,8 @@ export async function writeLastCheckpoint(
   backend: StorageBackend,
   workDir: string,
   text: string,
-  options: SignalOptions = {},
+  options: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined } = {},
 ): Promise<void> {
-  await backend.put(backend.joinPath(workDir, POINTER_NAME), formatPointer({ text, generation: 0 }), options);
+  const { runtimeInfo, ...signal } = options;
+  await backend.put(backend.joinPath(workDir, POINTER_NAME), formatPointer({ text, generation: 0, runtimeInfo }), signal);
 }

@@ -213,9 +213,12 @@ export class Run implements RunFolder {
    * The checkpoint to resume from: what the pointer names, if it is a checkpoint of this
    * run. Anything else is refused with `ForeignPathError`, saying how to load it on purpose.
    */
-  async resumeTarget(options?: SignalOptions): Promise<{ name: string; path: string } | undefined> {
-    const text = await readPointerText(this.workDirStore, this.workDir, this.#options(options));
-    return text === undefined ? undefined : this.layout.resolvePointer(text);
+  async resumeTarget(
+    options?: SignalOptions,
+  ): Promise<{ name: string; path: string; runtimeInfo?: Record<string, unknown> | undefined } | undefined> {
+    const pointer = await readPointer(this.workDirStore, this.workDir, this.#options(options));
+    if (pointer?.text === undefined) return undefined;
+    return { ...this.layout.resolvePointer(pointer.text), runtimeInfo: pointer.runtimeInfo };
   }
 
   /**
@@ -223,11 +226,24 @@ export class Run implements RunFolder {
    * Under the lease the move is fenced: it fails with `LeaseHeldError`, and the lease is
    * marked lost, when another job has taken the run over since this one last wrote it.
    */
-  async movePointer(name: string, options?: SignalOptions): Promise<void> {
+  async movePointer(
+    name: string,
+    options?: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined },
+  ): Promise<void> {
     this.#checkFenceHere();
     const text = this.layout.pointerText(name);
-    if (this.#fence) await this.#fence.move(text, this.#options(options));
-    else await writeLastCheckpoint(this.workDirStore, this.workDir, text, this.#options(options));
+    const runtimeInfo = options?.runtimeInfo;
+    if (this.#fence) await this.#fence.move(text, { ...this.#options(options), runtimeInfo });
+    else await writeLastCheckpoint(this.workDirStore, this.workDir, text, { ...this.#options(options), runtimeInfo });
+  }
+
+  /**
+   * (ours) Writes the checkpoint `to` as a copy of `from`, on the store's side (no bytes
+   * through this process): a best at the step of a regular checkpoint. `to` is complete
+   * before this returns, as after `save`.
+   */
+  async copyCheckpoint(from: string, to: string, options?: SignalOptions): Promise<void> {
+    await this.store.copy(this.layout.pathOf(from), this.layout.pathOf(to), this.#options(options));
   }
 
   /** Deletes the pointer: the run starts over (its checkpoints stay until removed). Fenced like `movePointer`. */
