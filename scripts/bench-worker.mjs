@@ -130,6 +130,57 @@ if (kind === 'calls') {
     steady: [...new Set(perSave.slice(10))],
     listings: backend.calls.filter((c) => c.op === 'list').length,
   };
+} else if (kind === 'bytes') {
+  // Bytes uploaded per save point of an improving best (a regular save and a new best at
+  // every epoch, a transfer-learning head on a large frozen base: 8 MiB of weights).
+  const { LocalBackend } = await import('@savepoint/backend-local');
+  const { CheckpointHook, ReferenceTrainer } = await import('@savepoint/core');
+  const dir = mkdtempSync(join(tmpdir(), 'savepoint-bench-'));
+  let uploaded = 0;
+  let copies = 0;
+  class Counting extends LocalBackend {
+    async put(path, body, options) {
+      const chunks = [];
+      for await (const chunk of typeof body === 'string'
+        ? [new TextEncoder().encode(body)]
+        : body instanceof Uint8Array
+          ? [body]
+          : body)
+        chunks.push(chunk);
+      uploaded += chunks.reduce((n, c) => n + c.byteLength, 0);
+      return super.put(path, Buffer.concat(chunks), options);
+    }
+    async copy(source, destination, options) {
+      copies++;
+      return super.copy(source, destination, options);
+    }
+  }
+  const backend = new Counting();
+  const EPOCHS = 10;
+  const frozen = new Float32Array(2 * 1024 * 1024).fill(0.5);
+  let head = new Float32Array(4096);
+  const trainer = new ReferenceTrainer({
+    workDir: dir,
+    model: {
+      trainStep: () => {
+        head = head.map((x) => x + 1);
+        return 0;
+      },
+      evaluate: (p) => ({ val_loss: 1 / (p.epoch + 1) }),
+      stateDict: () => ({ base: frozen, head }),
+      loadStateDict() {},
+    },
+    checkpointHook: new CheckpointHook({ interval: 1, maxKeepCkpts: 2, saveBest: 'val_loss', backend }),
+    itersPerEpoch: 1,
+    maxEpochs: EPOCHS,
+    valInterval: 1,
+    backend,
+  });
+  await trainer.train();
+  const { statSync } = await import('node:fs');
+  const checkpoint = statSync(join(dir, `epoch_${EPOCHS}.safetensors`)).size;
+  rmSync(dir, { recursive: true, force: true });
+  result = { perSavePoint: uploaded / EPOCHS / checkpoint, copies, checkpoint };
 } else if (kind === 'stream') {
   const bytes = Number(size);
   const s = await setup(store);

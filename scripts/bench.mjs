@@ -13,7 +13,8 @@
 //   4. per network store: bytes read to load 10% of a 256 MiB checkpoint's tensors, and to inspect it;
 //   5. per network store: a 1 GiB directory checkpoint in 8 shards, parallel vs sequential;
 //   6. per network store: rmtree of 10,000 objects vs deleting them one by one;
-//   7. fit: a TensorFlow.js `model.fit` whose epochs compute for seconds on the CPU, with
+//   7. bytes uploaded per save point of an improving best, against one checkpoint's size;
+//   8. fit: a TensorFlow.js `model.fit` whose epochs compute for seconds on the CPU, with
 //      the callback saving every epoch to S3: no checkpoints vs synchronous saves vs
 //      asyncSave, end to end, and (async - none) / (sync - none), the share of the save
 //      cost asyncSave leaves (`pnpm bench fit` runs only this).
@@ -55,6 +56,12 @@ const calls = run(['calls']);
 console.log(
   `steady-state calls per save: ${calls.steady.join('/')} (distinct counts: ${new Set(calls.steady).size}); listings: ${calls.listings}; ` +
     `first save: ${calls.first} calls; ratio steady/first: ${ratio(calls.steady[0], calls.first)}`,
+);
+
+console.log('\n== bytes uploaded per save point of an improving best (local disk, a regular save and a new best every epoch) ==');
+const bytes = run(['bytes']);
+console.log(
+  `uploaded per save point / one checkpoint (${mib(bytes.checkpoint)} MiB): ${bytes.perSavePoint.toFixed(3)} (target <= 1.05; 3.0 when the best was uploaded again and the regular checkpoint re-saved); bests copied by the store: ${bytes.copies}`,
 );
 
 // Each store is measured on freshly started servers: the in-memory servers never free
