@@ -6,7 +6,9 @@
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -16,6 +18,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import {
@@ -37,6 +40,7 @@ import {
   withRetry,
 } from '@savepoint/core/kit';
 import { AbortedError, NotFoundError, registerBackend, type SignalOptions } from '@savepoint/core/store';
+import pMap from 'p-map';
 import { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 
@@ -258,14 +262,70 @@ class S3Primitives implements ObjectStorePrimitives {
   }
 
   async copyObject(source: ObjectLocation, destination: ObjectLocation, request: ObjectRequest): Promise<void> {
-    await this.client.send(
-      new CopyObjectCommand({
-        Bucket: destination.bucket,
-        Key: destination.key,
-        CopySource: `${source.bucket}/${encodeURIComponent(source.key).replace(/%2F/g, '/')}`,
-      }),
+    const copySource = `${source.bucket}/${encodeURIComponent(source.key).replace(/%2F/g, '/')}`;
+    const head = await this.client.send(new HeadObjectCommand({ Bucket: source.bucket, Key: source.key }), {
+      abortSignal: request.signal,
+    });
+    const size = head.ContentLength ?? 0;
+    if (size <= this.options.multipartCopyBytes) {
+      await this.client.send(
+        new CopyObjectCommand({ Bucket: destination.bucket, Key: destination.key, CopySource: copySource }),
+        {
+          abortSignal: request.signal,
+        },
+      );
+      return;
+    }
+    // Past one CopyObject's limit: a multipart upload whose parts the server copies from
+    // the source (UploadPartCopy), at most 10,000 of them; nothing passes through here.
+    // The copy names the source's ETag, so a source replaced meanwhile fails the copy.
+    const partBytes = Math.max(this.options.partSize, Math.ceil(size / 10_000));
+    const { UploadId } = await this.client.send(
+      new CreateMultipartUploadCommand({ Bucket: destination.bucket, Key: destination.key, ContentType: head.ContentType }),
       { abortSignal: request.signal },
     );
+    try {
+      const parts: { ETag: string | undefined; PartNumber: number }[] = [];
+      const ranges = Array.from({ length: Math.ceil(size / partBytes) }, (_, i) => ({
+        number: i + 1,
+        start: i * partBytes,
+        end: Math.min(size, (i + 1) * partBytes) - 1,
+      }));
+      await pMap(
+        ranges,
+        async ({ number, start, end }) => {
+          const answer = await this.client.send(
+            new UploadPartCopyCommand({
+              Bucket: destination.bucket,
+              Key: destination.key,
+              UploadId,
+              PartNumber: number,
+              CopySource: copySource,
+              CopySourceRange: `bytes=${start}-${end}`,
+              CopySourceIfMatch: head.ETag,
+            }),
+            { abortSignal: request.signal },
+          );
+          parts[number - 1] = { ETag: answer.CopyPartResult?.ETag, PartNumber: number };
+        },
+        { concurrency: this.options.queueSize },
+      );
+      await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: destination.bucket,
+          Key: destination.key,
+          UploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+        { abortSignal: request.signal },
+      );
+    } catch (error) {
+      // The parts copied so far are freed; the destination was never visible.
+      await this.client
+        .send(new AbortMultipartUploadCommand({ Bucket: destination.bucket, Key: destination.key, UploadId }))
+        .catch(() => {});
+      throw error;
+    }
   }
 
   classify(error: unknown, path: string, operation: string) {

@@ -40,6 +40,12 @@ export interface S3BackendOptions {
   queueSize?: number;
   /** DeleteObjects batches in flight at once during rmtree. */
   deleteConcurrency?: number;
+  /**
+   * Objects larger than this are copied part by part (UploadPartCopy) instead of by one
+   * CopyObject. Default 5 GiB, the most S3 copies in one request; lower it for an
+   * S3-compatible store with a lower limit. At least 5 MiB.
+   */
+  multipartCopyBytes?: number;
   /** Milliseconds a request may go without progress before it is cancelled and retried (default 60000). */
   requestTimeoutMs?: number;
 }
@@ -49,6 +55,7 @@ export interface ResolvedS3Options {
   partSize: number;
   queueSize: number;
   deleteConcurrency: number;
+  multipartCopyBytes: number;
   requestTimeoutMs: number;
   secrets: (string | undefined)[];
   clientConfig: S3ClientConfig | undefined;
@@ -67,8 +74,12 @@ export const S3_OPTION_NAMES = [
   'partSize',
   'queueSize',
   'deleteConcurrency',
+  'multipartCopyBytes',
 ];
 const MIN_PART = 5 * 1024 * 1024;
+/** The largest object S3 copies in one CopyObject request. */
+export const MAX_SINGLE_COPY = 5 * 1024 ** 3;
+const COPY_ACCEPTED = `an integer from ${MIN_PART} (5 MiB) to ${MAX_SINGLE_COPY} (5 GiB)`;
 const ctx = { backend: BACKEND_NAME };
 
 export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
@@ -133,6 +144,11 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
     o.deleteConcurrency === undefined
       ? 4
       : checkInteger(o.deleteConcurrency, 'deleteConcurrency', 'an integer >= 1', { ...ctx, min: 1 });
+  const multipartCopyBytes =
+    o.multipartCopyBytes === undefined
+      ? MAX_SINGLE_COPY
+      : checkInteger(o.multipartCopyBytes, 'multipartCopyBytes', COPY_ACCEPTED, { ...ctx, min: MIN_PART });
+  if (multipartCopyBytes > MAX_SINGLE_COPY) throw configError('multipartCopyBytes', o.multipartCopyBytes, COPY_ACCEPTED, ctx);
   const retry = parseRetryPolicy(o.retry, BACKEND_NAME);
   const requestTimeoutMs = parseRequestTimeout(o.requestTimeoutMs, BACKEND_NAME);
   const clientConfig: S3ClientConfig | undefined = o.client
@@ -148,5 +164,15 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
         // A socket idle this long fails the request (also inside multipart uploads).
         requestHandler: { requestTimeout: requestTimeoutMs, connectionTimeout: requestTimeoutMs },
       };
-  return { retry, requestTimeoutMs, partSize, queueSize, deleteConcurrency, secrets, clientConfig, client: o.client };
+  return {
+    retry,
+    requestTimeoutMs,
+    partSize,
+    queueSize,
+    deleteConcurrency,
+    multipartCopyBytes,
+    secrets,
+    clientConfig,
+    client: o.client,
+  };
 }

@@ -80,6 +80,29 @@ describe.skipIf(!!server.skipReason)(`s3 backend specifics${server.skipReason ? 
     await backend.close();
   });
 
+  it('copy past multipartCopyBytes is a multipart upload of server-copied parts (UploadPartCopy): the same bytes, nothing through the client', async () => {
+    const backend = new S3Backend(s3Args({ partSize: 5 * MiB, queueSize: 2, multipartCopyBytes: 5 * MiB }));
+    const commands = recordCommands(backend);
+    const bytes = new Uint8Array(12 * MiB);
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = (i / 4096) % 251;
+    const from = `${base}/big-source.bin`;
+    const to = `${base}/big-copy.bin`;
+    await backend.put(from, bytes);
+    commands.length = 0;
+    await backend.copy(from, to);
+    expect(commands.filter((c) => c === 'UploadPartCopyCommand')).toHaveLength(3);
+    expect(commands).not.toContain('CopyObjectCommand');
+    expect(commands).not.toContain('GetObjectCommand');
+    expect(Buffer.compare(Buffer.from(await backend.get(to)), Buffer.from(bytes))).toBe(0);
+    // A small object is one CopyObject.
+    await backend.put(`${base}/small-source.bin`, 'small');
+    commands.length = 0;
+    await backend.copy(`${base}/small-source.bin`, `${base}/small-copy.bin`);
+    expect(commands).toContain('CopyObjectCommand');
+    expect(new TextDecoder().decode(await backend.get(`${base}/small-copy.bin`))).toBe('small');
+    expect(() => new S3Backend(s3Args({ multipartCopyBytes: 6 * 1024 ** 3 }))).toThrow(/multipartCopyBytes.*5 GiB/);
+  });
+
   it('small bodies and small streams go in one PutObject', async () => {
     const backend = new S3Backend(s3Args());
     const commands = recordCommands(backend);
