@@ -159,7 +159,22 @@ export class SaveWorker {
   #send(message: ToWorker & { id: number }, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
     if (this.#exited) return Promise.reject(this.#exited);
     return new Promise<FromWorker>((resolve, reject) => {
-      this.#pending.set(message.id, { resolve, reject });
+      // Referenced while an answer is awaited: a script whose only work left is this save
+      // (`await trainer.train()` at its end) must not exit before it commits.
+      if (this.#pending.size === 0) this.#worker.ref();
+      const settle = () => {
+        if (this.#pending.size === 0) this.#worker.unref();
+      };
+      this.#pending.set(message.id, {
+        resolve: (value) => {
+          settle();
+          resolve(value);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      });
       this.#worker.postMessage(message, transfer);
     });
   }
