@@ -65,6 +65,16 @@ class GatedBackend extends LocalBackend {
     await super.put(path, body, options);
     this.putsFinished++;
   }
+
+  /** A best at the step of a regular checkpoint is a copy made by the store: held and failed like an upload. */
+  override async copy(source: string, destination: string, options?: Parameters<LocalBackend['copy']>[2]): Promise<void> {
+    await this.#open;
+    if (this.failPath !== undefined && destination.includes(this.failPath)) {
+      this.beforeFail?.();
+      throw new BackendError(`copy ${destination}: injected failure`);
+    }
+    await super.copy(source, destination, options);
+  }
 }
 
 /** A minimal runner over one weight vector the test changes between steps. */

@@ -163,7 +163,12 @@ describe('the lease renewed off the main thread', () => {
     const first = Date.parse((await leaseIn(dir)).expiresAt);
     // No hook call, no renew(): only the timer moves the expiry.
     await expect.poll(async () => Date.parse((await leaseIn(dir)).expiresAt), { timeout: 3 * TTL_MS }).toBeGreaterThan(first);
-    expect(lease.version).toBe((await new LocalBackend().stat(join(dir, 'savepoint.lease'))).version);
+    // A renewal may land between the two reads: the version this thread knows catches up with the store's.
+    await expect
+      .poll(async () => lease.version === (await new LocalBackend().stat(join(dir, 'savepoint.lease'))).version, {
+        timeout: 3 * TTL_MS,
+      })
+      .toBe(true);
 
     const logs: string[] = [];
     const hook = new CheckpointHook({ interval: 1, leaseTtlMs: TTL_MS, backend: new LocalBackend() });
