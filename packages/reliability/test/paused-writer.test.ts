@@ -159,7 +159,7 @@ const TARGETS: Array<{
       return { store: new LocalBackend(), root, args: {}, cleanup: () => rm(root, { recursive: true, force: true }) };
     },
   },
-  ...NETWORK_STORES.filter((s) => s.cloud === 's3').map((s) => ({
+  ...NETWORK_STORES.map((s) => ({
     name: s.cloud,
     skipReason: s.skipReason,
     async setup() {
