@@ -9,14 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import { recordFigures } from '../../reliability/src/report.js';
-import { encodeSafetensors, MAX_MANIFEST_BYTES, MANIFEST_NAME, type ShardManifest } from '../src/format/index.js';
-import {
-  CorruptCheckpointError,
-  loadCheckpoint,
-  openCheckpoint,
-  saveCheckpointDir,
-  saveCheckpointFile,
-} from '../src/index.js';
+import { encodeSafetensors, MANIFEST_NAME, MAX_MANIFEST_BYTES, type ShardManifest } from '../src/format/index.js';
+import { CorruptCheckpointError, loadCheckpoint, openCheckpoint, saveCheckpointDir, saveCheckpointFile } from '../src/index.js';
 import { publishCheckpoint } from '../src/run/checkpoint-files.js';
 
 let refused = 0;

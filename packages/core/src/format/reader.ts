@@ -215,7 +215,7 @@ export class CheckpointReader {
       const json = this.metadata[key];
       if (json !== undefined) {
         metadata[key] = json;
-        for (const name of tensorRefs(json)) names.add(name);
+        for (const name of tensorRefs(json, key)) names.add(name);
       }
       // Tensors no metadata names (files from other tools) belong to their first name segment.
       for (const name of this.#tensors.keys()) if (name === key || name.startsWith(`${key}.`)) names.add(name);

@@ -326,7 +326,7 @@ export function checkDataSection(header: SafetensorsHeader, fileBytes: number): 
 export function isSavepointHeader(header: SafetensorsHeader): boolean {
   const keys = Object.keys(header.metadata);
   if (keys.some((key) => key.startsWith(SAVEPOINT_KEY_PREFIX))) return true;
-  return keys.some((key) => tensorRefs(header.metadata[key] as string).some((name) => Object.hasOwn(header.tensors, name)));
+  return keys.some((key) => tensorRefs(header.metadata[key] as string, key).some((name) => Object.hasOwn(header.tensors, name)));
 }
 
 /**
@@ -390,7 +390,7 @@ export function tensorFromBytes(entry: { dtype: DType; shape: readonly number[] 
 }
 
 /** The tensor names a top-level key's metadata JSON refers to (`{"__tensor__": name}` leaves). */
-export function tensorRefs(json: string): string[] {
+export function tensorRefs(json: string, key = ''): string[] {
   const names: string[] = [];
   const walk = (value: unknown): void => {
     if (Array.isArray(value)) for (const item of value) walk(item);
@@ -401,7 +401,7 @@ export function tensorRefs(json: string): string[] {
       else for (const key of keys) walk(record[key]);
     }
   };
-  const parsed = parseMetadataValue('', json);
+  const parsed = parseMetadataValue(key, json);
   // A plain string from a file savepoint did not write names no tensor.
   if (parsed !== NOT_JSON) walk(parsed);
   return names;
