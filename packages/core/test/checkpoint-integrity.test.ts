@@ -10,8 +10,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import { recordFigures } from '../../reliability/src/report.js';
 import { encodeSafetensors, MANIFEST_NAME, MAX_MANIFEST_BYTES, type ShardManifest } from '../src/format/index.js';
-import { CorruptCheckpointError, loadCheckpoint, openCheckpoint, saveCheckpointDir, saveCheckpointFile } from '../src/index.js';
+import {
+  CheckpointHook,
+  CorruptCheckpointError,
+  loadCheckpoint,
+  openCheckpoint,
+  ReferenceTrainer,
+  saveCheckpointDir,
+  saveCheckpointFile,
+} from '../src/index.js';
 import { publishCheckpoint } from '../src/run/checkpoint-files.js';
+import type { PutBody, PutOptions } from '../src/store/index.js';
 
 let refused = 0;
 afterAll(() => recordFigures('hostile-checkpoints', { refused }));
@@ -209,5 +218,45 @@ describe('manifests are bounded and validated', () => {
     const [first, ...rest] = manifest.shards;
     await writeManifest({ ...manifest, shards: [edit(first as unknown as Record<string, unknown>), ...rest] });
     await expectRefused(dir, message);
+  });
+});
+
+describe('publishedKeys at afterTrain', () => {
+  /** Local disk that damages the bytes of one checkpoint as it writes them (a failing disk, a bad copy). */
+  class DamagingDisk extends LocalBackend {
+    override async put(path: string, body: PutBody, options?: PutOptions): Promise<void> {
+      if (!path.endsWith('epoch_2.safetensors')) return super.put(path, body, options);
+      const parts: Uint8Array[] = [];
+      if (typeof body === 'string') parts.push(new TextEncoder().encode(body));
+      else if (body instanceof Uint8Array) parts.push(body);
+      else for await (const chunk of body) parts.push(chunk);
+      const bytes = Buffer.concat(parts);
+      bytes[bytes.byteLength - 1] = (bytes[bytes.byteLength - 1] ?? 0) ^ 0x01;
+      return super.put(path, bytes, options);
+    }
+  }
+
+  it('refuses to publish a last checkpoint that does not verify, and writes no published copy', async () => {
+    const workDir = join(root, 'hook-publish');
+    const disk = new DamagingDisk();
+    refused++;
+    const training = new ReferenceTrainer({
+      workDir,
+      model: {
+        trainStep: () => 0,
+        evaluate: () => ({ acc: 0.5 }),
+        stateDict: () => ({ w: new Float32Array(16).fill(1) }),
+        loadStateDict: () => {},
+        optimizerState: () => ({ m: new Float32Array(16).fill(2) }),
+      },
+      checkpointHook: new CheckpointHook({ interval: 1, saveLast: true, publishedKeys: ['meta', 'state_dict'], backend: disk }),
+      itersPerEpoch: 1,
+      maxEpochs: 2,
+      backend: disk,
+      logger: { info: () => {}, warn: () => {} },
+    }).train();
+    await expect(training).rejects.toThrow(/not publishing .*epoch_2\.safetensors: it does not verify/);
+    const files = await readdir(workDir, { recursive: true });
+    expect(files.filter((name) => /-[0-9a-f]{8}\.safetensors$/.test(String(name)))).toEqual([]);
   });
 });
