@@ -260,3 +260,23 @@ describe('publishedKeys at afterTrain', () => {
     expect(files.filter((name) => /-[0-9a-f]{8}\.safetensors$/.test(String(name)))).toEqual([]);
   });
 });
+
+describe('metadata nesting is bounded', () => {
+  it('saving a tree deeper than a reader could rebuild is refused, naming where', async () => {
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 300; i++) deep = { d: deep };
+    await expect(saveCheckpointFile(local, join(root, 'deep.safetensors'), { meta: deep })).rejects.toThrow(
+      /nests deeper than 256 levels at "meta(\.d)+"/,
+    );
+    await expect(readdir(root)).resolves.not.toContain('deep.safetensors');
+  });
+
+  it('a header with JSON text nested deeper than the bound is a CorruptCheckpointError on load and lazy open', async () => {
+    const path = join(root, 'deep-header.safetensors');
+    await writeFile(
+      path,
+      joinFile({ __metadata__: { meta: `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}` } }, new Uint8Array(0)),
+    );
+    await expectRefused(path, /metadata value of "meta" nests deeper than 256 levels/);
+  });
+});
