@@ -151,6 +151,13 @@ if (bytes) {
     `${bytes.corruptFiles} hand-written corrupt safetensors files (null and array headers, non-string metadata, unknown dtypes, negative, reversed, overlapping and gapped offsets, shape/span mismatches, truncated and trailing data, reserved names) and ${bytes.fuzzedHeaders} generated hostile headers were decoded: every one decoded or failed with CorruptCheckpointError, nothing else. A flipped tensor byte fails the data SHA-256 recorded in every header.`,
   );
 }
+const checkpoints = figures['hostile-checkpoints'];
+if (checkpoints) {
+  lines.push(
+    '',
+    `${checkpoints.refused} hostile checkpoints (a tensor defined in two shards, a savepoint header stripped of its data hash, a shard without its hash, a manifest listing one shard 1,000 times or over the 100 MB bound, shard entries of the wrong type or with a path, a damaged or swapped source given to publish, directly and at \`afterTrain\`) were each refused with CorruptCheckpointError naming what is wrong; publishing wrote nothing.`,
+  );
+}
 const output = process.argv[2] ?? 'test-results/reliability.md';
 writeFileSync(output, `${lines.join('\n')}\n`);
 console.error(`[reliability] wrote ${output}`);

@@ -1,5 +1,6 @@
 // The CLI end to end against every store: local disk, and each network backend's
 // local server through that backend's own test setup.
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import {
   type CheckpointHookOptions,
   ReferenceTrainer,
   type StorageBackend,
+  saveCheckpointDir,
   saveCheckpointFile,
 } from '@savepoint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -396,6 +398,76 @@ describe('savepoint CLI usage errors', () => {
       const unchecked = await run(['verify', join(dir, 'other.safetensors')]);
       expect(unchecked.code).toBe(0);
       expect(unchecked.out).toMatch(/ok\s+.*other\.safetensors \(structure checked; its bytes could not be/);
+    }));
+  it('inspect and verify of a header holding deeply nested JSON text print a clear error, not a raw JavaScript one', () =>
+    inLocalFolder('deep', async (dir) => {
+      const path = join(dir, 'deep.safetensors');
+      const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+      const header = JSON.stringify({ __metadata__: { meta: deep } });
+      const bytes = new Uint8Array(8 + header.length);
+      new DataView(bytes.buffer).setBigUint64(0, BigInt(header.length), true);
+      bytes.set(new TextEncoder().encode(header), 8);
+      await writeFile(path, bytes);
+      const inspected = await run(['inspect', path]);
+      expect(inspected.code).not.toBe(0);
+      expect(inspected.out + inspected.err).not.toMatch(/Maximum call stack|RangeError|TypeError/);
+      expect(inspected.err).toMatch(/metadata value of "meta" nests deeper than 256 levels/);
+      const verified = await run(['verify', path]);
+      expect(verified.code).toBe(1);
+      expect(verified.out).not.toMatch(/Maximum call stack|RangeError|TypeError/);
+      expect(verified.out).toMatch(/FAIL\s+.*deep\.safetensors: .*nests deeper than 256 levels/);
+    }));
+  it('verify fails a tensor defined in two shards, a savepoint header that lost its hash, and a non-string shard name', () =>
+    inLocalFolder('verify-integrity', async (dir, store) => {
+      // Two shards, then the second also defines the first's tensor (manifest brought in line).
+      const folder = join(dir, 'epoch_1');
+      const manifest = await saveCheckpointDir(
+        store,
+        folder,
+        { state_dict: { a: new Float32Array(64).fill(1), b: new Float32Array(64).fill(2) } },
+        { maxShardBytes: 300 },
+      );
+      type Shard = (typeof manifest.shards)[number];
+      const [first, second] = manifest.shards as [Shard, Shard];
+      // A valid savepoint file holding both names, as the second shard.
+      const both = join(dir, 'both.safetensors');
+      await saveCheckpointFile(store, both, {
+        state_dict: { b: new Float32Array(64).fill(2), a: new Float32Array(64).fill(9) },
+      });
+      const bytes = await readFile(both);
+      await writeFile(join(folder, second.file), bytes);
+      second.bytes = bytes.byteLength;
+      second.sha256 = createHash('sha256').update(bytes).digest('hex');
+      await writeFile(join(folder, 'savepoint-manifest.json'), JSON.stringify(manifest));
+      const twice = await run(['verify', folder]);
+      expect(twice.code).toBe(1);
+      expect(twice.out).toMatch(new RegExp(`FAIL .*tensor "state_dict\\.a" is in two shards, ${first.file} and ${second.file}`));
+
+      // A file savepoint wrote, its hash removed from the header and a tensor byte changed.
+      const path = join(dir, 'epoch_2.safetensors');
+      await saveCheckpointFile(store, path, { state_dict: { w: new Float32Array(64).fill(1.5) } });
+      const file = await readFile(path);
+      const length = Number(file.readBigUInt64LE(0));
+      const header = JSON.parse(file.subarray(8, 8 + length).toString());
+      delete header.__metadata__['savepoint:data_sha256'];
+      const json = Buffer.from(JSON.stringify(header));
+      const stripped = Buffer.concat([Buffer.alloc(8), json, file.subarray(8 + length)]);
+      stripped.writeBigUInt64LE(BigInt(json.byteLength), 0);
+      stripped[stripped.byteLength - 1] = (stripped[stripped.byteLength - 1] ?? 0) ^ 0x01;
+      await writeFile(path, stripped);
+      const lost = await run(['verify', path]);
+      expect(lost.code).toBe(1);
+      expect(lost.out).toMatch(/FAIL\s+.*epoch_2\.safetensors: .*written by savepoint but records no data SHA-256/);
+
+      // A manifest whose shard name is not a string.
+      await writeFile(
+        join(folder, 'savepoint-manifest.json'),
+        JSON.stringify({ ...manifest, shards: [{ ...first, file: 42 }, second] }),
+      );
+      const named = await run(['verify', folder]);
+      expect(named.code).toBe(1);
+      expect(named.out).not.toMatch(/TypeError|is not a function/);
+      expect(named.out).toMatch(/FAIL .*shard 1: file is a number, not a shard file name/);
     }));
   it('with --json, errors are JSON too', async () => {
     const result = await run(['ls', 'zz://bucket/run', '--json']);

@@ -1,6 +1,7 @@
 // (ours) A checkpoint records the SHA-256 of its tensor data in its header; a full load
 // (and `savepoint verify`) recomputes it, so a flipped byte is found, not trained on.
-// Files written before (no hash) still load: their structure is checked.
+// A header savepoint wrote that lost its hash is refused; another tool's file (no hash,
+// no savepoint metadata) still loads, its structure checked.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,11 +10,11 @@ import { LocalBackend } from '../../backend-local/src/index.js';
 import { DATA_SHA256_KEY } from '../src/format/index.js';
 import { CorruptCheckpointError, loadCheckpoint, openCheckpoint, SavepointError, saveCheckpointFile } from '../src/index.js';
 
-/** A safetensors file written by hand, as another tool (or an older savepoint) would: no data hash. */
-function withoutHash(): Uint8Array {
+/** A safetensors file written by hand with no data hash: `savepointTree` names its tensor as savepoint's encoding does. */
+function withoutHash(savepointTree: boolean): Uint8Array {
   const data = new Float32Array([1, 2, 3, 4]);
   const header = JSON.stringify({
-    __metadata__: { state_dict: JSON.stringify({ w: { __tensor__: 'state_dict.w' } }) },
+    __metadata__: savepointTree ? { state_dict: JSON.stringify({ w: { __tensor__: 'state_dict.w' } }) } : { format: 'pt' },
     'state_dict.w': { dtype: 'F32', shape: [4], data_offsets: [0, 16] },
   }).padEnd(136, ' ');
   const out = new Uint8Array(8 + header.length + 16);
@@ -47,11 +48,18 @@ describe('the data SHA-256 in the header', () => {
     await expect(loadCheckpoint(store, path)).rejects.toThrow(/does not match the SHA-256 its header records/);
   });
 
-  it('a file with no recorded hash (another tool, an older savepoint) still loads', async () => {
-    const path = join(dir, 'old.safetensors');
-    await writeFile(path, withoutHash());
+  it('a file with no recorded hash from another tool still loads', async () => {
+    const path = join(dir, 'other.safetensors');
+    await writeFile(path, withoutHash(false));
     const loaded = await loadCheckpoint(store, path);
     expect(Array.from((loaded.state_dict as { w: Float32Array }).w)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("a header in savepoint's tree encoding that records no hash is refused (its hash was removed)", async () => {
+    const path = join(dir, 'stripped.safetensors');
+    await writeFile(path, withoutHash(true));
+    await expect(loadCheckpoint(store, path)).rejects.toThrow(/written by savepoint but records no data SHA-256/);
+    await expect(openCheckpoint(store, path)).rejects.toBeInstanceOf(CorruptCheckpointError);
   });
 
   it('refuses a checkpoint key that would collide with it', async () => {

@@ -3,6 +3,7 @@
 //   new SavepointCheckpoint({...}) a model.fit callback with rotation, bests and exact resume
 export { SavepointCheckpoint, type SavepointCheckpointOptions } from './checkpoint-callback.js';
 export {
+  MAX_MODEL_JSON_BYTES,
   MODEL_JSON,
   type RegisterRoutersOptions,
   registerSavepointRouters,

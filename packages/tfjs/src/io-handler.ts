@@ -17,6 +17,19 @@ import {
 import * as tf from '@tensorflow/tfjs';
 
 export const MODEL_JSON = 'model.json';
+/**
+ * The bound on a `model.json`, as core bounds a safetensors header (100 MB): it holds the
+ * topology and the weights manifest, never the weights, and a hostile one must not make
+ * a reader allocate more.
+ */
+export const MAX_MODEL_JSON_BYTES = 100_000_000;
+/** `weights-<first 16 hex digits of the SHA-256 of the bytes>.bin`, the name `save` gives the weights. */
+const HASHED_WEIGHTS = /^weights-([0-9a-f]{16})\.bin$/;
+
+/** The weights file name for `weights`: it carries their hash, so a reader can check them. */
+function weightsFileName(weights: Uint8Array): string {
+  return `weights-${createHash('sha256').update(weights).digest('hex').slice(0, 16)}.bin`;
+}
 
 export interface SavepointIOOptions {
   /** A built store; otherwise the registry builds one for the URL from `backendArgs`. */
@@ -52,7 +65,7 @@ export function savepointIO(url: string, options: SavepointIOOptions = {}): tf.i
         });
       }
       const weights = new Uint8Array(joinWeightData(artifacts.weightData));
-      const weightsName = `weights-${createHash('sha256').update(weights).digest('hex').slice(0, 16)}.bin`;
+      const weightsName = weightsFileName(weights);
       const previous = await readModelJson(store, modelJson).catch(() => undefined);
       await store.put(store.joinPath(dir, weightsName), weights);
       const json: Record<string, unknown> = {
@@ -89,16 +102,23 @@ export function savepointIO(url: string, options: SavepointIOOptions = {}): tf.i
       return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, async (manifest) => {
         const specs: tf.io.WeightsManifestEntry[] = [];
         const buffers: ArrayBuffer[] = [];
+        const corrupt = (what: string) => new CorruptCheckpointError(`${modelJson} ${what}`, { backend: store.name });
+        if (!Array.isArray(manifest)) throw corrupt('has a weightsManifest that is not a list');
+        const seen = new Set<string>();
         for (const group of manifest) {
+          if (!Array.isArray(group?.paths) || !Array.isArray(group?.weights)) {
+            throw corrupt('has a weightsManifest group without its paths and weights lists');
+          }
           specs.push(...group.weights);
-          for (const path of group.paths) {
+          for (const path of group.paths as unknown[]) {
+            if (typeof path !== 'string') throw corrupt(`names a weights file that is not a string (${typeof path})`);
             // A stranger's model.json could name "../../secrets": only files beside it are read.
-            if (!isPlainFileName(path)) {
-              throw new CorruptCheckpointError(`${modelJson} names weights file ${JSON.stringify(path)} outside its folder`, {
-                backend: store.name,
-              });
-            }
+            if (!isPlainFileName(path)) throw corrupt(`names weights file ${JSON.stringify(path)} outside its folder`);
+            // One file listed many times would be read, and held, as many times.
+            if (seen.has(path)) throw corrupt(`lists weights file ${JSON.stringify(path)} twice`);
+            seen.add(path);
             const bytes = await store.get(store.joinPath(dir, path));
+            checkWeightsName(store, store.joinPath(dir, path), path, bytes);
             buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
           }
         }
@@ -106,6 +126,23 @@ export function savepointIO(url: string, options: SavepointIOOptions = {}): tf.i
       });
     },
   };
+}
+
+/**
+ * A weights file whose name carries a hash (every one `save` writes) must hold the bytes
+ * that give it: a flipped byte, or another model's weights under this name, is refused.
+ * A name without one (TensorFlow.js's own `group1-shard1of1.bin`) has nothing to check.
+ */
+function checkWeightsName(store: StorageBackend, fullPath: string, name: string, bytes: Uint8Array): void {
+  const carried = HASHED_WEIGHTS.exec(name)?.[1];
+  if (carried === undefined) return;
+  const actual = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  if (actual !== carried) {
+    throw new CorruptCheckpointError(
+      `${fullPath}: its bytes do not match the SHA-256 its name carries (${carried}…, the bytes give ${actual}…): the file was changed, damaged or replaced after it was written`,
+      { backend: store.name },
+    );
+  }
 }
 
 function isPlainFileName(path: string): boolean {
@@ -121,7 +158,13 @@ function weightPaths(json: Record<string, unknown> | undefined): string[] {
 }
 
 async function readModelJson(store: StorageBackend, path: string): Promise<Record<string, unknown>> {
-  const bytes = await store.get(path);
+  // One byte past the bound: reading more is never needed to refuse it.
+  const bytes = await store.get(path, { range: { start: 0, end: MAX_MODEL_JSON_BYTES + 1 } });
+  if (bytes.byteLength > MAX_MODEL_JSON_BYTES) {
+    throw new CorruptCheckpointError(`${path} is over the ${MAX_MODEL_JSON_BYTES}-byte bound of a model.json`, {
+      backend: store.name,
+    });
+  }
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(bytes));

@@ -2,7 +2,7 @@
 // savepoint on every store; the folder is TensorFlow.js's own format (its HTTP loader
 // reads it), weights land before model.json, and a re-save leaves no stale weights.
 
-import { readFile } from 'node:fs/promises';
+import { readFile, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { CorruptCheckpointError } from '@savepoint/core';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { InstrumentedBackend } from '../../backend-test-suite/src/instrumented-backend.js';
-import { registerSavepointRouters, savepointIO } from '../src/index.js';
+import { MAX_MODEL_JSON_BYTES, registerSavepointRouters, savepointIO } from '../src/index.js';
 import { buildModel, dataset, TF_STORES, weightsOf } from './tfjs-setup.js';
 
 for (const target of TF_STORES) {
@@ -93,6 +93,58 @@ describe("the saved folder is TensorFlow.js's own format", () => {
     } finally {
       server.close();
       await cleanup();
+    }
+  });
+});
+
+describe('what a model.json names is checked before it is loaded', () => {
+  const local = TF_STORES[0];
+  /** A saved model on local disk: its folder, model.json and weights file. */
+  async function saved(seed: number) {
+    if (!local) throw new Error('no local store');
+    const opened = await local.open();
+    const model = buildModel();
+    if (seed !== 1) model.setWeights(model.getWeights().map((w) => tf.fill(w.shape, seed)));
+    await model.save(savepointIO(opened.dir, { backend: opened.store }));
+    const json = JSON.parse(await readFile(join(opened.dir, 'model.json'), 'utf8'));
+    const weights = join(opened.dir, json.weightsManifest[0].paths[0]);
+    return { ...opened, json, weights, load: () => tf.loadLayersModel(savepointIO(opened.dir, { backend: opened.store })) };
+  }
+
+  it('a weights file with a flipped byte, or another model’s weights under this name, is refused', async () => {
+    const mine = await saved(1);
+    const theirs = await saved(2);
+    try {
+      const bytes = await readFile(mine.weights);
+      const flipped = Buffer.from(bytes);
+      flipped[5] = (flipped[5] ?? 0) ^ 0x01;
+      await writeFile(mine.weights, flipped);
+      await expect(mine.load()).rejects.toBeInstanceOf(CorruptCheckpointError);
+      await expect(mine.load()).rejects.toThrow(/do not match the SHA-256 its name carries/);
+      await writeFile(mine.weights, await readFile(theirs.weights)); // same size, another model
+      await expect(mine.load()).rejects.toThrow(/do not match the SHA-256 its name carries/);
+      await writeFile(mine.weights, bytes);
+      await expect(mine.load()).resolves.toBeDefined();
+    } finally {
+      await mine.cleanup();
+      await theirs.cleanup();
+    }
+  });
+
+  it('a model.json listing its weights 2,000 times, or over the size bound, is refused', async () => {
+    const mine = await saved(1);
+    try {
+      const path = mine.json.weightsManifest[0].paths[0];
+      mine.json.weightsManifest[0].paths = Array.from({ length: 2000 }, () => path);
+      await writeFile(join(mine.dir, 'model.json'), JSON.stringify(mine.json));
+      await expect(mine.load()).rejects.toThrow(/lists weights file "weights-[0-9a-f]{16}\.bin" twice/);
+      mine.json.weightsManifest[0].paths = [7];
+      await writeFile(join(mine.dir, 'model.json'), JSON.stringify(mine.json));
+      await expect(mine.load()).rejects.toThrow(/names a weights file that is not a string/);
+      await truncate(join(mine.dir, 'model.json'), MAX_MODEL_JSON_BYTES + 4096); // sparse
+      await expect(mine.load()).rejects.toThrow(new RegExp(`over the ${MAX_MODEL_JSON_BYTES}-byte bound`));
+    } finally {
+      await mine.cleanup();
     }
   });
 });

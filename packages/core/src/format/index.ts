@@ -1,6 +1,7 @@
 // The checkpoint format: tensors, safetensors (encode, decode, the lazy reader that
 // reads by ranges), and the sharded folder layout. Only safetensors: every reader
 // (ranges, publishing, folder shards) and Python rely on its layout.
+export { checkCheckpointBytes } from './check-bytes.js';
 export {
   CheckpointReader,
   type OpenCheckpointOptions,
@@ -17,8 +18,16 @@ export {
   encodeCheckpoint,
   encodeSafetensors,
   MAX_HEADER_BYTES,
+  MAX_METADATA_DEPTH,
   parseSafetensorsHeader,
   type SafetensorsHeader,
 } from './safetensors.js';
-export { isShardFileName, MANIFEST_NAME, readManifest, type ShardManifest, shardFileName } from './sharded.js';
+export {
+  isShardFileName,
+  MANIFEST_NAME,
+  MAX_MANIFEST_BYTES,
+  readManifest,
+  type ShardManifest,
+  shardFileName,
+} from './sharded.js';
 export { type Checkpoint, type DType, dtypeOf, isTypedArray, Tensor, type TypedArray } from './tensor.js';

@@ -7,6 +7,7 @@ import pMap from 'p-map';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
 import {
+  checkDataHashRecorded,
   checkDataSection,
   DATA_SHA256_KEY,
   joinCheckpoint,
@@ -16,7 +17,7 @@ import {
   tensorFromBytes,
   tensorRefs,
 } from './safetensors.js';
-import { MANIFEST_NAME, readManifest } from './sharded.js';
+import { MANIFEST_NAME, readManifest, TensorOwners } from './sharded.js';
 import type { Checkpoint, DType, Tensor, TypedArray } from './tensor.js';
 
 /** The first read takes this much, so that most headers arrive in one request. */
@@ -45,14 +46,19 @@ interface Located {
   end: number;
 }
 
-/** Reads the header of the safetensors file at `path` with one or two range reads; returns it and the bytes fetched. */
+/**
+ * Reads the header of the safetensors file at `path` with one or two range reads; returns
+ * it and the bytes fetched. A header savepoint wrote (or, with `savepointWritten`, a
+ * folder's shard) must record its data's SHA-256, though nothing here reads the data.
+ */
 export async function readSafetensorsHeader(
   store: StorageBackend,
   path: string,
-  options: SignalOptions = {},
+  options: SignalOptions & { savepointWritten?: boolean } = {},
 ): Promise<{ header: SafetensorsHeader; fileBytes: number; bytesRead: number }> {
-  const { size: fileBytes } = await store.stat(path, options);
-  const first = await store.get(path, { ...options, range: { start: 0, end: FIRST_READ_BYTES } });
+  const signalOnly = { signal: options.signal };
+  const { size: fileBytes } = await store.stat(path, signalOnly);
+  const first = await store.get(path, { ...signalOnly, range: { start: 0, end: FIRST_READ_BYTES } });
   if (first.byteLength < 8) {
     throw new CorruptCheckpointError(`${path} is ${first.byteLength} bytes: too short to be a safetensors file`, {
       backend: store.name,
@@ -68,7 +74,7 @@ export async function readSafetensorsHeader(
   const headerEnd = 8 + Number(length);
   let bytes = first;
   if (headerEnd > first.byteLength) {
-    const rest = await store.get(path, { ...options, range: { start: first.byteLength, end: headerEnd } });
+    const rest = await store.get(path, { ...signalOnly, range: { start: first.byteLength, end: headerEnd } });
     bytes = new Uint8Array(first.byteLength + rest.byteLength);
     bytes.set(first, 0);
     bytes.set(rest, first.byteLength);
@@ -77,6 +83,7 @@ export async function readSafetensorsHeader(
   try {
     header = parseSafetensorsHeader(bytes.subarray(0, Math.min(bytes.byteLength, headerEnd)));
     checkDataSection(header, fileBytes);
+    checkDataHashRecorded(header, { savepointWritten: options.savepointWritten });
   } catch (error) {
     if (error instanceof CorruptCheckpointError) {
       throw new CorruptCheckpointError(`${path}: ${error.message.replace(/^\[core\] /, '')}`, { backend: store.name });
@@ -208,7 +215,7 @@ export class CheckpointReader {
       const json = this.metadata[key];
       if (json !== undefined) {
         metadata[key] = json;
-        for (const name of tensorRefs(json)) names.add(name);
+        for (const name of tensorRefs(json, key)) names.add(name);
       }
       // Tensors no metadata names (files from other tools) belong to their first name segment.
       for (const name of this.#tensors.keys()) if (name === key || name.startsWith(`${key}.`)) names.add(name);
@@ -262,7 +269,7 @@ export async function openCheckpoint(
     manifest.shards,
     async (shard) => {
       const file = store.joinPath(path, shard.file);
-      const read = await readSafetensorsHeader(store, file, signalOnly);
+      const read = await readSafetensorsHeader(store, file, { ...signalOnly, savepointWritten: true });
       if (read.fileBytes !== shard.bytes) {
         throw new CorruptCheckpointError(`${file} has ${read.fileBytes} bytes, its manifest says ${shard.bytes}`, {
           backend: store.name,
@@ -272,8 +279,10 @@ export async function openCheckpoint(
     },
     { concurrency: options.concurrency ?? 4 },
   );
+  const owners = new TensorOwners(path, store.name);
   for (const { file, shard, header, bytesRead: n } of headers) {
     bytesRead += n;
+    owners.claim(shard, Object.keys(header.tensors));
     for (const [name, entry] of Object.entries(header.tensors)) tensors.set(name, locate(name, entry, file, header, shard));
   }
   return new CheckpointReader({ store, path, shape: 'directory', metadata: manifest.metadata, tensors, bytesRead, options });

@@ -13,9 +13,19 @@ const TENSOR_REF = '__tensor__';
 /**
  * (ours) `__metadata__` key holding the SHA-256 (hex) of the data section, written at
  * encode and checked by every full decode and by `savepoint verify`: a flipped byte in
- * a tensor is found, not loaded. Files without it (written before) decode unchecked.
+ * a tensor is found, not loaded. A header savepoint wrote without it is refused
+ * (`checkDataHashRecorded`); another tool's file decodes with its structure checked.
  */
 export const DATA_SHA256_KEY = 'savepoint:data_sha256';
+/** (ours) The `__metadata__` keys savepoint owns: no other tool writes a key with this prefix. */
+const SAVEPOINT_KEY_PREFIX = 'savepoint:';
+/**
+ * (ours) How deeply a metadata value's JSON may nest. Its readers (the tree rebuild, the
+ * CLI's printing) recurse, and a header of deeply nested text would otherwise end in
+ * "Maximum call stack size exceeded"; no checkpoint tree a program builds comes near it.
+ * Saving refuses a deeper tree, so savepoint never writes a file it would refuse.
+ */
+export const MAX_METADATA_DEPTH = 256;
 const FLOAT_REF = '__float__';
 /**
  * The reference implementation's bound on the JSON header (100 MB): a corrupt length
@@ -51,7 +61,13 @@ export function splitCheckpoint(checkpoint: Checkpoint): { metadata: Record<stri
   const names = new Set<string>();
   const metadata: Record<string, string> = {};
 
-  const walk = (value: unknown, name: string): unknown => {
+  const walk = (value: unknown, name: string, depth = 1): unknown => {
+    if (depth > MAX_METADATA_DEPTH) {
+      throw new SavepointError(
+        'CONFIG',
+        `the checkpoint nests deeper than ${MAX_METADATA_DEPTH} levels at "${name}"; a reader could not rebuild it`,
+      );
+    }
     if (value instanceof Tensor || isTypedArray(value)) {
       if (names.has(name)) {
         throw new SavepointError(
@@ -65,10 +81,10 @@ export function splitCheckpoint(checkpoint: Checkpoint): { metadata: Record<stri
       return { [TENSOR_REF]: name };
     }
     if (typeof value === 'number' && !Number.isFinite(value)) return { [FLOAT_REF]: String(value) };
-    if (Array.isArray(value)) return value.map((item, i) => walk(item, `${name}.${i}`));
+    if (Array.isArray(value)) return value.map((item, i) => walk(item, `${name}.${i}`, depth + 1));
     if (value !== null && typeof value === 'object') {
       if (value instanceof Date) return value.toISOString();
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, `${name}.${k}`)]));
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, `${name}.${k}`, depth + 1)]));
     }
     if (typeof value === 'bigint') return value.toString();
     return value;
@@ -108,12 +124,9 @@ export function joinCheckpoint(metadata: Record<string, string>, tensors: Map<st
   for (const [key, json] of Object.entries(metadata)) {
     if (key === DATA_SHA256_KEY) continue; // the format's, not a checkpoint key
     if (key === '__proto__') throw new CorruptCheckpointError('metadata key "__proto__" is reserved');
-    try {
-      checkpoint[key] = revive(JSON.parse(json));
-    } catch (error) {
-      if (error instanceof CorruptCheckpointError) throw error;
-      checkpoint[key] = json; // a plain string from a file savepoint did not write
-    }
+    const parsed = parseMetadataValue(key, json);
+    // A plain string from a file savepoint did not write stays a string.
+    checkpoint[key] = parsed === NOT_JSON ? json : revive(parsed);
   }
   // Tensors no metadata refers to (files written by other tools): group them by their first name segment.
   for (const [name, tensor] of tensors) {
@@ -302,8 +315,36 @@ export function checkDataSection(header: SafetensorsHeader, fileBytes: number): 
   }
 }
 
-/** (ours) The data section against the SHA-256 its header records; nothing to check when it records none. */
-export function checkDataHash(header: SafetensorsHeader, data: Uint8Array): void {
+/**
+ * (ours) Whether savepoint wrote this header, read from the header alone: it holds a
+ * key of savepoint's own namespace (`savepoint:`), or its metadata names one of its
+ * tensors the way savepoint's tree encoding does (`{"__tensor__": name}`), which every
+ * tensor savepoint writes is named by. Python's `safetensors` and other tools write
+ * neither. (A folder checkpoint's shards are savepoint's by their manifest: readers pass
+ * `savepointWritten` for them.)
+ */
+export function isSavepointHeader(header: SafetensorsHeader): boolean {
+  const keys = Object.keys(header.metadata);
+  if (keys.some((key) => key.startsWith(SAVEPOINT_KEY_PREFIX))) return true;
+  return keys.some((key) => tensorRefs(header.metadata[key] as string, key).some((name) => Object.hasOwn(header.tensors, name)));
+}
+
+/**
+ * (ours) A header savepoint wrote records its data's SHA-256: one that does not lost it
+ * (an edit), and its bytes cannot be trusted, so it is refused rather than loaded unchecked.
+ */
+export function checkDataHashRecorded(header: SafetensorsHeader, options: { savepointWritten?: boolean } = {}): void {
+  if (header.metadata[DATA_SHA256_KEY] !== undefined) return;
+  if (options.savepointWritten || isSavepointHeader(header)) {
+    throw new CorruptCheckpointError(
+      `the header was written by savepoint but records no data SHA-256 (${DATA_SHA256_KEY}): it was edited, and its bytes cannot be checked`,
+    );
+  }
+}
+
+/** (ours) The data section against the SHA-256 its header records; nothing to check for another tool's file, which records none. */
+export function checkDataHash(header: SafetensorsHeader, data: Uint8Array, options: { savepointWritten?: boolean } = {}): void {
+  checkDataHashRecorded(header, options);
   const recorded = header.metadata[DATA_SHA256_KEY];
   if (recorded === undefined) return;
   const actual = createHash('sha256').update(data).digest('hex');
@@ -314,14 +355,20 @@ export function checkDataHash(header: SafetensorsHeader, data: Uint8Array): void
   }
 }
 
-/** Decodes a whole safetensors file into metadata and tensors (checking the data's SHA-256 when recorded). */
-export function decodeSafetensors(bytes: Uint8Array): {
+/**
+ * Decodes a whole safetensors file into metadata and tensors, checking the data's
+ * SHA-256; a header savepoint wrote (or `savepointWritten`: a folder's shard) must record one.
+ */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  options: { savepointWritten?: boolean } = {},
+): {
   metadata: Record<string, string>;
   tensors: Map<string, Tensor | TypedArray>;
 } {
   const header = parseSafetensorsHeader(bytes);
   checkDataSection(header, bytes.byteLength);
-  checkDataHash(header, bytes.subarray(header.dataStart));
+  checkDataHash(header, bytes.subarray(header.dataStart), options);
   const tensors = new Map<string, Tensor | TypedArray>();
   for (const [name, entry] of Object.entries(header.tensors)) {
     const [begin, end] = entry.data_offsets;
@@ -343,7 +390,7 @@ export function tensorFromBytes(entry: { dtype: DType; shape: readonly number[] 
 }
 
 /** The tensor names a top-level key's metadata JSON refers to (`{"__tensor__": name}` leaves). */
-export function tensorRefs(json: string): string[] {
+export function tensorRefs(json: string, key = ''): string[] {
   const names: string[] = [];
   const walk = (value: unknown): void => {
     if (Array.isArray(value)) for (const item of value) walk(item);
@@ -354,12 +401,45 @@ export function tensorRefs(json: string): string[] {
       else for (const key of keys) walk(record[key]);
     }
   };
-  try {
-    walk(JSON.parse(json));
-  } catch {
-    // A plain string from a file savepoint did not write: it names no tensor.
-  }
+  const parsed = parseMetadataValue(key, json);
+  // A plain string from a file savepoint did not write names no tensor.
+  if (parsed !== NOT_JSON) walk(parsed);
   return names;
+}
+
+/** What `parseMetadataValue` returns for a value that is not JSON (another tool's plain text). */
+export const NOT_JSON: unique symbol = Symbol('not JSON');
+
+/**
+ * A metadata value as JSON, or `NOT_JSON` for plain text. JSON nested deeper than
+ * `MAX_METADATA_DEPTH` is a `CorruptCheckpointError`: everything that reads it recurses.
+ */
+export function parseMetadataValue(key: string, json: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    return NOT_JSON;
+  }
+  // Counted on the text, without recursion: brackets inside JSON strings do not nest.
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_METADATA_DEPTH) {
+        throw new CorruptCheckpointError(
+          `metadata value${key ? ` of ${JSON.stringify(key)}` : ''} nests deeper than ${MAX_METADATA_DEPTH} levels: not a checkpoint savepoint wrote, or a corrupt one`,
+        );
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return value;
 }
 
 /** A checkpoint encoded as safetensors bytes, streamed from views of the tensors' memory. */

@@ -5,6 +5,7 @@
 
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError } from '../store/errors.js';
+import { MAX_HEADER_BYTES } from './safetensors.js';
 
 /** The file, written last, that makes a checkpoint folder complete. */
 export const MANIFEST_NAME = 'savepoint-manifest.json';
@@ -29,18 +30,95 @@ export function isShardFileName(name: string): boolean {
   return SHARD_FILE.test(name);
 }
 
-/** A directory checkpoint's manifest, checked to be one. */
+/**
+ * The bound on a manifest's size, as on a safetensors header (`MAX_HEADER_BYTES`): a
+ * manifest holds what one file's header would (the metadata and every tensor's name)
+ * plus a line per shard, and a hostile one must not allocate, or make a reader fetch,
+ * more than that.
+ */
+export const MAX_MANIFEST_BYTES = MAX_HEADER_BYTES;
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/**
+ * A directory checkpoint's manifest, checked to be one: read with a bound, every field
+ * of the shape savepoint writes (a shard's file a plain shard name, listed once; its
+ * size, SHA-256 and tensor names), so that no reader meets a non-string name or reads
+ * one shard many times. Anything else is a `CorruptCheckpointError` saying what.
+ */
 export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
   const path = backend.joinPath(dir, MANIFEST_NAME);
-  const bytes = await backend.get(path, options);
-  let manifest: ShardManifest;
+  // One byte past the bound: reading more is never needed to refuse it.
+  const bytes = await backend.get(path, { ...options, range: { start: 0, end: MAX_MANIFEST_BYTES + 1 } });
+  const corrupt = (what: string, cause?: unknown) =>
+    new CorruptCheckpointError(`manifest ${path} ${what}`, { backend: backend.name, cause });
+  if (bytes.byteLength > MAX_MANIFEST_BYTES) throw corrupt(`is over the ${MAX_MANIFEST_BYTES}-byte bound`);
+  let manifest: unknown;
   try {
-    manifest = JSON.parse(new TextDecoder().decode(bytes));
+    manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
   } catch (error) {
-    throw new CorruptCheckpointError(`manifest ${path} is not valid JSON`, { backend: backend.name, cause: error });
+    throw corrupt('is not valid JSON', error);
   }
-  if (manifest?.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
-    throw new CorruptCheckpointError(`manifest ${path} is not a savepoint shard manifest`, { backend: backend.name });
+  if (!isRecord(manifest) || manifest.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
+    throw corrupt('is not a savepoint shard manifest');
   }
-  return manifest;
+  if (manifest.version !== 1 || manifest.codec !== 'safetensors') {
+    throw corrupt(
+      `has version ${JSON.stringify(manifest.version)} and codec ${JSON.stringify(manifest.codec)}; this savepoint reads version 1 of safetensors`,
+    );
+  }
+  const metadata = manifest.metadata ?? {};
+  if (!isRecord(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) {
+    throw corrupt('has metadata that is not an object of strings');
+  }
+  const files = new Set<string>();
+  for (const [i, shard] of manifest.shards.entries()) {
+    const bad = (what: string) => corrupt(`shard ${i + 1}: ${what}`);
+    if (!isRecord(shard)) throw bad('is not an object');
+    const { file, bytes: size, sha256, tensors } = shard;
+    if (typeof file !== 'string' || !isShardFileName(file)) {
+      const got = typeof file === 'string' ? JSON.stringify(file) : `a ${file === null ? 'null' : typeof file}`;
+      throw bad(`file is ${got}, not a shard file name (shard-00001-of-00002-<token>.safetensors)`);
+    }
+    if (files.has(file)) throw bad(`${file} is listed twice`);
+    files.add(file);
+    if (!Number.isSafeInteger(size) || (size as number) < 0) throw bad(`${file}: bytes is not a non-negative integer`);
+    if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw bad(`${file}: sha256 is not 64 hex digits`);
+    if (!Array.isArray(tensors) || !tensors.every((t) => typeof t === 'string')) {
+      throw bad(`${file}: tensors is not a list of names`);
+    }
+  }
+  return manifest as unknown as ShardManifest;
+}
+
+/**
+ * A tensor name appears once across a folder checkpoint. Decoding shard after shard,
+ * a name in two of them would quietly take the last one's bytes; this refuses it,
+ * naming the tensor and both shards. Call `claim` for each shard's header names.
+ */
+export class TensorOwners {
+  readonly #owners = new Map<string, string>();
+  readonly #dir: string;
+  readonly #backend: string;
+
+  constructor(dir: string, backend: string) {
+    this.#dir = dir;
+    this.#backend = backend;
+  }
+
+  claim(shard: string, names: Iterable<string>): void {
+    for (const name of names) {
+      const owner = this.#owners.get(name);
+      if (owner !== undefined) {
+        throw new CorruptCheckpointError(
+          `checkpoint ${this.#dir}: tensor ${JSON.stringify(name)} is in two shards, ${owner} and ${shard}; a tensor is saved once`,
+          { backend: this.#backend },
+        );
+      }
+      this.#owners.set(name, shard);
+    }
+  }
 }

@@ -3,7 +3,8 @@
 // Everything here is store-agnostic; it only calls StorageBackend methods.
 import { createHash, randomBytes } from 'node:crypto';
 import pMap from 'p-map';
-import { openCheckpoint } from '../format/reader.js';
+import { checkCheckpointBytes } from '../format/check-bytes.js';
+import { type CheckpointReader, openCheckpoint } from '../format/reader.js';
 import {
   CHECKPOINT_EXTENSION,
   decodeCheckpoint,
@@ -14,7 +15,14 @@ import {
   joinCheckpoint,
   splitCheckpoint,
 } from '../format/safetensors.js';
-import { isShardFileName, MANIFEST_NAME, readManifest, type ShardManifest, shardFileName } from '../format/sharded.js';
+import {
+  isShardFileName,
+  MANIFEST_NAME,
+  readManifest,
+  type ShardManifest,
+  shardFileName,
+  TensorOwners,
+} from '../format/sharded.js';
 import type { Checkpoint, Tensor, TypedArray } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
@@ -190,11 +198,21 @@ export async function loadCheckpoint(
       if (options.verify !== false && createHash('sha256').update(bytes).digest('hex') !== shard.sha256) {
         throw new CorruptCheckpointError(`${shardPath} does not match the SHA-256 in its manifest`, { backend: backend.name });
       }
-      return decodeSafetensors(bytes).tensors;
+      try {
+        // The manifest is savepoint's, so its shards are too: each must record its data hash.
+        return decodeSafetensors(bytes, { savepointWritten: true }).tensors;
+      } catch (error) {
+        if (!(error instanceof CorruptCheckpointError)) throw error;
+        throw new CorruptCheckpointError(`${shardPath}: ${error.message.replace(/^\[core\] /, '')}`, { backend: backend.name });
+      }
     },
     options.concurrency ?? DEFAULT_SHARD_CONCURRENCY,
   );
-  for (const shardTensors of decoded) for (const [name, tensor] of shardTensors) tensors.set(name, tensor);
+  const owners = new TensorOwners(path, backend.name);
+  for (const [i, shardTensors] of decoded.entries()) {
+    owners.claim((manifest.shards[i] as ShardManifest['shards'][number]).file, shardTensors.keys());
+    for (const [name, tensor] of shardTensors) tensors.set(name, tensor);
+  }
   return joinCheckpoint(manifest.metadata, tensors);
 }
 
@@ -253,15 +271,28 @@ export function publishedName(path: string, sha256: string, extension: string): 
   return `${stem}-${sha256.slice(0, 8)}${extension}`;
 }
 
-/** Writes the slim copy of a checkpoint keeping only `keys`; named by the hash of the exact bytes written. */
+/**
+ * Writes the slim copy of a checkpoint keeping only `keys`; named by the hash of the exact
+ * bytes written. The source is checked first (every recorded hash, streamed): the copy
+ * gets a fresh, valid hash, so a source that does not verify is refused and nothing is written.
+ */
 export async function publishCheckpoint(
   backend: StorageBackend,
   path: string,
   keys: readonly string[],
   options: SaveOptions = {},
 ): Promise<{ path: string; removedKeys: string[]; sha256: string }> {
-  // Only the kept keys' tensors are read (range reads): publishing never fetches the optimizer.
-  const reader = await openCheckpoint(backend, path, { signal: options.signal });
+  let reader: CheckpointReader;
+  try {
+    ({ reader } = await checkCheckpointBytes(backend, path, { signal: options.signal }));
+  } catch (error) {
+    if (!(error instanceof CorruptCheckpointError)) throw error;
+    throw new CorruptCheckpointError(
+      `not publishing ${path}: it does not verify (${error.message.replace(/^\[[^\]]*\] /, '')}); nothing was written`,
+      { backend: backend.name, cause: error },
+    );
+  }
+  // Only the kept keys' tensors are loaded (range reads): publishing never holds the optimizer.
   const removedKeys = reader.keys.filter((key) => !keys.includes(key));
   const checkpoint = await reader.load(reader.keys.filter((key) => keys.includes(key)));
   const encoded = encodeCheckpoint(checkpoint);

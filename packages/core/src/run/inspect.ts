@@ -2,6 +2,7 @@
 // reads only, bounded for a file of any size), with the pointer and run folders
 // explained instead of misread.
 import { openCheckpoint, type TensorInfo } from '../format/reader.js';
+import { NOT_JSON, parseMetadataValue } from '../format/safetensors.js';
 import { MANIFEST_NAME } from '../format/sharded.js';
 import { ConfigError, NotFoundError } from '../store/errors.js';
 import { baseName } from '../store/object-path.js';
@@ -21,14 +22,12 @@ export interface CheckpointHeader {
   bytesRead: number;
 }
 
+/** Each value as JSON, or as the plain text it is; JSON too deeply nested to print is a CorruptCheckpointError. */
 function parseMetadata(metadata: Record<string, string>): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(metadata).map(([k, v]) => {
-      try {
-        return [k, JSON.parse(v)];
-      } catch {
-        return [k, v];
-      }
+      const parsed = parseMetadataValue(k, v);
+      return [k, parsed === NOT_JSON ? v : parsed];
     }),
   );
 }

@@ -5,7 +5,7 @@
 import { openCheckpoint } from '../format/reader.js';
 import { DATA_SHA256_KEY } from '../format/safetensors.js';
 import { readManifest } from '../format/sharded.js';
-import { NotFoundError } from '../store/errors.js';
+import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
 import { checkpointShape, loadCheckpoint } from './checkpoint-files.js';
 import type { RunFolder } from './folder.js';
 
@@ -16,7 +16,7 @@ export interface VerifyResult {
   target?: string;
   ok: boolean;
   error?: string;
-  /** What could not be checked (a file written before data hashes were recorded). */
+  /** What could not be checked (a file another tool wrote, which records no data hash). */
   note?: string;
 }
 
@@ -34,10 +34,15 @@ async function verifyOne(run: RunFolder, path: string): Promise<VerifyResult> {
       const manifest = await readManifest(store, path);
       for (const shard of manifest.shards) {
         const stat = await store.stat(store.joinPath(path, shard.file));
-        if (stat.size !== shard.bytes) throw new Error(`${shard.file}: ${stat.size} bytes, manifest says ${shard.bytes}`);
+        if (stat.size !== shard.bytes) {
+          throw new CorruptCheckpointError(`${shard.file}: ${stat.size} bytes, manifest says ${shard.bytes}`, {
+            backend: store.name,
+          });
+        }
       }
     } else if ((await openCheckpoint(store, path)).metadata[DATA_SHA256_KEY] === undefined) {
-      note = 'structure checked; its bytes could not be: it records no data SHA-256 (written before savepoint recorded one)';
+      // A header savepoint wrote without its hash failed the load above: this one is another tool's.
+      note = 'structure checked; its bytes could not be: it records no data SHA-256 (not written by savepoint)';
     }
     return note ? { path, ok: true, note } : { path, ok: true };
   } catch (error) {
