@@ -2,7 +2,7 @@
 // local server through that backend's own test setup.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { ToyModel } from '@savepoint/backend-test-suite';
 import {
   CheckpointHook,
@@ -502,6 +502,41 @@ describe.skipIf(!!s3Server.skipReason)('the savepoint binary on S3', () => {
   });
 });
 
+describe('--help on every command (issue 27)', () => {
+  const commands = ['ls', 'latest', 'inspect', 'verify', 'prune', 'publish', 'cp'];
+  it('prints the help, exit 0, in every form commander offers', async () => {
+    for (const argv of [
+      ['help'],
+      ['-h'],
+      ...commands.flatMap((c) => [
+        [c, '--help'],
+        [c, '-h'],
+        ['help', c],
+        [c, 'x', '--help'],
+      ]),
+    ]) {
+      const result = await run(argv);
+      expect(result.code, argv.join(' ')).toBe(0);
+      expect(result.out, argv.join(' ')).toMatch(/^Usage: savepoint/);
+      expect(result.err, argv.join(' ')).toBe('');
+    }
+  });
+  it('the binary piped into a reader that stops early (savepoint ls --help | head -1) prints no stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
+    for (const argv of [['--help'], ...commands.map((c) => [c, '--help'])]) {
+      const child = spawn(process.execPath, [bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // The reader goes away before the first byte: every write of the child meets a closed pipe.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr, argv.join(' ')).toBe('');
+      expect(code, argv.join(' ')).toBe(0);
+    }
+  });
+});
+
 describe('the help examples run as written inside the repo', () => {
   it('`savepoint` is on the PATH of pnpm scripts and pnpm exec (node_modules/.bin)', async () => {
     const { spawnSync } = await import('node:child_process');
@@ -512,5 +547,36 @@ describe('the help examples run as written inside the repo', () => {
     expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const help = spawnSync(bin, ['ls', '--help'], { encoding: 'utf8' });
     expect(help.stdout).toMatch(/Examples:\n\s+savepoint ls /);
+  });
+});
+
+describe('paths typed on the command line (issue 27)', () => {
+  it('a local path with ".." resolves against the working directory, as the shell would: every command', () =>
+    inLocalFolder('dotdot', async (dir, store) => {
+      const runDir = join(dir, 'x');
+      await trainToy(runDir, store, { interval: 1 }, 2);
+      // Absolute with "..", and relative to the working directory with "..".
+      const viaParent = join(dir, 'elsewhere', '..', 'x');
+      const relativeToCwd = relative(process.cwd(), runDir);
+      expect(relativeToCwd.split(sep)).toContain('..');
+      for (const path of [viaParent, relativeToCwd]) {
+        const listed = await run(['ls', path, '--json']);
+        expect(listed.code, listed.err).toBe(0);
+        expect(JSON.parse(listed.out).pointer).toBe(join(runDir, 'epoch_2.safetensors'));
+        expect((await run(['latest', path])).out.trim()).toBe(join(runDir, 'epoch_2.safetensors'));
+        expect((await run(['verify', path])).code).toBe(0);
+        expect((await run(['inspect', join(path, 'epoch_2.safetensors')])).code).toBe(0);
+        expect((await run(['prune', path, '--keep', '1'])).out).toContain(join(runDir, 'epoch_1.safetensors'));
+      }
+      const copied = await run(['cp', join(viaParent, 'epoch_2.safetensors'), join(dir, 'y', '..', 'z', 'e.safetensors')]);
+      expect(copied.code, copied.err).toBe(0);
+      expect(await readFile(join(dir, 'z', 'e.safetensors'))).toEqual(await readFile(join(runDir, 'epoch_2.safetensors')));
+    }));
+  it('".." inside an object-store URI is still refused: it is a hostile path, not a folder on this machine', async () => {
+    for (const uri of ['s3://bucket/runs/../x', 'gs://bucket/a/../../x', 'az://container/../x']) {
+      const result = await run(['ls', uri]);
+      expect(result.code, uri).toBe(2);
+      expect(result.err, uri).toMatch(/"\.\." segments are not allowed/);
+    }
   });
 });
