@@ -251,7 +251,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     const message = error instanceof Error ? error.message : String(error);
     if (json) {
       // Machine-readable to the end: a script reading --json output gets JSON errors too.
-      const code = error instanceof SavepointError ? error.code : (error as Error)?.name;
+      const code = error instanceof SavepointError || error instanceof CheckFailed ? error.code : (error as Error)?.name;
       io.err(`${printableJson(JSON.stringify({ error: { message: redact(message), code, exitCode: exitCodeFor(error) } }))}\n`);
       return exitCodeFor(error);
     }

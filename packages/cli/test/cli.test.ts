@@ -502,6 +502,49 @@ describe.skipIf(!!s3Server.skipReason)('the savepoint binary on S3', () => {
   });
 });
 
+describe('--json fields are clean (issue 27)', () => {
+  /** Every string under a key that names a path, anywhere in a JSON answer. */
+  function pathFields(value: unknown, key = ''): [string, string][] {
+    if (typeof value === 'string') return /^(path|target|pointer|dir|name|toDelete|kept)$/.test(key) ? [[key, value]] : [];
+    if (Array.isArray(value)) return value.flatMap((v) => pathFields(v, key));
+    if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => pathFields(v, k));
+    return [];
+  }
+  it('verify puts the pointer and the checkpoint it names in separate fields; no path field of any command holds prose', () =>
+    inLocalFolder('json', async (dir, store) => {
+      await trainToy(dir, store, { interval: 1, maxKeepCkpts: 2, saveBest: 'acc', publishedKeys: ['meta'] }, 3);
+      const verified = JSON.parse((await run(['verify', dir, '--json'])).out);
+      expect(verified.results[0]).toEqual({
+        path: join(dir, 'last_checkpoint'),
+        target: join(dir, 'epoch_3.safetensors'),
+        ok: true,
+      });
+      const answers = [
+        verified,
+        JSON.parse((await run(['ls', dir, '--json'])).out),
+        JSON.parse((await run(['latest', dir, '--json'])).out),
+        JSON.parse((await run(['inspect', join(dir, 'epoch_3.safetensors'), '--json'])).out),
+        JSON.parse((await run(['prune', dir, '--keep', '1', '--json'])).out),
+        JSON.parse((await run(['publish', join(dir, 'epoch_3.safetensors'), '--keys', 'meta', '--json'])).out),
+      ];
+      const fields = answers.flatMap((answer) => pathFields(answer));
+      expect(fields.length).toBeGreaterThan(10);
+      for (const [key, value] of fields) {
+        // A path is a path: no arrow, no note, no "(...)" remark, no leading marker.
+        expect(value, key).not.toMatch(/ -> |<-| \(|^\s|\s$/);
+        if (key !== 'name') expect(value.startsWith(dir), `${key}: ${value}`).toBe(true);
+      }
+    }));
+  it("an error code is a code, like the library errors' (CHECK_FAILED, not the class name CheckFailed)", () =>
+    inLocalFolder('json-code', async (dir, store) => {
+      await store.put(join(dir, 'notes.txt'), 'not a run yet');
+      const latest = await run(['latest', dir, '--json']);
+      expect(latest.code).toBe(1);
+      expect(JSON.parse(latest.err).error).toMatchObject({ code: 'CHECK_FAILED', exitCode: 1 });
+      expect(JSON.parse((await run(['ls', join(dir, 'nothing'), '--json'])).err).error.code).toBe('NOT_FOUND');
+    }));
+});
+
 describe('--help on every command (issue 27)', () => {
   const commands = ['ls', 'latest', 'inspect', 'verify', 'prune', 'publish', 'cp'];
   it('prints the help, exit 0, in every form commander offers', async () => {
