@@ -6,7 +6,15 @@ import { type Dirent, constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bodyChunks, callSignal, checkKnownKeys, checkString, isTempName, tempNameFor } from '@savepoint/core/kit';
+import {
+  bodyChunks,
+  callSignal,
+  checkKnownKeys,
+  checkString,
+  isTempName,
+  TEMP_TOKEN_LENGTH,
+  tempNameFor,
+} from '@savepoint/core/kit';
 import {
   AbortedError,
   BackendError,
@@ -201,7 +209,7 @@ export class LocalBackend implements StorageBackend {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     const dir = nodePath.dirname(abs);
-    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(6).toString('hex')));
+    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(TEMP_TOKEN_LENGTH / 2).toString('hex')));
     try {
       await makeFolderFor(dir, path);
       const handle = await fs.open(temp, 'wx');
@@ -428,7 +436,7 @@ export class LocalBackend implements StorageBackend {
       throw mapFsError(error, source, 'copy');
     }
     const dir = nodePath.dirname(abs);
-    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(6).toString('hex')));
+    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(TEMP_TOKEN_LENGTH / 2).toString('hex')));
     try {
       await makeFolderFor(dir, destination);
       await fs.copyFile(src, temp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
