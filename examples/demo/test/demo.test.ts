@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { s3Args, server as s3Server } from '../../../packages/backend-s3/test/s3-setup.js';
 
@@ -59,7 +59,8 @@ describe('savepoint demo', () => {
   it('--work-dir with ".." trains where the shell would put it (issue 27)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
     try {
-      const result = runDemo('--work-dir', join(dir, 'elsewhere', '..', 'run'));
+      // Not path.join: it would resolve the ".." itself.
+      const result = runDemo('--work-dir', [dir, 'elsewhere', '..', 'run'].join(sep));
       expect(result.status, result.stderr).toBe(0);
       expect(await readdir(join(dir, 'run'))).toContain('epoch_10.safetensors');
     } finally {

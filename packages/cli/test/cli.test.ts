@@ -598,8 +598,9 @@ describe('paths typed on the command line (issue 27)', () => {
     inLocalFolder('dotdot', async (dir, store) => {
       const runDir = join(dir, 'x');
       await trainToy(runDir, store, { interval: 1 }, 2);
-      // Absolute with "..", and relative to the working directory with "..".
-      const viaParent = join(dir, 'elsewhere', '..', 'x');
+      // Absolute with "..", and relative to the working directory with "..". (Not path.join: it would resolve the "..".)
+      const viaParent = [dir, 'elsewhere', '..', 'x'].join(sep);
+      expect(viaParent.split(sep)).toContain('..');
       const relativeToCwd = relative(process.cwd(), runDir);
       expect(relativeToCwd.split(sep)).toContain('..');
       for (const path of [viaParent, relativeToCwd]) {
@@ -608,10 +609,10 @@ describe('paths typed on the command line (issue 27)', () => {
         expect(JSON.parse(listed.out).pointer).toBe(join(runDir, 'epoch_2.safetensors'));
         expect((await run(['latest', path])).out.trim()).toBe(join(runDir, 'epoch_2.safetensors'));
         expect((await run(['verify', path])).code).toBe(0);
-        expect((await run(['inspect', join(path, 'epoch_2.safetensors')])).code).toBe(0);
+        expect((await run(['inspect', `${path}${sep}epoch_2.safetensors`])).code).toBe(0);
         expect((await run(['prune', path, '--keep', '1'])).out).toContain(join(runDir, 'epoch_1.safetensors'));
       }
-      const copied = await run(['cp', join(viaParent, 'epoch_2.safetensors'), join(dir, 'y', '..', 'z', 'e.safetensors')]);
+      const copied = await run(['cp', `${viaParent}${sep}epoch_2.safetensors`, [dir, 'y', '..', 'z', 'e.safetensors'].join(sep)]);
       expect(copied.code, copied.err).toBe(0);
       expect(await readFile(join(dir, 'z', 'e.safetensors'))).toEqual(await readFile(join(runDir, 'epoch_2.safetensors')));
     }));
