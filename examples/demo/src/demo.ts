@@ -6,7 +6,7 @@
 // last_checkpoint and finishes; then it prints what is on the store. Any store works:
 // --work-dir s3://bucket/demo --backend-args '{"region":"eu-west-1"}'.
 import { parseArgs } from 'node:util';
-import { ls, parseBackendArgs, registerAllBackends, storeFor } from '@savepoint/cli';
+import { cliPath, ls, parseBackendArgs, quietHostNotices, registerAllBackends, storeFor } from '@savepoint/cli';
 import { ConfigError, type Logger, Run, redact } from '@savepoint/core';
 import { SavepointCheckpoint } from '@savepoint/tfjs';
 import * as tf from '@tensorflow/tfjs';
@@ -50,8 +50,12 @@ function parseDemoArgs(): { 'work-dir'?: string; 'backend-args'?: string } {
   }
 }
 
+// The demo owns its process: the AWS SDK's Node-version notice and TensorFlow.js's Node.js
+// banner are noise to someone trying savepoint out (see host-notices.ts in @savepoint/cli).
+quietHostNotices();
 const values = parseDemoArgs();
-const workDir = values['work-dir'] as string;
+// `--work-dir ../x` means what the shell means by it (see cliPath).
+const workDir = cliPath(values['work-dir'] as string);
 registerAllBackends();
 const backendArgs = parseBackendArgs(values['backend-args'] ?? process.env.SAVEPOINT_BACKEND_ARGS, '--backend-args');
 const store = storeFor(workDir, backendArgs);

@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { s3Args, server as s3Server } from '../../../packages/backend-s3/test/s3-setup.js';
 
@@ -56,6 +56,27 @@ describe('savepoint demo', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
+  it('--work-dir with ".." trains where the shell would put it (issue 27)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      // Not path.join: it would resolve the ".." itself.
+      const result = runDemo('--work-dir', [dir, 'elsewhere', '..', 'run'].join(sep));
+      expect(result.status, result.stderr).toBe(0);
+      expect(await readdir(join(dir, 'run'))).toContain('epoch_10.safetensors');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+  it("prints no TensorFlow.js 'running in Node.js' banner (issue 27)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-demo-'));
+    try {
+      const result = runDemo('--work-dir', dir);
+      expect(result.status, result.stderr).toBe(0);
+      expect(`${result.stdout}${result.stderr}`).not.toMatch(/looks like you are running TensorFlow\.js in Node\.js/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
   it('--help prints its usage and an unknown option is a usage error, never a stack trace', () => {
     const help = runDemo('--help');
     expect(help.status).toBe(0);
@@ -74,5 +95,16 @@ describe.skipIf(!!s3Server.skipReason)(`the demo on S3${s3Server.skipReason ? ` 
     expect(result.stderr).toMatch(/no-such-bucket-savepoint/);
     expect(result.stderr).toMatch(/bucket/i);
     expect(result.stdout).not.toMatch(/epoch\s+1\//);
+  }, 60_000);
+  it('prints no AWS SDK Node-version notice: the demo owns its process (issue 27)', () => {
+    const env = { ...process.env };
+    delete env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED;
+    const result = spawnSync(
+      process.execPath,
+      [DEMO, '--work-dir', 's3://no-such-bucket-savepoint/demo', '--backend-args', JSON.stringify(s3Args())],
+      { encoding: 'utf8', env },
+    );
+    expect(result.stderr).toMatch(/no-such-bucket-savepoint/);
+    expect(result.stderr).not.toMatch(/NodeVersionSupportWarning|upgrade to node/);
   }, 60_000);
 });

@@ -6,9 +6,18 @@ import { type Dirent, constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bodyChunks, callSignal, checkKnownKeys, checkString, isTempName, tempNameFor } from '@savepoint/core/kit';
+import {
+  bodyChunks,
+  callSignal,
+  checkKnownKeys,
+  checkString,
+  isTempName,
+  TEMP_TOKEN_LENGTH,
+  tempNameFor,
+} from '@savepoint/core/kit';
 import {
   AbortedError,
+  BackendError,
   type GetOptions,
   InvalidPathError,
   type ListEntry,
@@ -26,7 +35,17 @@ import {
   type StorageBackend,
 } from '@savepoint/core/store';
 import { describeRefusal, fileVersion, isClaimName, isDeadClaim, swapIfMatch } from './local-cas.js';
-import { checkSignal, clampRange, fsyncDir, hasFiles, isNotFound, linkedReadStream, mapFsError } from './local-fs.js';
+import {
+  checkSignal,
+  clampRange,
+  fsyncDir,
+  hasFiles,
+  isNotFound,
+  linkedReadStream,
+  makeFolderFor,
+  mapFsError,
+  tempVanished,
+} from './local-fs.js';
 
 export const BACKEND_NAME = LOCAL_BACKEND_NAME;
 export const LOCAL_OPTION_NAMES = ['root'];
@@ -37,6 +56,19 @@ export interface LocalBackendOptions {
    * it. Without it, relative paths resolve against the working directory.
    */
   root?: string;
+}
+
+/** Writes tried when another process deletes the temp file before it is moved in (only for a body that can be sent again). */
+const TEMP_ATTEMPTS = 3;
+
+/** A write's own temp file vanished before it was moved in (see tempVanished): nothing was written. */
+class TempVanished extends Error {
+  constructor(
+    readonly temp: string,
+    override readonly cause: unknown,
+  ) {
+    super(`temp file ${temp} vanished`);
+  }
 }
 
 export class LocalBackend implements StorageBackend {
@@ -150,12 +182,36 @@ export class LocalBackend implements StorageBackend {
     options: PutOptions,
     mode: 'replace' | 'create' | { ifMatch: string },
   ): Promise<boolean> {
+    // A write whose temp file another process deleted before it was moved in changed
+    // nothing, so a body that can be sent again is: the loser of a race for a run's lease
+    // then finds the winner's lease and is told who holds it, not that a file is missing.
+    const replayable = typeof body === 'string' || body instanceof Uint8Array;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#writeOnce(path, body, options, mode);
+      } catch (error) {
+        if (!(error instanceof TempVanished)) throw error;
+        if (replayable && attempt < TEMP_ATTEMPTS) continue;
+        throw new BackendError(
+          `put ${path}: the temp file of this write (${error.temp}) was deleted by another process before it was moved in${replayable ? `, ${TEMP_ATTEMPTS} times` : ''}, so nothing was written. Another job is clearing this folder's unfinished writes: usually one that just took the run's lease. Make sure only one job writes this folder, then try again.`,
+          { backend: BACKEND_NAME, cause: error.cause },
+        );
+      }
+    }
+  }
+
+  async #writeOnce(
+    path: string,
+    body: PutBody,
+    options: PutOptions,
+    mode: 'replace' | 'create' | { ifMatch: string },
+  ): Promise<boolean> {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     const dir = nodePath.dirname(abs);
-    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(6).toString('hex')));
+    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(TEMP_TOKEN_LENGTH / 2).toString('hex')));
     try {
-      await fs.mkdir(dir, { recursive: true });
+      await makeFolderFor(dir, path);
       const handle = await fs.open(temp, 'wx');
       try {
         for await (const chunk of bodyChunks(body)) {
@@ -197,8 +253,11 @@ export class LocalBackend implements StorageBackend {
       return true;
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => {});
-      if (error instanceof AbortedError || error instanceof PreconditionFailedError) throw error;
+      if (error instanceof AbortedError || error instanceof PreconditionFailedError || error instanceof InvalidPathError) {
+        throw error;
+      }
       if (options.signal?.aborted) throw new AbortedError(`aborted: ${path}`, { backend: BACKEND_NAME, cause: error });
+      if (tempVanished(error, temp)) throw new TempVanished(temp, error);
       throw error instanceof NotFoundError || !(error as NodeJS.ErrnoException)?.code ? error : mapFsError(error, path, 'put');
     }
   }
@@ -377,9 +436,9 @@ export class LocalBackend implements StorageBackend {
       throw mapFsError(error, source, 'copy');
     }
     const dir = nodePath.dirname(abs);
-    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(6).toString('hex')));
+    const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(TEMP_TOKEN_LENGTH / 2).toString('hex')));
     try {
-      await fs.mkdir(dir, { recursive: true });
+      await makeFolderFor(dir, destination);
       await fs.copyFile(src, temp, fsConstants.COPYFILE_EXCL | fsConstants.COPYFILE_FICLONE);
       const handle = await fs.open(temp, 'r+');
       try {
@@ -392,7 +451,7 @@ export class LocalBackend implements StorageBackend {
       await fsyncDir(dir);
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => {});
-      if (error instanceof AbortedError) throw error;
+      if (error instanceof AbortedError || error instanceof InvalidPathError) throw error;
       throw mapFsError(error, (error as NodeJS.ErrnoException).path === src ? source : destination, 'copy');
     }
   }

@@ -93,6 +93,49 @@ export function clampRange(range: { start: number; end?: number | undefined }, s
   return { start: Math.min(start, size), end: Math.max(Math.min(start, size), end) };
 }
 
+/**
+ * Creates the folder a file is written into. A file where a folder must be (a work dir
+ * given as the path of a regular file, or below one) is named, with what to do:
+ * mkdir alone says `EEXIST` or `ENOTDIR` about a path the user never typed.
+ */
+export async function makeFolderFor(dir: string, path: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
+    const file = await fileInTheWay(dir);
+    if (file === undefined) throw error;
+    throw new InvalidPathError(
+      path,
+      `${file} is a file, not a folder, so nothing can be written inside it. Give a folder, or a path that does not exist yet (a work dir or outDir is a folder), or move ${file} away.`,
+      { backend: BACKEND_NAME, cause: error },
+    );
+  }
+}
+
+/** The nearest existing path at or above `dir` when it is not a folder. */
+async function fileInTheWay(dir: string): Promise<string | undefined> {
+  for (let at = dir; ; at = nodePath.dirname(at)) {
+    try {
+      return (await fs.stat(at)).isDirectory() ? undefined : at;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || nodePath.dirname(at) === at) return undefined;
+    }
+  }
+}
+
+/**
+ * Whether a rename or link of `temp` failed because `temp` itself was gone: another
+ * process deleted this write's temp file before it was moved in (a job that took the
+ * run's lease sweeps the unfinished writes it finds; see removeIncompleteWrites).
+ */
+export function tempVanished(error: unknown, temp: string): boolean {
+  const e = error as NodeJS.ErrnoException | undefined;
+  return e?.code === 'ENOENT' && e.path === temp;
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   // Makes the rename durable. Some filesystems refuse to fsync a folder; the rename is still atomic.
   let handle: fs.FileHandle | undefined;

@@ -28,6 +28,38 @@ describe('LocalBackend', () => {
     expect(names).toEqual([]);
   });
 
+  it('a write below a regular file names that file and says what to do, not "EEXIST ... mkdir" (issue 27)', async () => {
+    const backend = new LocalBackend();
+    const file = join(root, 'work_dir');
+    await writeFile(file, 'a file, not a folder');
+    for (const path of [join(file, 'savepoint.lease'), join(file, 'sub', 'deeper', 'epoch_1.safetensors')]) {
+      const failed = await backend.put(path, 'x').catch((error: unknown) => error);
+      expect(failed, path).toBeInstanceOf(InvalidPathError);
+      expect((failed as Error).message, path).toContain(
+        `${file} is a file, not a folder, so nothing can be written inside it. Give a folder, or a path that does not exist yet`,
+      );
+    }
+    await writeFile(join(root, 'source.bin'), 'bytes');
+    await expect(backend.copy(join(root, 'source.bin'), join(file, 'copy.bin'))).rejects.toThrow(/is a file, not a folder/);
+  });
+
+  it('training into a work dir that is a regular file fails at once, naming it', async () => {
+    const { ToyModel } = await import('@savepoint/backend-test-suite');
+    const { CheckpointHook, ReferenceTrainer } = await import('@savepoint/core');
+    const backend = new LocalBackend();
+    const file = join(root, 'run');
+    await writeFile(file, 'notes');
+    const trainer = new ReferenceTrainer({
+      workDir: file,
+      model: new ToyModel(),
+      checkpointHook: new CheckpointHook({ interval: 1, backend }),
+      itersPerEpoch: 1,
+      maxEpochs: 1,
+      backend,
+    });
+    await expect(trainer.train()).rejects.toThrow(`${file} is a file, not a folder`);
+  });
+
   it('serves file:// URLs', async () => {
     const backend = new LocalBackend();
     const url = `${pathToFileURL(root).href}/a b.txt`;

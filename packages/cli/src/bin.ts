@@ -1,9 +1,16 @@
 #!/usr/bin/env node
-// The `savepoint` command. The AWS SDK warns on every run under Node < 22 that its
-// releases after January 2027 will need Node 22; a command-line tool's users cannot act
-// on that (engines says what savepoint needs), so the CLI opts out, unless the user set
-// the variable themselves. The library never changes the environment of its host.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// The `savepoint` command. It owns its process, so it turns off the dependency
+// notices its users cannot act on (host-notices.ts), before any store is built; the
+// library never changes the environment or console of its host.
+import { quietHostNotices } from './host-notices.js';
+
+quietHostNotices();
+// A reader that stopped early (`savepoint ls --help | head -1`) wants no more output;
+// Node would report the closed pipe as an unhandled error with a stack trace. Every
+// command writes its result after its work is done, so nothing is left half-done.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
 const { main } = await import('./main.js');
 
 process.exitCode = await main(process.argv.slice(2));

@@ -17,6 +17,8 @@ import { type Progress, silentProgress } from './progress.js';
 /** A failed check or a missing thing: exit code 1. */
 export class CheckFailed extends Error {
   override readonly name = 'CheckFailed';
+  /** What `--json` errors carry in `code`, spelled like the library errors' codes (`NOT_FOUND`, `CONFIG`). */
+  readonly code = 'CHECK_FAILED';
 }
 
 export interface CommandOptions {

@@ -13,6 +13,7 @@ import {
 } from '@savepoint/core';
 import { Command, CommanderError, Option } from 'commander';
 import { CheckFailed, type CommandOptions, cp, inspect, latest, ls, prune, publish, verify } from './commands.js';
+import { cliPath } from './paths.js';
 import { printable, printableJson } from './printable.js';
 import { terminalProgress } from './progress.js';
 import { parseBackendArgs, registerAllBackends } from './stores.js';
@@ -104,7 +105,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       'list the checkpoints in a run folder, marking the pointer target, bests, published copies and incomplete folders',
     )
     .action(async (dir: string) => {
-      const result = await ls(dir, cmdOptions());
+      const result = await ls(cliPath(dir), cmdOptions());
       print(result, () =>
         result.checkpoints.length === 0
           ? `no checkpoints in ${dir}`
@@ -129,7 +130,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<dir>', 'work dir holding last_checkpoint')
     .description('print the checkpoint that last_checkpoint names; exit 1 if there is none')
     .action(async (dir: string) => {
-      const result = await latest(dir, cmdOptions());
+      const result = await latest(cliPath(dir), cmdOptions());
       print(result, () => result.pointer);
     });
 
@@ -142,7 +143,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<checkpoint>', 'checkpoint file or folder')
     .description('show tensors (name, dtype, shape, bytes) and metadata, reading only the header')
     .action(async (path: string) => {
-      const result = await inspect(path, cmdOptions());
+      const result = await inspect(cliPath(path), cmdOptions());
       print(result, () =>
         [
           `${path} (${result.shape}, header ${human(result.bytesRead)} read)`,
@@ -166,7 +167,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<path>', 'a checkpoint, or a run folder to verify every checkpoint in it')
     .description('check that every checkpoint opens and that each folder checkpoint matches its manifest')
     .action(async (path: string) => {
-      const result = await verify(path, cmdOptions());
+      const result = await verify(cliPath(path), cmdOptions());
       print(result, () =>
         result.results
           .map(
@@ -196,7 +197,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       "delete old regular checkpoints of the run; never the pointer's target, a newer one, a best, a published copy or a file that is not the run's",
     )
     .action(async (dir: string, opts: { keep: number; yes?: boolean; filenameTmpl?: string }) => {
-      const result = await prune(dir, opts.keep, !!opts.yes, { ...cmdOptions(), filenameTmpl: opts.filenameTmpl });
+      const result = await prune(cliPath(dir), opts.keep, !!opts.yes, { ...cmdOptions(), filenameTmpl: opts.filenameTmpl });
       print(result, () =>
         result.toDelete.length === 0
           ? 'nothing to delete'
@@ -219,7 +220,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         throw new ConfigError('--keys got no key; accepted: a comma-separated list such as meta,state_dict', {
           option: '--keys',
         });
-      const result = await publish(path, keys, cmdOptions());
+      const result = await publish(cliPath(path), keys, cmdOptions());
       print(result, () => `${result.path}${result.removedKeys.length ? ` (dropped ${result.removedKeys.join(', ')})` : ''}`);
     });
 
@@ -233,7 +234,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('<dst>', 'destination path or URI')
     .description('copy a checkpoint file or folder between any two stores, streaming')
     .action(async (src: string, dst: string) => {
-      const result = await cp(src, dst, cmdOptions(), json ? undefined : terminalProgress());
+      const result = await cp(cliPath(src), cliPath(dst), cmdOptions(), json ? undefined : terminalProgress());
       print(result, () => `copied ${result.files} file(s), ${human(result.bytes)}`);
     });
 
@@ -250,7 +251,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     const message = error instanceof Error ? error.message : String(error);
     if (json) {
       // Machine-readable to the end: a script reading --json output gets JSON errors too.
-      const code = error instanceof SavepointError ? error.code : (error as Error)?.name;
+      const code = error instanceof SavepointError || error instanceof CheckFailed ? error.code : (error as Error)?.name;
       io.err(`${printableJson(JSON.stringify({ error: { message: redact(message), code, exitCode: exitCodeFor(error) } }))}\n`);
       return exitCodeFor(error);
     }

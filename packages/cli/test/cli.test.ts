@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative, sep } from 'node:path';
 import { ToyModel } from '@savepoint/backend-test-suite';
 import {
   CheckpointHook,
@@ -574,6 +574,84 @@ describe.skipIf(!!s3Server.skipReason)('the savepoint binary on S3', () => {
   });
 });
 
+describe('--json fields are clean (issue 27)', () => {
+  /** Every string under a key that names a path, anywhere in a JSON answer. */
+  function pathFields(value: unknown, key = ''): [string, string][] {
+    if (typeof value === 'string') return /^(path|target|pointer|dir|name|toDelete|kept)$/.test(key) ? [[key, value]] : [];
+    if (Array.isArray(value)) return value.flatMap((v) => pathFields(v, key));
+    if (value && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => pathFields(v, k));
+    return [];
+  }
+  it('verify puts the pointer and the checkpoint it names in separate fields; no path field of any command holds prose', () =>
+    inLocalFolder('json', async (dir, store) => {
+      await trainToy(dir, store, { interval: 1, maxKeepCkpts: 2, saveBest: 'acc', publishedKeys: ['meta'] }, 3);
+      const verified = JSON.parse((await run(['verify', dir, '--json'])).out);
+      expect(verified.results[0]).toEqual({
+        path: join(dir, 'last_checkpoint'),
+        target: join(dir, 'epoch_3.safetensors'),
+        ok: true,
+      });
+      const answers = [
+        verified,
+        JSON.parse((await run(['ls', dir, '--json'])).out),
+        JSON.parse((await run(['latest', dir, '--json'])).out),
+        JSON.parse((await run(['inspect', join(dir, 'epoch_3.safetensors'), '--json'])).out),
+        JSON.parse((await run(['prune', dir, '--keep', '1', '--json'])).out),
+        JSON.parse((await run(['publish', join(dir, 'epoch_3.safetensors'), '--keys', 'meta', '--json'])).out),
+      ];
+      const fields = answers.flatMap((answer) => pathFields(answer));
+      expect(fields.length).toBeGreaterThan(10);
+      for (const [key, value] of fields) {
+        // A path is a path: no arrow, no note, no "(...)" remark, no leading marker.
+        expect(value, key).not.toMatch(/ -> |<-| \(|^\s|\s$/);
+        if (key !== 'name') expect(value.startsWith(dir), `${key}: ${value}`).toBe(true);
+      }
+    }));
+  it("an error code is a code, like the library errors' (CHECK_FAILED, not the class name CheckFailed)", () =>
+    inLocalFolder('json-code', async (dir, store) => {
+      await store.put(join(dir, 'notes.txt'), 'not a run yet');
+      const latest = await run(['latest', dir, '--json']);
+      expect(latest.code).toBe(1);
+      expect(JSON.parse(latest.err).error).toMatchObject({ code: 'CHECK_FAILED', exitCode: 1 });
+      expect(JSON.parse((await run(['ls', join(dir, 'nothing'), '--json'])).err).error.code).toBe('NOT_FOUND');
+    }));
+});
+
+describe('--help on every command (issue 27)', () => {
+  const commands = ['ls', 'latest', 'inspect', 'verify', 'prune', 'publish', 'cp'];
+  it('prints the help, exit 0, in every form commander offers', async () => {
+    for (const argv of [
+      ['help'],
+      ['-h'],
+      ...commands.flatMap((c) => [
+        [c, '--help'],
+        [c, '-h'],
+        ['help', c],
+        [c, 'x', '--help'],
+      ]),
+    ]) {
+      const result = await run(argv);
+      expect(result.code, argv.join(' ')).toBe(0);
+      expect(result.out, argv.join(' ')).toMatch(/^Usage: savepoint/);
+      expect(result.err, argv.join(' ')).toBe('');
+    }
+  });
+  it('the binary piped into a reader that stops early (savepoint ls --help | head -1) prints no stack trace', async () => {
+    const { spawn } = await import('node:child_process');
+    const bin = join(import.meta.dirname, '..', 'dist', 'bin.js');
+    for (const argv of [['--help'], ...commands.map((c) => [c, '--help'])]) {
+      const child = spawn(process.execPath, [bin, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // The reader goes away before the first byte: every write of the child meets a closed pipe.
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(stderr, argv.join(' ')).toBe('');
+      expect(code, argv.join(' ')).toBe(0);
+    }
+  });
+});
+
 describe('the help examples run as written inside the repo', () => {
   it('`savepoint` is on the PATH of pnpm scripts and pnpm exec (node_modules/.bin)', async () => {
     const { spawnSync } = await import('node:child_process');
@@ -584,5 +662,37 @@ describe('the help examples run as written inside the repo', () => {
     expect(result.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     const help = spawnSync(bin, ['ls', '--help'], { encoding: 'utf8' });
     expect(help.stdout).toMatch(/Examples:\n\s+savepoint ls /);
+  });
+});
+
+describe('paths typed on the command line (issue 27)', () => {
+  it('a local path with ".." resolves against the working directory, as the shell would: every command', () =>
+    inLocalFolder('dotdot', async (dir, store) => {
+      const runDir = join(dir, 'x');
+      await trainToy(runDir, store, { interval: 1 }, 2);
+      // Absolute with "..", and relative to the working directory with "..". (Not path.join: it would resolve the "..".)
+      const viaParent = [dir, 'elsewhere', '..', 'x'].join(sep);
+      expect(viaParent.split(sep)).toContain('..');
+      const relativeToCwd = relative(process.cwd(), runDir);
+      expect(relativeToCwd.split(sep)).toContain('..');
+      for (const path of [viaParent, relativeToCwd]) {
+        const listed = await run(['ls', path, '--json']);
+        expect(listed.code, listed.err).toBe(0);
+        expect(JSON.parse(listed.out).pointer).toBe(join(runDir, 'epoch_2.safetensors'));
+        expect((await run(['latest', path])).out.trim()).toBe(join(runDir, 'epoch_2.safetensors'));
+        expect((await run(['verify', path])).code).toBe(0);
+        expect((await run(['inspect', `${path}${sep}epoch_2.safetensors`])).code).toBe(0);
+        expect((await run(['prune', path, '--keep', '1'])).out).toContain(join(runDir, 'epoch_1.safetensors'));
+      }
+      const copied = await run(['cp', `${viaParent}${sep}epoch_2.safetensors`, [dir, 'y', '..', 'z', 'e.safetensors'].join(sep)]);
+      expect(copied.code, copied.err).toBe(0);
+      expect(await readFile(join(dir, 'z', 'e.safetensors'))).toEqual(await readFile(join(runDir, 'epoch_2.safetensors')));
+    }));
+  it('".." inside an object-store URI is still refused: it is a hostile path, not a folder on this machine', async () => {
+    for (const uri of ['s3://bucket/runs/../x', 'gs://bucket/a/../../x', 'az://container/../x']) {
+      const result = await run(['ls', uri]);
+      expect(result.code, uri).toBe(2);
+      expect(result.err, uri).toMatch(/"\.\." segments are not allowed/);
+    }
   });
 });

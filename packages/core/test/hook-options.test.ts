@@ -68,6 +68,31 @@ describe('CheckpointHook options', () => {
   });
 });
 
+describe('filenameTmpl fits in a file name (issue 27)', () => {
+  /** A template of `bytes` bytes: `x...x_{}.safetensors`. */
+  const template = (bytes: number) => `${'x'.repeat(bytes - '_{}.safetensors'.length)}_{}.safetensors`;
+
+  it('a 245-character template fails at construction, with the bad value and what is accepted', () => {
+    const tmpl = template(245);
+    expect(bad({ filenameTmpl: tmpl })).toThrow(ConfigError);
+    expect(bad({ filenameTmpl: tmpl })).toThrow(
+      `option "filenameTmpl" got "${tmpl}" (245 bytes): at step 9007199254740991, published, its file name as written through a temp file is 296 bytes, over the 255 a file name may have. Accepted: a template of at most 204 bytes`,
+    );
+  });
+  it('the bound counts the best prefix of the longest metric, and bytes, not characters', () => {
+    // `.` + name at the largest step (16 digits for "{}") + `-<8 hex>` + `.savepoint-tmp-<12 hex>`: 51 bytes more than the template.
+    expect(new CheckpointHook({ filenameTmpl: template(204) }).config.filenameTmpl).toBe(template(204));
+    expect(bad({ filenameTmpl: template(205) })).toThrow(/at most 204 bytes/);
+    // best_<metric>_ adds 5 + the metric + 1.
+    expect(new CheckpointHook({ filenameTmpl: template(195), saveBest: 'acc' }).config.filenameTmpl).toBe(template(195));
+    expect(bad({ filenameTmpl: template(196), saveBest: ['acc', 'val/loss'] })).toThrow(
+      /as the best of "val\/loss", published.*at most 190 bytes with this saveBest/,
+    );
+    // Two bytes per "é" in UTF-8.
+    expect(bad({ filenameTmpl: `${'é'.repeat(100)}_{}.safetensors` })).toThrow(/\(215 bytes\).*at most 204 bytes/);
+  });
+});
+
 describe('rule inference', () => {
   const infer = (m: string) => inferRule(m, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS);
   it.each([

@@ -3,11 +3,13 @@
 // options that only make sense together are unions, so `hook.config` never holds a
 // combination the engine would have to second-guess.
 import { CHECKPOINT_EXTENSION } from '../format/safetensors.js';
+import { publishedName } from '../run/checkpoint-files.js';
 import { checkFilenameTemplate } from '../run/layout.js';
 import { DEFAULT_LEASE_TTL_MS } from '../run/lease.js';
 import type { StorageBackend } from '../store/contract.js';
 import { ConfigError } from '../store/errors.js';
 import { type BackendArgs, resolveBackendName } from '../store/registry.js';
+import { TEMP_TOKEN_LENGTH, tempNameFor } from '../store/temp-names.js';
 import {
   checkBoolean,
   checkInteger,
@@ -170,6 +172,42 @@ export function inferRule(metric: string, greaterKeys: readonly string[], lessKe
   );
 }
 
+/**
+ * A file name has at most 255 bytes on the usual file systems (ext4, XFS, APFS, NTFS).
+ * Object keys may be longer, but `savepoint cp` brings checkpoints to disk, so every
+ * store gets names that fit there.
+ */
+const MAX_NAME_BYTES = 255;
+/** The step in the longest name: the largest integer a step counts to exactly. */
+const LONGEST_STEP = Number.MAX_SAFE_INTEGER;
+
+function byteLength(text: string): number {
+  return new TextEncoder().encode(text).byteLength;
+}
+
+/**
+ * The longest file name a template makes: at the largest step, as the best of the
+ * longest tracked metric (when bests are tracked), published (a copy of any checkpoint
+ * can be: `savepoint publish`), and as the local store's temp file it is written
+ * through. Checked at construction, so a template too long fails here and not at the
+ * first save, hours into a run.
+ */
+function checkNameLength(tmpl: string, metrics: readonly string[]): string {
+  const regular = tmpl.replace('{}', String(LONGEST_STEP));
+  const metric = metrics.filter((m) => m !== 'auto').reduce((a, b) => (byteLength(b) > byteLength(a) ? b : a), '');
+  const named = metrics.length > 0 ? `best_${metric}_${regular}`.replaceAll('/', '_') : regular;
+  const written = tempNameFor(publishedName(named, '0'.repeat(64), CHECKPOINT_EXTENSION), '0'.repeat(TEMP_TOKEN_LENGTH));
+  const bytes = byteLength(written);
+  if (bytes <= MAX_NAME_BYTES) return tmpl;
+  const room = MAX_NAME_BYTES - (bytes - byteLength(tmpl));
+  const best = metrics.length > 0 ? `, as the best of ${metric ? JSON.stringify(metric) : 'its metric'}` : '';
+  throw new ConfigError(
+    `option "filenameTmpl" got ${JSON.stringify(tmpl)} (${byteLength(tmpl)} bytes): at step ${LONGEST_STEP}${best}, published, its file name as written through a temp file is ${bytes} bytes, over the ${MAX_NAME_BYTES} a file name may have. ` +
+      `Accepted: a template of at most ${Math.max(room, 0)} bytes${metrics.length > 0 ? ' with this saveBest (a shorter metric name leaves more)' : ''}, e.g. "epoch_{}.safetensors".`,
+    { option: 'filenameTmpl' },
+  );
+}
+
 function checkRuleValue(value: unknown, option: string): Rule {
   if (value !== 'greater' && value !== 'less') throw configError(option, value, '"greater" or "less"');
   return value;
@@ -290,6 +328,12 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     throw configError('shardConcurrency', o.shardConcurrency, "only together with layout: 'directory'");
   }
 
+  const saveBest = resolveBest(o, greaterKeys, lessKeys);
+  const filenameTmpl =
+    o.filenameTmpl === undefined
+      ? `${byEpoch ? 'epoch' : 'iter'}_{}${CHECKPOINT_EXTENSION}`
+      : checkNameLength(checkFilenameTemplate(o.filenameTmpl), saveBest?.metrics ?? []);
+
   return {
     interval: optional(o.interval, -1, (v) => checkInteger(v, 'interval', 'an integer (<= 0 never saves by interval)')),
     byEpoch,
@@ -304,13 +348,10 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     saveBegin: optional(o.saveBegin, 0, (v) =>
       checkInteger(v, 'saveBegin', 'an integer >= 0 (the first step from which interval saving counts)', { min: 0 }),
     ),
-    saveBest: resolveBest(o, greaterKeys, lessKeys),
+    saveBest,
     greaterKeys,
     lessKeys,
-    filenameTmpl:
-      o.filenameTmpl === undefined
-        ? `${byEpoch ? 'epoch' : 'iter'}_{}${CHECKPOINT_EXTENSION}`
-        : checkFilenameTemplate(o.filenameTmpl),
+    filenameTmpl,
     publishedKeys:
       o.publishedKeys === undefined ? undefined : checkStringList(o.publishedKeys, 'publishedKeys', { unique: true }),
     layout,
