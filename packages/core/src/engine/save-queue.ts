@@ -88,6 +88,9 @@ export class SaveQueue {
     if (!this.#options.asyncSave) return build();
     while (this.#inFlight.length >= this.#options.maxPendingSaves) await this.#inFlight[0];
     this.raise();
+    // Nothing is in flight, so this save point is handed to the save worker before the
+    // hook call returns, and handing it over copies it: no copy of our own (save-worker.ts).
+    if (this.#runner?.offThread && this.#options.maxPendingSaves === 1) return build();
     return snapshotCheckpoint(await build(), (data) => {
       const copy = this.#pool.copy(data);
       this.#planBuffers.push(copy);

@@ -4,7 +4,6 @@
 // the same steps as the main thread would (save-steps.ts). Between save points it
 // holds nothing but the run's stores.
 import { parentPort, workerData } from 'node:worker_threads';
-import type { TypedArray } from '../format/tensor.js';
 import type { FenceHolder } from '../run/fenced-pointer.js';
 import { Run } from '../run/run.js';
 import { errorToWire, type SavepointError } from '../store/errors.js';
@@ -55,18 +54,15 @@ const logger: Logger = {
 };
 
 async function carryOut(id: number, wire: SaveStep[]): Promise<void> {
-  const arrays: TypedArray[] = [];
   const steps = wire.map((step) =>
-    step.kind === 'save' ? { ...step, checkpoint: checkpointFromWire(step.checkpoint, arrays) as Record<string, unknown> } : step,
+    step.kind === 'save' ? { ...step, checkpoint: checkpointFromWire(step.checkpoint) as Record<string, unknown> } : step,
   );
   logs = [];
-  // The buffers go back to the hook either way: it reuses them for the next snapshot.
-  const transfer = [...new Set(arrays.map((a) => a.buffer).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer))];
   try {
     for (const step of steps) await runStep(run, logger, spec.layout, step);
-    port?.postMessage({ type: 'done', id, buffers: arrays, logs } satisfies FromWorker, transfer);
+    port?.postMessage({ type: 'done', id, logs } satisfies FromWorker);
   } catch (error) {
-    port?.postMessage({ type: 'failed', id, error: errorToWire(error), buffers: arrays, logs } satisfies FromWorker, transfer);
+    port?.postMessage({ type: 'failed', id, error: errorToWire(error), logs } satisfies FromWorker);
   }
 }
 
@@ -81,7 +77,7 @@ port.on('message', (message: ToWorker) => {
     if (message.type === 'run') return carryOut(message.id, message.steps);
     const fence = run.fenceState;
     await run.close();
-    port?.postMessage({ type: 'done', id: message.id, buffers: [], logs: [], fence } satisfies FromWorker);
+    port?.postMessage({ type: 'done', id: message.id, logs: [], fence } satisfies FromWorker);
   });
 });
 port.postMessage({ type: 'ready' } satisfies FromWorker);
