@@ -1,16 +1,23 @@
 // One run of the fit benchmark (scripts/bench.mjs section "fit"), in its own process:
 // a TensorFlow.js model (CPU backend: every epoch computes synchronously for seconds)
 // trained for EPOCHS epochs with the `SavepointCheckpoint` callback saving every epoch
-// to S3 on the local server, in one of three modes: no checkpoints, synchronous saves,
-// or asyncSave. Prints the end-to-end time of `fit` (the last save committed included).
-//   node scripts/bench-fit.mjs none|sync|async
+// to S3 on the local server (or to local disk), in one of three modes: no checkpoints,
+// synchronous saves, or asyncSave. Prints the end-to-end time of `fit` (the last save
+// committed included).
+//   node scripts/bench-fit.mjs none|sync|async [s3|local]
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import * as tf from '@tensorflow/tfjs';
+import { registerLocalBackend } from '../packages/backend-local/dist/index.js';
 import { registerS3Backend } from '../packages/backend-s3/dist/index.js';
 import { SavepointCheckpoint } from '../packages/tfjs/dist/index.js';
 
 const mode = process.argv[2];
+const storeKind = process.argv[3] ?? 's3';
 const EPOCHS = Number(process.env.BENCH_FIT_EPOCHS ?? 8);
 const SAMPLES = Number(process.env.BENCH_FIT_SAMPLES ?? 32);
 const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
@@ -19,6 +26,11 @@ const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
 const s3 = { endpoint, forcePathStyle: true, region: 'us-east-1', credentials };
 await new S3Client(s3).send(new CreateBucketCommand({ Bucket: 'savepoint-bench' })).catch(() => {});
 registerS3Backend();
+registerLocalBackend();
+const target =
+  storeKind === 'local'
+    ? { workDir: join(mkdtempSync(join(tmpdir(), 'savepoint-fit-')), 'run'), backendArgs: {} }
+    : { workDir: `s3://savepoint-bench/fit-${mode}-${Date.now().toString(36)}`, backendArgs: s3 };
 
 await tf.setBackend('cpu');
 tf.util.seedrandom?.(1);
@@ -42,14 +54,25 @@ const callbacks =
     ? []
     : [
         new SavepointCheckpoint({
-          workDir: `s3://savepoint-bench/fit-${mode}-${Date.now().toString(36)}`,
-          backendArgs: s3,
+          ...target,
           interval: 1,
           maxKeepCkpts: 2,
           asyncSave: mode === 'async',
         }),
       ];
+// The time `fit` waits on the callback at each epoch end: what a save point takes from training directly.
+let blocked = 0;
+for (const callback of callbacks) {
+  const onEpochEnd = callback.onEpochEnd.bind(callback);
+  callback.onEpochEnd = async (...args) => {
+    const t = performance.now();
+    await onEpochEnd(...args);
+    blocked += performance.now() - t;
+  };
+}
 const start = performance.now();
 await model.fit(xs, ys, { epochs: EPOCHS, batchSize: 32, callbacks, verbose: 0 });
 const seconds = (performance.now() - start) / 1000;
-process.stdout.write(`${JSON.stringify({ mode, seconds, epochs: EPOCHS, weightBytes })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ mode, store: storeKind, seconds, blocked: blocked / 1000, epochs: EPOCHS, weightBytes })}\n`,
+);
