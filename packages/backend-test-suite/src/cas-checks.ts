@@ -4,7 +4,7 @@
 // steps lets two jobs both believe they own a run.
 import { PreconditionFailedError, type StorageBackend } from '@savepoint/core';
 import { expect } from 'vitest';
-import type { ContractCheck } from './contract-checks.js';
+import type { ContractCheck } from './contract-check.js';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 

@@ -1,6 +1,6 @@
 // What a job is told about a lease it cannot have or has lost: who holds it, until
 // when, and what to do, including with a lease that will not expire on its own.
-import type { LeaseRecord } from './lease.js';
+import type { LeaseRecord } from './lease-steps.js';
 
 /** A lease whose expiry is further away than this is treated as one that will not expire on its own. */
 const FAR_MS = 24 * 60 * 60 * 1000;
