@@ -23,8 +23,11 @@ describe('savepoint demo', () => {
       expect(files.filter((f) => /^epoch_\d+\.safetensors$/.test(f))).toHaveLength(2);
       expect(files).toContain('epoch_10.safetensors');
       expect(files.filter((f) => f.startsWith('best_val_acc_epoch_') && !/-[0-9a-f]{8}\./.test(f))).toHaveLength(1);
-      // The pointer's first line names the checkpoint; the second is the fencing generation (the resumed job is the second).
-      expect(await readFile(join(dir, 'last_checkpoint'), 'utf8')).toBe('epoch_10.safetensors\ngeneration: 2');
+      // The pointer's first line names the checkpoint; the second is the fencing generation (the resumed
+      // job is the second). A third, the run's bookkeeping, follows when the last epoch improved the best.
+      const pointer = (await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n');
+      expect(pointer.slice(0, 2)).toEqual(['epoch_10.safetensors', 'generation: 2']);
+      expect(pointer.slice(2).every((line) => line.startsWith('runtime_info: {'))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
