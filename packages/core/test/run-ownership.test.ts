@@ -12,7 +12,7 @@ import {
   Run,
   type TrainableModel,
 } from '@savepoint/core';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
 import { RunLayout } from '../src/run/index.js';
 

@@ -3,34 +3,14 @@
 // past its expiry that came back after a take-over (it renewed and wrote on). Each
 // test uses the lease as a job does, through Run.acquireLease, with no test-only
 // option: the store's compare-and-swap alone must make exactly one holder.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { LocalBackend } from '@savepoint/backend-local';
 import { LeaseHeldError, PreconditionFailedError, Run, type RunLease, type StorageBackend } from '@savepoint/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { recordFigures } from '../src/index.js';
-import { NETWORK_STORES } from './stores.js';
+import { storeTargets } from './stores.js';
 
-const targets: { name: string; skipReason: string | undefined; open(): Promise<{ store: StorageBackend; root: string }> }[] = [
-  {
-    name: 'local',
-    skipReason: undefined,
-    async open() {
-      return { store: new LocalBackend(), root: await mkdtemp(join(tmpdir(), 'savepoint-lease-')) };
-    },
-  },
-  ...NETWORK_STORES.map((s) => ({
-    name: s.cloud,
-    skipReason: s.skipReason,
-    async open() {
-      await s.prepare();
-      const store = s.make(s.origin as string);
-      return { store, root: store.joinPath(s.root, `lease-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`) };
-    },
-  })),
-];
+const targets = storeTargets('lease');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -2,10 +2,7 @@
 // pointers, hostile runtime info, a copied run, strangers' files in the run folder,
 // and a concurrent writer. After each attack nothing outside the run changed, and
 // the attack was refused (pointer, writer) or ignored with a warning (runtime info).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LocalBackend } from '@savepoint/backend-local';
+import { rm } from 'node:fs/promises';
 import { ToyModel } from '@savepoint/backend-test-suite';
 import {
   CheckpointHook,
@@ -18,7 +15,7 @@ import {
 import { afterAll, describe, expect, it } from 'vitest';
 import { prune } from '../../cli/src/commands.js';
 import { recordFigures } from '../src/index.js';
-import { NETWORK_STORES } from './stores.js';
+import { storeTargets } from './stores.js';
 
 interface Counts {
   hostilePointers: number;
@@ -50,24 +47,7 @@ function trainer(store: StorageBackend, workDir: string, maxEpochs: number, resu
   });
 }
 
-const targets: { name: string; skipReason: string | undefined; open(): Promise<{ store: StorageBackend; root: string }> }[] = [
-  {
-    name: 'local',
-    skipReason: undefined,
-    async open() {
-      return { store: new LocalBackend(), root: await mkdtemp(join(tmpdir(), 'savepoint-ownership-')) };
-    },
-  },
-  ...NETWORK_STORES.map((s) => ({
-    name: s.cloud,
-    skipReason: s.skipReason,
-    async open() {
-      await s.prepare();
-      const store = s.make(s.origin as string);
-      return { store, root: store.joinPath(s.root, `ownership-${Date.now()}`) };
-    },
-  })),
-];
+const targets = storeTargets('ownership');
 
 for (const target of targets) {
   describe.skipIf(!!target.skipReason)(`ownership attacks on ${target.name}`, () => {

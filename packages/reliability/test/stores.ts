@@ -1,7 +1,12 @@
 // The three network stores, built against their local servers (optionally through
 // a proxy) with each backend's own test setup.
+
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AzureBackend } from '@savepoint/backend-azure';
 import { GcsBackend } from '@savepoint/backend-gcs';
+import { LocalBackend } from '@savepoint/backend-local';
 import { S3Backend } from '@savepoint/backend-s3';
 import type { StorageBackend } from '@savepoint/core';
 import type { RetryPolicy } from '@savepoint/core/kit';
@@ -69,3 +74,32 @@ export const NETWORK_STORES: NetworkStore[] = [
     },
   },
 ];
+
+/** A store a test runs on: local disk and the three network stores, each opened with a fresh root. */
+export interface StoreTarget {
+  name: string;
+  skipReason: string | undefined;
+  open(): Promise<{ store: StorageBackend; root: string }>;
+}
+
+/** Local disk (a new temp folder) and each network store (a new prefix in its bucket), roots named after `label`. */
+export function storeTargets(label: string): StoreTarget[] {
+  return [
+    {
+      name: 'local',
+      skipReason: undefined,
+      async open() {
+        return { store: new LocalBackend(), root: await mkdtemp(join(tmpdir(), `savepoint-${label}-`)) };
+      },
+    },
+    ...NETWORK_STORES.map((s) => ({
+      name: s.cloud,
+      skipReason: s.skipReason,
+      async open() {
+        await s.prepare();
+        const store = s.make(s.origin as string);
+        return { store, root: store.joinPath(s.root, `${label}-${Date.now()}-${Math.random().toString(16).slice(2, 8)}`) };
+      },
+    })),
+  ];
+}

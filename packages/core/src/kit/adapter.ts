@@ -30,7 +30,6 @@ import {
   isTransient,
   NotFoundError,
   PreconditionFailedError,
-  SavepointError,
   TimeoutError,
 } from '../store/errors.js';
 import { dirPrefix, joinObjectPath, type ObjectLocation } from '../store/object-path.js';
