@@ -21,8 +21,10 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   dirPrefix,
+  type ListPage,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
@@ -37,9 +39,10 @@ import {
   rangeHeader,
   type StreamWrite,
   sizeFromContentRange,
+  type WriteAttributes,
   withRetry,
 } from '@savepoint/core/kit';
-import { AbortedError, NotFoundError, registerBackend, type SignalOptions } from '@savepoint/core/store';
+import { AbortedError, NotFoundError, registerBackend, type SignalOptions, type SignedUrlOptions } from '@savepoint/core/store';
 import pMap from 'p-map';
 import { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
@@ -68,6 +71,19 @@ function addMultipartRetry(client: S3Client, policy: RetryPolicy): void {
     { step: 'finalizeRequest', priority: 'high', name: RETRY_MIDDLEWARE },
   );
 }
+
+/**
+ * Every upload (each request of a multipart one too) carries a CRC32C of its bytes,
+ * which S3 checks before it stores them; whole reads ask for the stored checksum
+ * (ChecksumMode) and the SDK compares it with the bytes received.
+ */
+const CHECKSUM = { ChecksumAlgorithm: 'CRC32C' } as const;
+
+/** Content type and user metadata as PutObject, CreateMultipartUpload and lib-storage take them. */
+const attributesOf = (write: WriteAttributes) => ({
+  ...(write.contentType === undefined ? {} : { ContentType: write.contentType }),
+  ...(write.metadata === undefined ? {} : { Metadata: write.metadata }),
+});
 
 const statusOf = (error: unknown) => (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 
@@ -105,7 +121,13 @@ class S3Primitives implements ObjectStorePrimitives {
     const out = await this.client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: location.key }), {
       abortSignal: request.signal,
     });
-    return { size: out.ContentLength ?? 0, lastModified: out.LastModified, version: out.ETag };
+    return {
+      size: out.ContentLength ?? 0,
+      lastModified: out.LastModified,
+      version: out.ETag,
+      contentType: out.ContentType,
+      metadata: out.Metadata,
+    };
   }
 
   async read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined> {
@@ -113,7 +135,14 @@ class S3Primitives implements ObjectStorePrimitives {
     let out: GetObjectCommandOutput;
     try {
       out = await this.client.send(
-        new GetObjectCommand({ Bucket: location.bucket, Key: location.key, Range: ranged, IfMatch: range.version }),
+        new GetObjectCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          Range: ranged,
+          IfMatch: range.version,
+          // A range has no stored checksum to compare; a whole read has.
+          ...(ranged ? {} : { ChecksumMode: 'ENABLED' as const }),
+        }),
         { abortSignal: request.signal },
       );
     } catch (error) {
@@ -127,9 +156,9 @@ class S3Primitives implements ObjectStorePrimitives {
     };
   }
 
-  async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
+  async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
     await this.client.send(
-      new PutObjectCommand({ Bucket: location.bucket, Key: location.key, Body: bytes, ContentType: request.contentType }),
+      new PutObjectCommand({ Bucket: location.bucket, Key: location.key, Body: bytes, ...attributesOf(request), ...CHECKSUM }),
       { abortSignal: request.signal },
     );
   }
@@ -147,13 +176,19 @@ class S3Primitives implements ObjectStorePrimitives {
     const unsubscribe = signal && !signal.aborted ? onAbort(signal, () => controller.abort(signal.reason)) : undefined;
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: location.bucket, Key: location.key, Body: Readable.from(body), ContentType: write.contentType },
+      params: { Bucket: location.bucket, Key: location.key, Body: Readable.from(body), ...attributesOf(write), ...CHECKSUM },
       partSize: this.options.partSize,
       queueSize: this.options.queueSize,
       leavePartsOnError: false,
       abortController: controller,
     });
-    upload.on('httpUploadProgress', () => write.progress());
+    // lib-storage reports the bytes acknowledged so far; the adapter counts increments.
+    let reported = 0;
+    upload.on('httpUploadProgress', (event) => {
+      const loaded = event.loaded ?? reported;
+      write.progress(Math.max(0, loaded - reported));
+      reported = Math.max(reported, loaded);
+    });
     try {
       await upload.done();
     } finally {
@@ -161,14 +196,15 @@ class S3Primitives implements ObjectStorePrimitives {
     }
   }
 
-  async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
+  async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
     try {
       await this.client.send(
         new PutObjectCommand({
           Bucket: location.bucket,
           Key: location.key,
           Body: bytes,
-          ContentType: request.contentType,
+          ...attributesOf(request),
+          ...CHECKSUM,
           IfNoneMatch: '*',
         }),
         { abortSignal: request.signal },
@@ -186,7 +222,7 @@ class S3Primitives implements ObjectStorePrimitives {
     location: ObjectLocation,
     bytes: Uint8Array,
     version: string,
-    request: ObjectRequest & { contentType?: string | undefined },
+    request: ObjectRequest & WriteAttributes,
   ): Promise<boolean> {
     try {
       await this.client.send(
@@ -194,7 +230,8 @@ class S3Primitives implements ObjectStorePrimitives {
           Bucket: location.bucket,
           Key: location.key,
           Body: bytes,
-          ContentType: request.contentType,
+          ...attributesOf(request),
+          ...CHECKSUM,
           IfMatch: version,
         }),
         { abortSignal: request.signal },
@@ -220,11 +257,7 @@ class S3Primitives implements ObjectStorePrimitives {
     }
   }
 
-  async listPage(
-    location: ObjectLocation,
-    page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },
-    request: ObjectRequest,
-  ): Promise<ObjectListing> {
+  async listPage(location: ObjectLocation, page: ListPage, request: ObjectRequest): Promise<ObjectListing> {
     const out = await this.client.send(
       new ListObjectsV2Command({
         Bucket: location.bucket,
@@ -232,6 +265,8 @@ class S3Primitives implements ObjectStorePrimitives {
         Delimiter: page.delimiter,
         ContinuationToken: page.token,
         MaxKeys: page.limit,
+        // Only below the prefix: a startAfter before it would list from the prefix anyway.
+        StartAfter: page.token === undefined && page.startAfter?.startsWith(page.prefix) ? page.startAfter : undefined,
       }),
       { abortSignal: request.signal },
     );
@@ -281,7 +316,12 @@ class S3Primitives implements ObjectStorePrimitives {
     // The copy names the source's ETag, so a source replaced meanwhile fails the copy.
     const partBytes = Math.max(this.options.partSize, Math.ceil(size / 10_000));
     const { UploadId } = await this.client.send(
-      new CreateMultipartUploadCommand({ Bucket: destination.bucket, Key: destination.key, ContentType: head.ContentType }),
+      new CreateMultipartUploadCommand({
+        Bucket: destination.bucket,
+        Key: destination.key,
+        ContentType: head.ContentType,
+        Metadata: head.Metadata,
+      }),
       { abortSignal: request.signal },
     );
     try {
@@ -326,6 +366,13 @@ class S3Primitives implements ObjectStorePrimitives {
         .catch(() => {});
       throw error;
     }
+  }
+
+  /** Signed here with the client's credentials (SigV4, query-string auth): no request is made. */
+  async signUrl(location: ObjectLocation, options: SignedUrlOptions): Promise<string> {
+    const target = { Bucket: location.bucket, Key: location.key };
+    const command = options.action === 'read' ? new GetObjectCommand(target) : new PutObjectCommand(target);
+    return getSignedUrl(this.client, command, { expiresIn: Math.ceil(options.expiresInMs / 1000) });
   }
 
   classify(error: unknown, path: string, operation: string) {

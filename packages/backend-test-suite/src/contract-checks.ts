@@ -10,6 +10,7 @@ import { expect } from 'vitest';
 import { CAS_CHECKS } from './cas-checks.js';
 
 import type { ContractCheck, ScratchStore } from './contract-check.js';
+import { STORAGE_API_CHECKS } from './storage-api-checks.js';
 
 export {
   type Capabilities,
@@ -595,4 +596,5 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       );
     },
   },
+  ...STORAGE_API_CHECKS,
 ];

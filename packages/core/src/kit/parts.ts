@@ -90,7 +90,7 @@ export async function stageParts(
     indexed,
     async ({ part, index }) => {
       await write.part('put', (request) => stage(part, index, request));
-      write.progress();
+      write.progress(part.byteLength);
     },
     { concurrency: options.concurrency },
   );
