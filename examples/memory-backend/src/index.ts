@@ -5,6 +5,7 @@
 import { bodyChunks, dirPrefix, joinObjectPath, parseObjectUri } from '@savepoint/core/kit';
 import {
   AbortedError,
+  byListOrder,
   type CopyOptions,
   checkContentType,
   checkListPaging,
@@ -15,6 +16,7 @@ import {
   InvalidPathError,
   type ListEntry,
   type ListOptions,
+  listSortKey,
   NotFoundError,
   type ObjectMetadata,
   type ObjectStat,
@@ -192,8 +194,8 @@ export class MemoryBackend implements StorageBackend {
       }
     }
     const { limit, startAfter } = checkListPaging(options, BACKEND_NAME);
-    const sorted = [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const after = startAfter === undefined ? sorted : sorted.filter((entry) => entry.path > startAfter);
+    const sorted = [...entries.values()].sort(byListOrder);
+    const after = startAfter === undefined ? sorted : sorted.filter((entry) => listSortKey(entry) > startAfter);
     yield* after.slice(0, limit);
   }
 

@@ -28,6 +28,7 @@ import {
   type ListEntry,
   type ListOptions,
   LOCAL_BACKEND_NAME,
+  listSortKey,
   NotFoundError,
   type ObjectStat,
   PreconditionFailedError,
@@ -358,11 +359,10 @@ export class LocalBackend implements StorageBackend {
     const { limit, startAfter } = checkListPaging(options, BACKEND_NAME);
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
-    // Paths compare as the walk yields them (see #walk's order); a page resumes after the last one given.
-    const after = startAfter === undefined ? undefined : startAfter.replace(/[\\/]+$/, '');
+    // The walk yields in the listing order (see #walk), so a page resumes after the last one given.
     let left = limit ?? Number.POSITIVE_INFINITY;
     for await (const entry of this.#walk(abs, path.replace(/[\\/]+$/, ''), options)) {
-      if (after !== undefined && entry.path <= after) continue;
+      if (startAfter !== undefined && listSortKey(entry) <= startAfter) continue;
       if (left-- <= 0) return;
       yield entry;
     }
@@ -376,9 +376,8 @@ export class LocalBackend implements StorageBackend {
       if (isNotFound(error)) return;
       throw mapFsError(error, display, 'list');
     }
-    // Recursive: in order of the files' full paths (a folder `a` sorts as `a/`, after
-    // `a.txt`), so `startAfter` can compare paths; one level: by name.
-    const sortName = (entry: Dirent) => (options.recursive && entry.isDirectory() ? `${entry.name}/` : entry.name);
+    // The contract's order: a folder `a` sorts as `a/`, after `a.txt` (as object stores list keys).
+    const sortName = (entry: Dirent) => (entry.isDirectory() ? `${entry.name}/` : entry.name);
     entries.sort((a, b) => (sortName(a) < sortName(b) ? -1 : sortName(a) > sortName(b) ? 1 : 0));
     for (const entry of entries) {
       checkSignal(options.signal, display);

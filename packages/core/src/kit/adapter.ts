@@ -10,11 +10,13 @@ import pMap from 'p-map';
 import { onAbort } from '../store/abort-listeners.js';
 import { bodyBytes } from '../store/bytes.js';
 import {
+  byListOrder,
   checkContentType,
   checkListPaging,
   checkMetadata,
   checkProgressListener,
   checkSignedUrlOptions,
+  listSortKey,
   readContentType,
   readMetadata,
 } from '../store/call-options.js';
@@ -62,8 +64,6 @@ export interface ObjectStoreSettings {
 
 /** Rounds of retrying the keys a delete round left. */
 const DELETE_ROUNDS = 4;
-
-const byPath = (a: ListEntry, b: ListEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
 /** Counts the chunks of a read into the caller's listener, and reports the whole at the end. */
 export async function* countedChunks(
@@ -340,14 +340,19 @@ export class ObjectStoreBackend implements StorageBackend {
     const { limit, startAfter } = checkListPaging(options, this.name);
     const location = this.#store.locate(path);
     const prefix = dirPrefix(location.key);
-    // Compared as keys of this bucket: a path of another bucket is refused by locate.
-    const afterKey = startAfter === undefined ? undefined : this.#store.locate(startAfter).key;
+    // Compared as keys of this bucket (a folder's with its `/`): a path of another bucket is refused by locate.
+    const afterKey =
+      startAfter === undefined
+        ? undefined
+        : `${this.#store.locate(startAfter).key}${startAfter.endsWith('/') ? '/' : ''}`.replace(/\/\/$/, '/');
     let left = limit ?? Number.POSITIVE_INFINITY;
     let token: string | undefined;
     do {
       let page: ObjectListing;
       try {
-        const pageLimit = Math.min(1000, left);
+        // Full pages even under a small limit: fake-gcs-server drops folders from short
+        // delimited pages, and the cut to `limit` is made here anyway.
+        const pageLimit = 1000;
         page = await this.#request(path, 'list', options.signal, (request) =>
           this.#store.listPage(
             location,
@@ -381,16 +386,22 @@ export class ObjectStoreBackend implements StorageBackend {
           lastModified: file.lastModified,
         });
       }
-      entries.sort(byPath);
+      entries.sort(byListOrder);
       for (const entry of entries) {
         // Every store is filtered here, so one that ignored the hint still starts after it.
-        if (afterKey !== undefined && this.#store.locate(entry.path).key <= afterKey) continue;
+        if (afterKey !== undefined && this.#sortKey(entry) <= afterKey) continue;
         if (left <= 0) return;
         left--;
         yield entry;
       }
       token = page.next;
     } while (token && left > 0);
+  }
+
+  /** An entry's place in the listing order, as a key of its bucket (see listSortKey). */
+  #sortKey(entry: ListEntry): string {
+    const key = this.#store.locate(entry.path).key;
+    return listSortKey({ path: key, type: entry.type });
   }
 
   async remove(path: string, options: RemoveOptions = {}): Promise<void> {

@@ -4,8 +4,11 @@
 import type { ListOptions, ObjectMetadata, SignedUrlOptions, TransferProgress } from './contract.js';
 import { configError } from './validate.js';
 
-/** Key names kept as written by S3 (which lowercases), GCS and Azure (C# identifiers). */
-const METADATA_KEY = /^[a-z_][a-z0-9_]{0,62}$/;
+/**
+ * Key names kept as written everywhere: S3 lowercases, Azure takes C# identifiers only,
+ * and HTTP servers and proxies drop headers with an underscore (nginx by default, moto).
+ */
+const METADATA_KEY = /^[a-z][a-z0-9]{0,62}$/;
 /** Printable ASCII: what an HTTP header carries on every store without encoding. */
 const METADATA_VALUE = /^[\x20-\x7e]*$/;
 const METADATA_MAX_KEYS = 32;
@@ -71,16 +74,45 @@ export function readContentType(raw: unknown): string | undefined {
 
 export interface ListPaging {
   limit: number | undefined;
+  /** Where the listing resumes, as a sort key: the entry's path, and a `/` after a folder's (see `listSortKey`). */
   startAfter: string | undefined;
 }
+
+/**
+ * The order a listing keeps: by path, a folder sorting as its path followed by `/` (so
+ * `b.txt` comes before the folder `b`), which is the order object stores list keys in, so
+ * pages fetched one after another stay in one order.
+ */
+export function listSortKey(entry: { path: string; type: 'file' | 'dir' }): string {
+  return entry.type === 'dir' ? `${entry.path.replace(/\/+$/, '')}/` : entry.path;
+}
+
+export const byListOrder = (a: { path: string; type: 'file' | 'dir' }, b: { path: string; type: 'file' | 'dir' }) => {
+  const x = listSortKey(a);
+  const y = listSortKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+};
 
 export function checkListPaging(options: ListOptions, backend: string): ListPaging {
   const { limit, startAfter } = options;
   if (limit !== undefined && (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1))
     throw configError('limit', limit, 'a positive integer (entries at most)', { backend });
-  if (startAfter !== undefined && (typeof startAfter !== 'string' || startAfter === ''))
-    throw configError('startAfter', startAfter, 'the path of an entry this listing returned', { backend });
-  return { limit, startAfter };
+  const accepted = 'the last entry of the previous page (or its path; a folder path ends in "/")';
+  if (startAfter === undefined) return { limit, startAfter: undefined };
+  if (typeof startAfter === 'string') {
+    if (startAfter === '') throw configError('startAfter', startAfter, accepted, { backend });
+    return { limit, startAfter };
+  }
+  const entry = startAfter as { path?: unknown; type?: unknown };
+  if (
+    typeof entry !== 'object' ||
+    entry === null ||
+    typeof entry.path !== 'string' ||
+    entry.path === '' ||
+    (entry.type !== 'file' && entry.type !== 'dir')
+  )
+    throw configError('startAfter', startAfter, accepted, { backend });
+  return { limit, startAfter: listSortKey(entry as { path: string; type: 'file' | 'dir' }) };
 }
 
 export function checkSignedUrlOptions(options: unknown, backend: string): SignedUrlOptions {

@@ -82,11 +82,11 @@ export interface ListOptions extends SignalOptions {
   /** At most this many entries (a positive integer). */
   limit?: number | undefined;
   /**
-   * Only entries whose path sorts after this one: the `path` of the last entry of the
-   * previous page. With `limit`, pages through a folder of any size; a page may be
-   * shorter than `limit` only when the listing is at its end.
+   * Only entries after this one in the listing's order: the last entry of the previous
+   * page (or its path; a folder's path with a `/` after it). With `limit`, pages through a
+   * folder of any size; a page is shorter than `limit` only at the end of the listing.
    */
-  startAfter?: string | undefined;
+  startAfter?: string | Pick<ListEntry, 'path' | 'type'> | undefined;
 }
 
 export interface SignedUrlOptions {
@@ -203,7 +203,8 @@ export interface StorageBackend {
 
   /**
    * Lists a folder: one level (files and sub-folders) or, with `recursive`, every file
-   * below it. Pages by itself; order is lexicographic by path. A missing folder lists nothing.
+   * below it. Pages by itself; ordered by path, a folder sorting as its path followed by `/`
+   * (`b.txt` before the folder `b`: the order object stores keep). A missing folder lists nothing.
    */
   list(path: string, options?: ListOptions): AsyncIterable<ListEntry>;
 

@@ -2,11 +2,13 @@
 // of the policy engine: the StorageBackend contract, the one error hierarchy, and the
 // registry that picks a backend from `backendArgs` or a URI scheme.
 export {
+  byListOrder,
   checkContentType,
   checkListPaging,
   checkMetadata,
   checkProgressListener,
   checkSignedUrlOptions,
+  listSortKey,
   METADATA_MAX_BYTES,
   readContentType,
   readMetadata,
