@@ -63,7 +63,7 @@ describe.skipIf(!!server.skipReason)(
       }
       const reads = seen.filter((r) => r.command === 'GetObjectCommand');
       // The whole read asks for it (the SDK then compares); a range has no stored checksum to compare.
-    expect(reads[0]?.headers['x-amz-checksum-mode']).toBe('ENABLED');
+      expect(reads[0]?.headers['x-amz-checksum-mode']).toBe('ENABLED');
       await backend.close();
     }, 60_000);
 
