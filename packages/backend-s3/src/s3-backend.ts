@@ -21,7 +21,6 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   dirPrefix,
   type ListPage,
@@ -372,6 +371,8 @@ class S3Primitives implements ObjectStorePrimitives {
   async signUrl(location: ObjectLocation, options: SignedUrlOptions): Promise<string> {
     const target = { Bucket: location.bucket, Key: location.key };
     const command = options.action === 'read' ? new GetObjectCommand(target) : new PutObjectCommand(target);
+    // Loaded on first use: every process that imports the backend (the CLI, a worker) would pay for it at start.
+    const { getSignedUrl } = await import('@aws-sdk/s3-request-presigner');
     return getSignedUrl(this.client, command, { expiresIn: Math.ceil(options.expiresInMs / 1000) });
   }
 
