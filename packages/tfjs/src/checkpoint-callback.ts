@@ -200,7 +200,9 @@ export class SavepointCheckpoint extends tf.Callback {
     const merged = { epoch: [] as number[], history: {} as Record<string, number[]> };
     const add = (h: tf.History) => {
       merged.epoch.push(...h.epoch);
-      for (const [k, v] of Object.entries(h.history)) (merged.history[k] ??= []).push(...(v as number[]));
+      for (const [k, v] of Object.entries(h.history)) {
+        merged.history[k] = [...(merged.history[k] ?? []), ...(v as number[])];
+      }
     };
     this.#managed = true;
     this.#maxEpochs = epochs;

@@ -59,7 +59,9 @@ export function loadWeightsState(target: Trainable, state: unknown, logger: Logg
     return toTfTensor(tf, stored[key], key, value.shape);
   });
   if (isLayersModel(target)) target.setWeights(tensors);
-  else current.forEach(({ value }, i) => (value as tf.Variable).assign(tensors[i] as tf.Tensor));
+  else {
+    for (const [i, { value }] of current.entries()) (value as tf.Variable).assign(tensors[i] as tf.Tensor);
+  }
   tf.dispose(tensors);
 }
 

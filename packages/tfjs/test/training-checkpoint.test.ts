@@ -99,7 +99,9 @@ for (const target of TF_STORES.filter((t) => t.name === 'local' || t.name === 's
             'iter_10.safetensors',
             'iter_8.safetensors',
           ]);
-          expect(names.filter((n) => /^best_loss_iter_\d+\.safetensors$/.test(n))).toEqual([`best_loss_iter_${bestStep}.safetensors`]);
+          expect(names.filter((n) => /^best_loss_iter_\d+\.safetensors$/.test(n))).toEqual([
+            `best_loss_iter_${bestStep}.safetensors`,
+          ]);
           expect(names.filter((n) => /-[0-9a-f]{8}\.safetensors$/.test(n))).toHaveLength(2); // published last and best
 
           // Loaded back, every tensor is a tf tensor with its shape, the 1-D bias too.
