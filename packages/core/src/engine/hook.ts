@@ -7,6 +7,7 @@
 // (save-queue.ts), resume (restore.ts), and every store operation through the one
 // `Run` it opens for the work dir (run/run.ts).
 
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { absoluteWorkDir, type RunLayout } from '../run/layout.js';
 import type { RunLease } from '../run/lease.js';
 import { Run } from '../run/run.js';
@@ -243,6 +244,10 @@ export class CheckpointHook {
     if (this.#preempting) await this.#preempting;
     this.#idle = false;
     await call();
+    // A signal handler runs only when the event loop turns; a loop whose hook calls end
+    // without I/O never lets it. One turn per hook call lets it run here (its cost: a
+    // setImmediate, only with saveOnSignals).
+    if (this.#signals) await yieldToEventLoop();
     const request = this.#signals?.request;
     if (boundary && request) await this.#preempt(runner, request);
     this.#idle = boundary && this.#tracksSteps;
