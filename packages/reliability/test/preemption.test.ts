@@ -103,8 +103,8 @@ describe('SIGTERM to a training child with saveOnSignals', () => {
   }
 
   it('past preemptionGraceMs (a store that hangs after the signal) gives up: the previous checkpoint and the pointer stay (local disk)', async () => {
-    const [local] = storeTargets('preempt-grace');
-    const { store, root } = await (local as typeof storeTargets extends (...a: never) => (infer T)[] ? T : never).open();
+    const local = storeTargets('preempt-grace')[0] as StoreTarget;
+    const { store, root } = await local.open();
     const outcome = await runChild({
       workDir: root,
       backendArgs: {},
