@@ -116,6 +116,11 @@ const PLANS: Record<string, Plan> = {
     run: 'ts',
     epilogue: `if (checkpoint.step !== maxSteps) throw new Error('stopped at ' + checkpoint.step);\nconst { readdirSync } = await import('node:fs');\nconst names = readdirSync('./work_dirs/custom-loop');\nif (!names.includes('iter_300.safetensors') || !names.some((n) => n.startsWith('best_loss_iter_'))) throw new Error(names.join(' '));`,
   },
+  'README.md :: const hook = new CheckpointHook({': {
+    mirror: 'packages/reliability/src/preempt-child.ts',
+    contains: "saveOnSignals: ['SIGTERM', 'SIGINT']",
+    why: 'a preemptible job ends on a signal: the kill test runs such a training child (src/preempt-child.ts) on every store and sends it SIGTERM',
+  },
   'README.md :: const hook = new CheckpointHook({ interval: 1, maxKeepCkpts: 3, asyncSave: true, maxPendingSaves: 1 });': {
     run: 'ts',
     prelude: "import { CheckpointHook } from '@savepoint/core';\n",

@@ -248,6 +248,11 @@ export class SavepointCheckpoint extends tf.Callback {
     this.#skip = 0;
   }
 
+  /** A step boundary: with `saveOnSignals`, a signal that came during the last batch is saved here. */
+  override async onBatchBegin(): Promise<void> {
+    await this.hook.beforeTrainIter(this.#runner);
+  }
+
   override async onBatchEnd(): Promise<void> {
     this.#iter++;
     this.#batch++;
@@ -264,6 +269,14 @@ export class SavepointCheckpoint extends tf.Callback {
   override async onTrainEnd(): Promise<void> {
     if (this.#managed) return;
     await this.hook.afterTrain(this.#runner);
+  }
+
+  /**
+   * With `saveOnException`: saves where training stood when `fit` threw. A callback never
+   * sees `fit`'s errors, so call it from your catch: `catch (e) { await cb.onException(e); throw e; }`.
+   */
+  onException(error: unknown): Promise<void> {
+    return this.hook.onException(this.#runner, error);
   }
 
   /** Waits for saves in flight (with `asyncSave`) and raises a failure they left. */
