@@ -14,7 +14,7 @@ import { LeaseHeldError } from '../store/errors.js';
 import type { BestTracker } from './bests.js';
 import { isEngineKey } from './committed-state.js';
 import type { ResolvedCheckpointHookOptions } from './options.js';
-import { PENDING_REMOVALS_KEY, parseKeptSteps, type RetentionState, trimKept } from './retention.js';
+import { collectLogged, PENDING_REMOVALS_KEY, parseKeptSteps, type RetentionState, trimKept } from './retention.js';
 import type { Runner } from './runner.js';
 import type { RuntimeInfo } from './runtime-info.js';
 
@@ -190,6 +190,8 @@ export async function restoreRunState(ctx: RestoreContext): Promise<void> {
     if (removed > 0) runner.logger.info(`Removed ${removed} unfinished write(s) left by a killed save in ${layout.outDir}.`);
   }
   if (resumed) await removeOrphans(ctx, foreignBests);
+  // (ours) What a crash left unreferenced (objects of a save whose manifest never landed, or of deleted checkpoints).
+  if (ctx.leaseHeld && config.layout.kind === 'incremental') await collectLogged(run, runner.logger);
 }
 
 /**
