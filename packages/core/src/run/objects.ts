@@ -38,6 +38,22 @@ export interface GarbageReport {
   kept: number;
 }
 
+/** (ours) An incremental run's objects: what is stored, what its checkpoints name, and what each checkpoint shares. */
+export interface ObjectUsage {
+  /** Objects in the objects folder, and their bytes. */
+  stored: number;
+  storedBytes: number;
+  /** Object name -> bytes and the checkpoints naming it. */
+  referenced: ObjectReferences['objects'];
+  /** Objects a checkpoint names that are not stored (or not at their size): that checkpoint does not load. */
+  missing: { checkpoint: string; object: string }[];
+  /** Stored objects no checkpoint names (what the next collection deletes). */
+  unreferenced: string[];
+  /** Per checkpoint: bytes of objects it shares with another checkpoint, and bytes only it names (what deleting it frees). */
+  byCheckpoint: Map<string, { shared: number; exclusive: number; objects: number }>;
+  unreadable: ObjectReferences['unreadable'];
+}
+
 /** What the checkpoints of a run name: each object once, with the checkpoints naming it. */
 export interface ObjectReferences {
   /** Object name -> file bytes and the checkpoint names that reference it. */
@@ -74,6 +90,35 @@ export class TensorObjects {
       if (entry.type === 'file' && parseObjectName(entry.name)) found.set(entry.name, entry.size ?? -1);
     }
     return found;
+  }
+
+  /** What the run's checkpoints name against what is stored (`ObjectUsage`). */
+  async usage(options: SignalOptions = {}): Promise<ObjectUsage> {
+    const stored = await this.#list(options);
+    const refs = await referencedObjects(this.#layout, options);
+    const missing: ObjectUsage['missing'] = [];
+    const byCheckpoint = new Map<string, { shared: number; exclusive: number; objects: number }>();
+    for (const [name, { bytes, by }] of refs.objects) {
+      if (stored.get(name) !== bytes) for (const checkpoint of by) missing.push({ checkpoint, object: name });
+      for (const checkpoint of by) {
+        const entry = byCheckpoint.get(checkpoint) ?? { shared: 0, exclusive: 0, objects: 0 };
+        entry.objects++;
+        if (by.length === 1) entry.exclusive += bytes;
+        else entry.shared += bytes;
+        byCheckpoint.set(checkpoint, entry);
+      }
+    }
+    const unreferenced = [...stored.keys()].filter((name) => !refs.objects.has(name));
+    const storedBytes = [...stored.values()].reduce((a, b) => a + Math.max(b, 0), 0);
+    return {
+      stored: stored.size,
+      storedBytes,
+      referenced: refs.objects,
+      missing,
+      unreferenced,
+      byCheckpoint,
+      unreadable: refs.unreadable,
+    };
   }
 
   /** Writes the checkpoint `path` (a folder: objects first, the manifest last). */

@@ -28,7 +28,7 @@ import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
-import { TensorObjects } from './objects.js';
+import { type ObjectUsage, TensorObjects } from './objects.js';
 import { readLastCheckpoint, readPointer, readPointerText, writeLastCheckpoint } from './pointer.js';
 import { type PruneResult, pruneRun } from './prune.js';
 import { scanRun } from './scan.js';
@@ -261,6 +261,11 @@ export class Run implements RunFolder {
     // (ours) An incremental checkpoint is its manifest: the copy names the same objects.
     const manifest = this.store.joinPath(source, MANIFEST_NAME);
     await this.store.copy(manifest, this.store.joinPath(this.layout.pathOf(to), MANIFEST_NAME), signal);
+  }
+
+  /** (ours) The run's tensor objects against what its checkpoints name: missing, unreferenced, shared and exclusive bytes. */
+  async objectUsage(options?: SignalOptions): Promise<ObjectUsage> {
+    return this.#objects.usage(this.#options(options));
   }
 
   /**
