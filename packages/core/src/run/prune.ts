@@ -12,6 +12,9 @@ export interface PruneResult {
   toDelete: string[];
   kept: string[];
   deleted: boolean;
+  /** (ours) Incremental checkpoints: bytes of the objects only the deleted checkpoints name (freed by the deletion), and objects collected. */
+  freedBytes?: number | undefined;
+  collected?: number | undefined;
 }
 
 export async function pruneRun(run: RunFolder, keep: number, yes: boolean): Promise<PruneResult> {
@@ -43,8 +46,23 @@ export async function pruneRun(run: RunFolder, keep: number, yes: boolean): Prom
       if (target?.step !== undefined && (c.step ?? 0) > target.step) keepSet.add(c.path);
     }
     const going = regular.filter((c) => !keepSet.has(c.path));
+    let freedBytes: number | undefined;
+    if (checkpoints.some((c) => c.shape === 'incremental')) {
+      // Objects named only by checkpoints that go: what the deletion frees (shared ones stay).
+      const names = new Set(going.map((c) => c.name));
+      const usage = await run.objectUsage();
+      freedBytes = 0;
+      for (const { bytes, by } of usage.referenced.values()) if (by.every((n) => names.has(n))) freedBytes += bytes;
+    }
     if (yes) for (const c of going) await run.remove(c.name);
-    return { toDelete: going.map((c) => c.path), kept: [...keepSet], deleted: yes };
+    // (ours) Then, still under the lease and fenced, the objects no kept checkpoint names.
+    const collected = yes && freedBytes !== undefined ? (await run.collectGarbage()).removed : undefined;
+    return {
+      toDelete: going.map((c) => c.path),
+      kept: [...keepSet],
+      deleted: yes,
+      ...(freedBytes !== undefined ? { freedBytes, collected } : {}),
+    };
   } finally {
     await lease?.release();
   }
