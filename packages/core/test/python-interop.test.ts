@@ -59,7 +59,11 @@ describe.skipIf(!available)(`Python safetensors reads savepoint checkpoints${rea
       const weight = new Float32Array(40).map((_, i) => i);
       const checkpoint = {
         meta: { epoch: 2 },
-        state_dict: { 'fc.weight': new Tensor(weight, [4, 10]), 'fc.bias': new Float64Array([0.5, -0.5]), empty: new Float32Array(0) },
+        state_dict: {
+          'fc.weight': new Tensor(weight, [4, 10]),
+          'fc.bias': new Float64Array([0.5, -0.5]),
+          empty: new Float32Array(0),
+        },
         optimizer: { state: { 0: { step: new Int32Array([7]) } } },
       };
       // 64-byte chunks: the 160-byte weight is three objects, in order.

@@ -23,9 +23,21 @@ describe.skipIf(!local)('SavepointCheckpoint with incremental: true (transfer le
     const { store, dir, cleanup } = await (local as (typeof TF_STORES)[number]).open();
     try {
       const x = tf.randomUniform([32, 32], 0, 1, 'float32', 1);
-      const y = tf.oneHot(tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 2), 'int32'), 2);
+      const y = tf.oneHot(
+        tf.tensor1d(
+          Array.from({ length: 32 }, (_, i) => i % 2),
+          'int32',
+        ),
+        2,
+      );
       const model = transferModel();
-      const checkpoint = new SavepointCheckpoint({ workDir: dir, backend: store, interval: 1, maxKeepCkpts: 2, incremental: true });
+      const checkpoint = new SavepointCheckpoint({
+        workDir: dir,
+        backend: store,
+        interval: 1,
+        maxKeepCkpts: 2,
+        incremental: true,
+      });
       await model.fit(x, y, { epochs: 3, batchSize: 16, verbose: 0, callbacks: [checkpoint] });
       const run = Run.open(dir, { backend: store });
       const usage = await run.objectUsage();
