@@ -214,7 +214,7 @@ if (kind === 'calls') {
   const model = (frozenMiB, headMiB) => {
     const base = Array.from({ length: frozenMiB }, (_, i) => new Float32Array(MIB / 4).fill(-(i + 1)));
     // Distinct values in every tensor: no two hold the same bytes, so nothing deduplicates by accident.
-    let head = Array.from({ length: headMiB }, (_, i) => new Float32Array(MIB / 4).map((_, j) => i * MIB + j));
+    let head = Array.from({ length: headMiB }, (_, i) => new Float32Array(MIB / 4).map((_, j) => (j % 4096) + i * 4096));
     return {
       trainStep: () => {
         head = head.map((h) => h.map((x) => x + 1));

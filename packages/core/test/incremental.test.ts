@@ -134,3 +134,36 @@ describe('incremental checkpoints (local disk)', () => {
     expect(() => new CheckpointHook({ incremental: 'yes' as unknown as boolean })).toThrow(/incremental/);
   });
 });
+
+describe('incremental checkpoints with asyncSave (local disk, this thread)', () => {
+  it('saves in the background leave every checkpoint whole and nothing unreferenced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-incr-async-'));
+    try {
+      const store = new LocalBackend();
+      let w = new Float32Array(1024);
+      const frozen = new Float32Array(8192).fill(-1);
+      await new ReferenceTrainer({
+        workDir: dir,
+        model: {
+          trainStep: () => {
+            w = w.map((x) => x + 1);
+            return 0;
+          },
+          evaluate: () => ({}),
+          stateDict: () => ({ w, frozen }),
+          loadStateDict: () => {},
+        },
+        checkpointHook: new CheckpointHook({ interval: 1, incremental: true, asyncSave: true, maxKeepCkpts: 2, backend: store }),
+        itersPerEpoch: 1,
+        maxEpochs: 4,
+        backend: store,
+      }).train();
+      const usage = await Run.open(dir, { backend: store }).objectUsage();
+      expect(usage.missing).toEqual([]);
+      expect(usage.unreferenced).toEqual([]);
+      expect(usage.stored).toBe(3); // the frozen tensor, and w at epochs 3 and 4
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

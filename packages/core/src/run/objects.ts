@@ -19,7 +19,7 @@ import { objectName, parseObjectName, type RunLayout, recognisedLayouts } from '
 import { settledMap } from './settled-map.js';
 
 /** Objects uploaded at once. */
-export const OBJECT_CONCURRENCY = 4;
+export const OBJECT_CONCURRENCY = 8;
 
 export interface IncrementalSaveResult {
   manifest: IncrementalManifest;
