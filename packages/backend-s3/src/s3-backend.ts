@@ -1,7 +1,7 @@
 // The S3 store: s3://bucket/key on AWS or any S3-compatible server, as SDK glue
 // under core's object-store adapter (which owns retries, abort, timeouts, paging
-// and error mapping). Streams go through lib-storage's multipart Upload (bounded
-// memory, aborted on failure); rmtree deletes in DeleteObjects batches and reads
+// and error mapping). Streams go up as multipart uploads of the kit's staged parts
+// (bounded memory, aborted on failure); rmtree deletes in DeleteObjects batches and reads
 // every per-key error.
 import { Readable } from 'node:stream';
 import {
@@ -18,9 +18,9 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import {
   dirPrefix,
   type ObjectHead,
@@ -33,41 +33,21 @@ import {
   onAbort,
   parseObjectUri,
   type ReadRange,
-  type RetryPolicy,
   rangeHeader,
   type StreamWrite,
   sizeFromContentRange,
-  withRetry,
+  stageParts,
 } from '@savepoint/core/kit';
-import { AbortedError, NotFoundError, registerBackend, type SignalOptions } from '@savepoint/core/store';
+import { AbortedError, ConfigError, NotFoundError, registerBackend, type SignalOptions } from '@savepoint/core/store';
 import pMap from 'p-map';
-import { BACKEND_NAME, isTransientS3Error, mapS3Error } from './s3-errors.js';
+import { BACKEND_NAME, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 
 const SCHEMES = ['s3'] as const;
 /** DeleteObjects takes at most 1,000 keys. */
 const DELETE_BATCH = 1000;
-/** The requests lib-storage makes for a multipart upload: each is retried on its own by the middleware below. */
-const MULTIPART_COMMANDS = new Set(['CreateMultipartUploadCommand', 'UploadPartCommand', 'CompleteMultipartUploadCommand']);
-const RETRY_MIDDLEWARE = 'savepointMultipartRetry';
-
-/**
- * lib-storage sends its part requests itself, so the adapter cannot wrap them: this
- * middleware retries each one through the kit's withRetry, under the backend's policy
- * and the kit's one backoff, as the adapter's requests are (before signing, like the
- * SDK's own retry step, so each attempt is re-signed). Added to a client passed in too,
- * once. Every other request is retried by the adapter, so it passes straight through.
- */
-function addMultipartRetry(client: S3Client, policy: RetryPolicy): void {
-  if (client.middlewareStack.identify().some((entry) => entry.startsWith(RETRY_MIDDLEWARE))) return;
-  client.middlewareStack.add(
-    (next, context) => (args) =>
-      MULTIPART_COMMANDS.has(String(context.commandName))
-        ? withRetry(() => next(args), { policy, backend: BACKEND_NAME, isTransient: isTransientS3Error })
-        : next(args),
-    { step: 'finalizeRequest', priority: 'high', name: RETRY_MIDDLEWARE },
-  );
-}
+/** S3's limit on the parts of one multipart upload. */
+const MAX_PARTS = 10_000;
 
 const statusOf = (error: unknown) => (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 
@@ -135,29 +115,50 @@ class S3Primitives implements ObjectStorePrimitives {
   }
 
   /**
-   * Multipart through lib-storage (the adapter only sends streams longer than one part):
-   * it buffers one part per queue slot and aborts the multipart upload on failure
-   * (leavePartsOnError: false), so nothing is left behind.
+   * A multipart upload (the adapter only sends streams longer than one part): the kit's
+   * `stageParts` cuts the stream into parts in reused buffers and sends each as an
+   * UploadPart under the adapter's retry and timeout, `queueSize` at once, so an upload
+   * holds at most (queueSize + 1) x partSize. (lib-storage's Upload concatenated every
+   * part into a fresh buffer: a 128 MiB upload held 158 MiB against 32 MiB of parts.)
+   * Nothing is visible until CompleteMultipartUpload; on failure the upload is aborted,
+   * so its parts are freed.
    */
   async writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void> {
-    // lib-storage takes a controller, not a signal: one of this upload alone, following the caller's.
-    const controller = new AbortController();
-    const { signal } = write;
-    if (signal?.aborted) controller.abort(signal.reason);
-    const unsubscribe = signal && !signal.aborted ? onAbort(signal, () => controller.abort(signal.reason)) : undefined;
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: location.bucket, Key: location.key, Body: Readable.from(body), ContentType: write.contentType },
-      partSize: this.options.partSize,
-      queueSize: this.options.queueSize,
-      leavePartsOnError: false,
-      abortController: controller,
-    });
-    upload.on('httpUploadProgress', () => write.progress());
+    const { bucket: Bucket, key: Key } = location;
+    const { UploadId } = await write.part('put', (request) =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: write.contentType }), {
+        abortSignal: request.signal,
+      }),
+    );
     try {
-      await upload.done();
-    } finally {
-      unsubscribe?.();
+      const parts: { ETag: string | undefined; PartNumber: number }[] = [];
+      await stageParts(
+        body,
+        write,
+        { partSize: this.options.partSize, concurrency: this.options.queueSize },
+        async (part, index, request) => {
+          if (index >= MAX_PARTS) {
+            throw new ConfigError(
+              `put s3://${Bucket}/${Key}: the stream is longer than ${MAX_PARTS} parts of partSize ${this.options.partSize} bytes; raise partSize`,
+              { option: 'partSize', backend: BACKEND_NAME },
+            );
+          }
+          const answer = await this.client.send(
+            new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: index + 1, Body: part, ContentLength: part.byteLength }),
+            { abortSignal: request.signal },
+          );
+          parts[index] = { ETag: answer.ETag, PartNumber: index + 1 };
+        },
+      );
+      await write.part('put', (request) =>
+        this.client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }), {
+          abortSignal: request.signal,
+        }),
+      );
+    } catch (error) {
+      // The parts sent so far are freed; the object was never visible.
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      throw error;
     }
   }
 
@@ -341,7 +342,6 @@ export class S3Backend extends ObjectStoreBackend {
   constructor(options: S3BackendOptions = {}) {
     const resolved = resolveS3Options(options);
     const client = resolved.client ?? new S3Client(resolved.clientConfig ?? {});
-    addMultipartRetry(client, resolved.retry);
     super(new S3Primitives(client, resolved), {
       retry: resolved.retry,
       requestTimeoutMs: resolved.requestTimeoutMs,
