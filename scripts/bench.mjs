@@ -14,6 +14,8 @@
 //   5. per network store: a 1 GiB directory checkpoint in 8 shards, parallel vs sequential;
 //   6. per network store: rmtree of 10,000 objects vs deleting them one by one;
 //   7. bytes uploaded per save point of an improving best, against one checkpoint's size;
+//   9. (ours) incremental checkpoints: bytes per save with 90% frozen, space of ten kept, plain vs incremental
+//      with nothing frozen, the kill sweep (`pnpm bench incremental` runs only this);
 //   8. fit: a TensorFlow.js `model.fit` whose epochs compute for seconds on the CPU, with
 //      the callback saving every epoch to S3: no checkpoints vs synchronous saves vs
 //      asyncSave, end to end, and (async - none) / (sync - none), the share of the save
@@ -59,6 +61,36 @@ function run(args) {
 const mib = (b) => (b / 1024 / 1024).toFixed(0);
 const ratio = (a, b) => (b === 0 ? 'n/a' : (a / b).toFixed(3));
 
+// (ours) `node scripts/bench.mjs incremental` runs only this section (local disk; no servers).
+function incrementalSection() {
+  console.log('\n== incremental checkpoints (local disk) ==');
+  const frozen = run(['incremental', 'frozen']);
+  console.log(
+    `90% of the state frozen (${mib(frozen.state)} MiB state): bytes uploaded per save / state: ${ratio(frozen.perSave, frozen.state)} (target <= 0.12); ` +
+      `ten kept checkpoints occupy / one full checkpoint: ${ratio(frozen.occupied, frozen.state)} (target <= 2); first save / state: ${ratio(frozen.first, frozen.state)}`,
+  );
+  const plain = [];
+  const incr = [];
+  for (let i = 0; i < REPEAT; i++) {
+    plain.push(run(['incremental', 'plain']));
+    incr.push(run(['incremental', 'incr']));
+  }
+  const ms = (rs) => median(rs.map((r) => r.ms));
+  const perSave = (rs) => median(rs.map((r) => r.perSave));
+  console.log(
+    `nothing frozen (32 MiB state, 6 saves, medians of ${REPEAT} interleaved runs): incremental / plain time: ${ratio(ms(incr), ms(plain))} (${ms(incr).toFixed(0)} / ${ms(plain).toFixed(0)} ms), ` +
+      `bytes per save: ${ratio(perSave(incr), perSave(plain))} (target within 5%)`,
+  );
+  const sweep = run(['incremental', 'sweep']);
+  console.log(
+    `kill sweep (a crash before each of the ${sweep.scenarios} store writes of an incremental run, then a resume): checkpoints naming a missing object: ${sweep.naming}; unreferenced objects after the next save: ${sweep.unreferenced}`,
+  );
+}
+if (only.includes('incremental')) {
+  incrementalSection();
+  process.exit(0);
+}
+
 console.log('== store calls per save (local disk, maxKeepCkpts 3, 1,000 iterations) ==');
 const calls = run(['calls']);
 console.log(
@@ -71,6 +103,8 @@ const bytes = run(['bytes']);
 console.log(
   `uploaded per save point / one checkpoint (${mib(bytes.checkpoint)} MiB): ${bytes.perSavePoint.toFixed(3)} (target <= 1.05; 3.0 when the best was uploaded again and the regular checkpoint re-saved); bests copied by the store: ${bytes.copies}`,
 );
+
+if (!only.length) incrementalSection();
 
 // Each store is measured on freshly started servers: the in-memory servers never free
 // what a deleted object held (Azurite's collector is off for the tests), and gigabytes

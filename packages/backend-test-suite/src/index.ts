@@ -7,6 +7,7 @@ export {
   DEFAULT_CAPABILITIES,
   type ScratchStore,
 } from './contract-checks.js';
+export { incrementalChecks, trainIncremental, transferModel } from './incremental-checks.js';
 export {
   type Call,
   type Fault,

@@ -48,6 +48,9 @@ function marks(c: CheckpointInfo): string {
   if (c.kind === 'published') out.push('published');
   if (c.shape === 'incomplete') out.push('INCOMPLETE (no manifest)');
   else if (c.shape === 'directory') out.push('folder');
+  else if (c.shape === 'incremental') {
+    out.push(`incremental (shared ${human(c.sharedBytes)}, exclusive ${human(c.exclusiveBytes)})`);
+  }
   return out.join(' ');
 }
 
@@ -241,7 +244,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
           }
           return result.toDelete.length === 0
             ? 'nothing to delete'
-            : [`${result.deleted ? 'deleted' : 'would delete (add --yes)'}:`, ...result.toDelete.map((p) => `  ${p}`)].join('\n');
+            : [
+                `${result.deleted ? 'deleted' : 'would delete (add --yes)'}:`,
+                ...result.toDelete.map((p) => `  ${p}`),
+                ...(result.freedBytes !== undefined
+                  ? [
+                      `tensor objects only these name: ${human(result.freedBytes)} ${result.deleted ? `freed (${result.collected ?? 0} objects collected)` : 'would be freed'}; shared ones stay`,
+                    ]
+                  : []),
+              ].join('\n');
         });
       },
     );

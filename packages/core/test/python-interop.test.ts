@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PYTHON, pythonSkipReason } from '../../../test-support/python.js';
 import { LocalBackend } from '../../backend-local/src/index.js';
-import { saveCheckpointFile, Tensor } from '../src/index.js';
+import { Run, saveCheckpointFile, Tensor } from '../src/index.js';
 
 const available = pythonSkipReason === undefined;
 const reason = available ? '' : ` (skipped: ${pythonSkipReason})`;
@@ -47,6 +47,35 @@ describe.skipIf(!available)(`Python safetensors reads savepoint checkpoints${rea
       expect(JSON.parse(out.metadata.meta)).toEqual({ epoch: 1, iter: 10 });
       expect(JSON.parse(out.metadata.message_hub)).toEqual({ runtime_info: { keep_ckpt_ids: [1], last_ckpt: path } });
       expect(JSON.parse(out.metadata.optimizer).param_groups).toEqual([{ lr: 0.01 }]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('(ours) reads an incremental checkpoint with the documented loader (examples/python/load_incremental.py)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-py-'));
+    try {
+      const run = Run.open(dir, { backend: new LocalBackend() });
+      const weight = new Float32Array(40).map((_, i) => i);
+      const checkpoint = {
+        meta: { epoch: 2 },
+        state_dict: {
+          'fc.weight': new Tensor(weight, [4, 10]),
+          'fc.bias': new Float64Array([0.5, -0.5]),
+          empty: new Float32Array(0),
+        },
+        optimizer: { state: { 0: { step: new Int32Array([7]) } } },
+      };
+      // 64-byte chunks: the 160-byte weight is three objects, in order.
+      await run.save('epoch_1.safetensors', { ...checkpoint, meta: { epoch: 1 } }, { kind: 'incremental', chunkBytes: 64 });
+      await run.save('epoch_2.safetensors', checkpoint, { kind: 'incremental', chunkBytes: 64 });
+      const loader = join(import.meta.dirname, '..', '..', '..', 'examples', 'python', 'load_incremental.py');
+      const out = JSON.parse(execFileSync(PYTHON, [loader, join(dir, 'epoch_2.safetensors')], { encoding: 'utf8' }));
+      expect(out.tensors['state_dict.fc.weight']).toEqual({ dtype: 'float32', shape: [4, 10], values: [...weight] });
+      expect(out.tensors['state_dict.fc.bias']).toEqual({ dtype: 'float64', shape: [2], values: [0.5, -0.5] });
+      expect(out.tensors['state_dict.empty']).toEqual({ dtype: 'float32', shape: [0], values: [] });
+      expect(out.tensors['optimizer.state.0.step']).toEqual({ dtype: 'int32', shape: [1], values: [7] });
+      expect(JSON.parse(out.metadata.meta)).toEqual({ epoch: 2 });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -281,9 +281,21 @@ export class CheckpointHook {
     if (saveTrigger(this.config, step, last, clock, runner) === undefined) return;
     runner.logger.info(`Saving checkpoint at ${step} ${unit}`);
     await this.#queue.savePoint(
-      (steps) => this.#saveRegular(runner, step, [], steps),
+      this.#collecting(runner, (steps) => this.#saveRegular(runner, step, [], steps)),
       this.#committed.tracker(runner.runtimeInfo),
     );
+  }
+
+  /**
+   * (ours) With `incremental`, a save point ends by collecting the tensor objects no kept
+   * checkpoint names: after the pointer moved and the removals, as the last step, so a
+   * crash before it leaves only unreferenced objects, which the next save point collects.
+   */
+  #collecting(runner: Runner, plan: (steps: SaveStep[]) => Promise<void>): (steps: SaveStep[]) => Promise<void> {
+    return async (steps) => {
+      await plan(steps);
+      if (this.config.layout.kind === 'incremental' && runner.rank === 0 && steps.length > 0) steps.push({ kind: 'collect' });
+    };
   }
 
   /**
@@ -423,7 +435,10 @@ export class CheckpointHook {
     if (!this.#bests.judges(metrics, runner.logger)) return;
     this.#requireRun();
     this.#bests.track(metrics, this.config.greaterKeys, this.config.lessKeys);
-    await this.#queue.savePoint((steps) => this.#saveBests(runner, metrics, steps), this.#committed.tracker(runner.runtimeInfo));
+    await this.#queue.savePoint(
+      this.#collecting(runner, (steps) => this.#saveBests(runner, metrics, steps)),
+      this.#committed.tracker(runner.runtimeInfo),
+    );
   }
 
   /**
@@ -453,7 +468,8 @@ export class CheckpointHook {
       if (runner.rank !== 0) return [];
       const out: SaveStep[] = [];
       for (const { name } of improvements) {
-        if (from !== undefined && this.config.layout.kind === 'file') out.push({ kind: 'copy', from, name });
+        // A folder of shards is not copied; a file is, and an incremental checkpoint's manifest.
+        if (from !== undefined && this.config.layout.kind !== 'directory') out.push({ kind: 'copy', from, name });
         else out.push({ kind: 'save', name, checkpoint: await this.#snapshot(runner, { optimizer: false, scheduler: false }) });
       }
       return out;

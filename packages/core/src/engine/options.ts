@@ -54,6 +54,14 @@ export interface CheckpointHookOptions {
   saveBegin?: number;
   /** (ours) `file`: one file per checkpoint; `directory`: a folder of shards plus a manifest written last. */
   layout?: 'file' | 'directory';
+  /**
+   * (ours) Incremental checkpoints: tensors go to content-addressed objects of the run
+   * (by the SHA-256 of their bytes, large ones in chunks), a checkpoint is a manifest
+   * naming them, and a save uploads only the tensors whose bytes are not stored yet (a
+   * frozen base is uploaded once). Objects no kept checkpoint names are deleted after
+   * each save. Not together with `layout`. Default false.
+   */
+  incremental?: boolean;
   /** (ours) Shard size bound for `layout: 'directory'` (only with it). */
   maxShardBytes?: number;
   /** (ours) An already-built store for outDir (skips the registry). Not together with `backendArgs`. */
@@ -104,7 +112,7 @@ export type StoreChoice = { kind: 'instance'; backend: StorageBackend } | { kind
 /** What happens on a termination signal: nothing (no handler), or a save within a grace period. */
 export type PreemptionChoice = { kind: 'off' } | { kind: 'save'; signals: readonly NodeJS.Signals[]; graceMs: number };
 
-export type LayoutChoice = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number };
+export type LayoutChoice = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number } | { kind: 'incremental' };
 
 export interface BestPolicy {
   /** Metric names, or `['auto']` until the first evaluation picks one. */
@@ -185,6 +193,7 @@ export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions
   'saveBegin',
   'layout',
   'maxShardBytes',
+  'incremental',
   'backend',
   'signal',
   'leaseTtlMs',
@@ -306,6 +315,14 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
 
   const byEpoch = optional(o.byEpoch, true, (v) => checkBoolean(v, 'byEpoch'));
 
+  const incremental = optional(o.incremental, false, (v) => checkBoolean(v, 'incremental'));
+  if (incremental && o.layout !== undefined) {
+    throw configError(
+      'layout',
+      o.layout,
+      'no layout together with incremental: true (an incremental checkpoint is a manifest of tensor objects)',
+    );
+  }
   const layoutName = o.layout ?? 'file';
   if (layoutName !== 'file' && layoutName !== 'directory') throw configError('layout', layoutName, '"file" or "directory"');
   let layout: LayoutChoice;
@@ -320,7 +337,7 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     if (o.maxShardBytes !== undefined) {
       throw configError('maxShardBytes', o.maxShardBytes, "a shard size only together with layout: 'directory'");
     }
-    layout = { kind: 'file' };
+    layout = incremental ? { kind: 'incremental' } : { kind: 'file' };
   }
 
   const backendArgs = checkRecord(o.backendArgs, 'backendArgs') as BackendArgs | undefined;

@@ -37,6 +37,9 @@ export interface PruneResult {
   deleted: boolean;
   /** Every checkpoint of the run with the rule that keeps it or why it goes, oldest first. */
   verdicts: PruneVerdict[];
+  /** (ours) Incremental checkpoints: bytes of the objects only the deleted checkpoints name (freed by the deletion), and objects collected. */
+  freedBytes?: number | undefined;
+  collected?: number | undefined;
 }
 
 function checkPolicy(policy: PrunePolicy): RetentionPolicy {
@@ -161,12 +164,23 @@ export async function pruneRun(run: Run, policyInput: PrunePolicy, yes: boolean)
     }
     const ordered = checkpoints.map((c) => verdicts.get(c.path) as PruneVerdict).filter(Boolean);
     const going = checkpoints.filter((c) => verdicts.get(c.path)?.keep === false);
+    let freedBytes: number | undefined;
+    if (checkpoints.some((c) => c.shape === 'incremental')) {
+      // Objects named only by checkpoints that go: what the deletion frees (shared ones stay).
+      const names = new Set(going.map((c) => c.name));
+      const usage = await run.objectUsage();
+      freedBytes = 0;
+      for (const { bytes, by } of usage.referenced.values()) if (by.every((n) => names.has(n))) freedBytes += bytes;
+    }
     if (yes) for (const c of going) await run.remove(c.name);
+    // (ours) Then, still under the lease and fenced, the objects no kept checkpoint names.
+    const collected = yes && freedBytes !== undefined ? (await run.collectGarbage()).removed : undefined;
     return {
       toDelete: going.map((c) => c.path),
       kept: ordered.filter((v) => v.keep).map((v) => v.path),
       deleted: yes,
       verdicts: ordered,
+      ...(freedBytes !== undefined ? { freedBytes, collected } : {}),
     };
   } finally {
     await lease?.release();

@@ -15,6 +15,7 @@ import type { BestTracker } from './bests.js';
 import { isEngineKey } from './committed-state.js';
 import type { ResolvedCheckpointHookOptions } from './options.js';
 import {
+  collectLogged,
   KEPT_FOREVER_KEY,
   keepsForever,
   PENDING_REMOVALS_KEY,
@@ -215,6 +216,8 @@ export async function restoreRunState(ctx: RestoreContext): Promise<void> {
     if (removed > 0) runner.logger.info(`Removed ${removed} unfinished write(s) left by a killed save in ${layout.outDir}.`);
   }
   if (resumed) await removeOrphans(ctx, foreignBests);
+  // (ours) What a crash left unreferenced (objects of a save whose manifest never landed, or of deleted checkpoints).
+  if (ctx.leaseHeld && config.layout.kind === 'incremental') await collectLogged(run, runner.logger);
 }
 
 /**

@@ -107,6 +107,15 @@ export async function removeLogged(run: Run, logger: Logger, name: string, what:
   }
 }
 
+/** (ours) Deletes the tensor objects no kept checkpoint names, saying how many; a manifest that does not read stops it (said). */
+export async function collectLogged(run: Run, logger: Logger): Promise<void> {
+  const report = await run.collectGarbage();
+  if (report.skipped) logger.warn(`Unreferenced tensor objects are kept: ${report.skipped}.`);
+  else if (report.removed > 0) {
+    logger.info(`${report.removed} tensor objects (${report.removedBytes} bytes) no kept checkpoint names are removed`);
+  }
+}
+
 /**
  * Records a regular save of `step` in the run's state and runtime info, before it is
  * written: the keep list, `last_ckpt`, and (ours) the names this save deletes once it

@@ -5,7 +5,7 @@
 // worker (save-worker.ts), which carries it out while the training loop holds this one.
 import type { Checkpoint, TypedArray } from '../format/tensor.js';
 import type { CheckpointLayout, Run } from '../run/run.js';
-import { removeLogged } from './retention.js';
+import { collectLogged, removeLogged } from './retention.js';
 import type { Logger } from './runner.js';
 
 export type SaveStep =
@@ -14,7 +14,9 @@ export type SaveStep =
   | { kind: 'copy'; from: string; name: string }
   /** The pointer moved to `name`; with `runtimeInfo`, carrying bookkeeping newer than the checkpoint's own. */
   | { kind: 'move'; name: string; runtimeInfo?: Record<string, unknown> | undefined }
-  | { kind: 'remove'; name: string; what: string };
+  | { kind: 'remove'; name: string; what: string }
+  /** (ours) Incremental checkpoints: delete the tensor objects no kept checkpoint names (after the removals). */
+  | { kind: 'collect' };
 
 /** Carries out a save point's steps, in order; the first failure stops it and is thrown. */
 export interface StepRunner {
@@ -45,6 +47,8 @@ export async function runStep(run: Run, logger: Logger, layout: CheckpointLayout
       return run.movePointer(step.name, { runtimeInfo: step.runtimeInfo });
     case 'remove':
       return removeLogged(run, logger, step.name, step.what);
+    case 'collect':
+      return collectLogged(run, logger);
   }
 }
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError } from '../store/errors.js';
-import { type CheckpointReader, openCheckpoint, readSafetensorsHeader } from './reader.js';
+import { type CheckpointReader, type OpenCheckpointOptions, openCheckpoint, readSafetensorsHeader } from './reader.js';
 import { DATA_SHA256_KEY } from './safetensors.js';
 import { readManifest } from './sharded.js';
 
@@ -47,15 +47,20 @@ function checkRecorded(store: StorageBackend, path: string, recorded: string | u
 export async function checkCheckpointBytes(
   store: StorageBackend,
   path: string,
-  options: SignalOptions = {},
+  options: SignalOptions & Pick<OpenCheckpointOptions, 'objectPath'> = {},
 ): Promise<{ reader: CheckpointReader; dataHashChecked: boolean }> {
   const signalOnly = { signal: options.signal };
-  const reader = await openCheckpoint(store, path, signalOnly);
+  const reader = await openCheckpoint(store, path, { ...signalOnly, objectPath: options.objectPath });
   if (reader.shape === 'file') {
     const { header } = await readSafetensorsHeader(store, path, signalOnly);
     const recorded = header.metadata[DATA_SHA256_KEY];
     if (recorded === undefined) return { reader, dataHashChecked: false };
     checkRecorded(store, path, recorded, (await streamDigests(store, path, header.dataStart, signalOnly)).data);
+    return { reader, dataHashChecked: true };
+  }
+  if (reader.incremental) {
+    // (ours) Each object is checked against the SHA-256 that names it as it is read; one tensor at a time.
+    for (const name of reader.tensorNames) await reader.readTensor(name);
     return { reader, dataHashChecked: true };
   }
   const manifest = await readManifest(store, path, signalOnly);

@@ -3,6 +3,12 @@
 // (ranges, publishing, folder shards) and Python rely on its layout.
 export { checkCheckpointBytes } from './check-bytes.js';
 export {
+  DEFAULT_CHUNK_BYTES,
+  INCREMENTAL_FORMAT,
+  type IncrementalManifest,
+  readIncrementalManifest,
+} from './incremental.js';
+export {
   CheckpointReader,
   type OpenCheckpointOptions,
   openCheckpoint,

@@ -3,9 +3,11 @@
 // tensor on demand by range reads, adjacent ranges coalesced into one request. Works
 // for single files and directory checkpoints (the manifest says which shard holds which
 // tensor). Everything read is validated as the full decoder would.
+import { createHash } from 'node:crypto';
 import pMap from 'p-map';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
-import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
+import { CorruptCheckpointError, NotFoundError, SavepointError } from '../store/errors.js';
+import { checkIncrementalManifest, isIncrementalManifest, objectFileBytes } from './incremental.js';
 import {
   checkDataHashRecorded,
   checkDataSection,
@@ -17,7 +19,7 @@ import {
   tensorFromBytes,
   tensorRefs,
 } from './safetensors.js';
-import { MANIFEST_NAME, readManifest, TensorOwners } from './sharded.js';
+import { checkShardManifest, MANIFEST_NAME, readManifestJson, TensorOwners } from './sharded.js';
 import type { Checkpoint, DType, Tensor, TypedArray } from './tensor.js';
 
 /** The first read takes this much, so that most headers arrive in one request. */
@@ -37,6 +39,11 @@ export interface TensorInfo {
 export interface OpenCheckpointOptions extends SignalOptions {
   /** Range requests in flight at once when reading several tensors (or shards). Default 4. */
   concurrency?: number;
+  /**
+   * Where an incremental checkpoint's objects are (the run's layout knows: run/layout.ts).
+   * Without it, an incremental checkpoint is refused, saying to open it through its run.
+   */
+  objectPath?: ((dtype: DType, sha256: string) => string) | undefined;
 }
 
 interface Located {
@@ -44,6 +51,11 @@ interface Located {
   file: string;
   begin: number;
   end: number;
+  /**
+   * (ours) An incremental checkpoint's tensor: the objects holding it, in order, each
+   * read whole and checked against the SHA-256 that names it (format/incremental.ts).
+   */
+  parts?: { file: string; begin: number; end: number; sha256: string }[] | undefined;
 }
 
 /**
@@ -122,6 +134,18 @@ export class CheckpointReader {
     this.#options = init.options;
   }
 
+  /** (ours) Whether this is an incremental checkpoint (its tensors in the run's objects). */
+  get incremental(): boolean {
+    return [...this.#tensors.values()].some((t) => t.parts !== undefined);
+  }
+
+  /** (ours) An incremental checkpoint's objects, as `objectPath` names them, with their data sizes. */
+  objectFiles(): Map<string, number> {
+    const files = new Map<string, number>();
+    for (const t of this.#tensors.values()) for (const p of t.parts ?? []) files.set(p.file, p.end);
+    return files;
+  }
+
   /** Bytes fetched from the store so far (headers, manifest and tensors). */
   get bytesRead(): number {
     return this.#bytesRead;
@@ -156,7 +180,14 @@ export class CheckpointReader {
    * tensors closer than 1 MiB to each other are fetched in one request.
    */
   async readTensors(names: readonly string[]): Promise<Map<string, Tensor | TypedArray>> {
-    const wanted = [...new Set(names)].map((name) => this.#locate(name));
+    const located = [...new Set(names)].map((name) => this.#locate(name));
+    const out = new Map<string, Tensor | TypedArray>();
+    const wanted = located.filter((t) => t.parts === undefined);
+    await pMap(
+      located.filter((t) => t.parts !== undefined),
+      async (t) => out.set(t.info.name, tensorFromBytes(t.info, await this.#readParts(t))),
+      { concurrency: this.#options.concurrency ?? 4 },
+    );
     const byFile = new Map<string, Located[]>();
     for (const t of wanted) byFile.set(t.file, [...(byFile.get(t.file) ?? []), t]);
     const runs: { file: string; begin: number; end: number; members: Located[] }[] = [];
@@ -173,7 +204,6 @@ export class CheckpointReader {
         }
       }
     }
-    const out = new Map<string, Tensor | TypedArray>();
     await pMap(
       runs,
       async (run) => {
@@ -223,6 +253,29 @@ export class CheckpointReader {
     return joinCheckpoint(metadata, await this.readTensors([...names]));
   }
 
+  /** An incremental tensor's bytes: each object's data read and checked against the SHA-256 it is named by. */
+  async #readParts(t: Located): Promise<Uint8Array> {
+    const out = new Uint8Array(t.info.bytes);
+    let offset = 0;
+    for (const part of t.parts ?? []) {
+      const bytes =
+        part.end === part.begin
+          ? new Uint8Array(0)
+          : await this.#store.get(part.file, { signal: this.#options.signal, range: { start: part.begin, end: part.end } });
+      this.#bytesRead += bytes.byteLength;
+      const actual = bytes.byteLength === part.end - part.begin ? createHash('sha256').update(bytes).digest('hex') : undefined;
+      if (actual !== part.sha256) {
+        throw new CorruptCheckpointError(
+          `${part.file}: its data does not match the SHA-256 it is named by (tensor ${JSON.stringify(t.info.name)} of ${this.path}): the object was changed or damaged after it was written`,
+          { backend: this.#store.name },
+        );
+      }
+      out.set(bytes, offset);
+      offset += bytes.byteLength;
+    }
+    return out;
+  }
+
   #locate(name: string): Located {
     const found = this.#tensors.get(name);
     if (!found) {
@@ -262,7 +315,9 @@ export async function openCheckpoint(
         : `no checkpoint at ${path}`,
     });
   }
-  const manifest = await readManifest(store, path, signalOnly);
+  const { json } = await readManifestJson(store, path, signalOnly);
+  if (isIncrementalManifest(json)) return openIncremental(store, path, manifestPath, json, options);
+  const manifest = checkShardManifest(json, manifestPath, store.name);
   let bytesRead = (await store.stat(manifestPath, signalOnly)).size;
   const tensors = new Map<string, Located>();
   const headers = await pMap(
@@ -302,4 +357,45 @@ function locate(
     begin: header.dataStart + begin,
     end: header.dataStart + end,
   };
+}
+
+/**
+ * (ours) An incremental checkpoint: its manifest says which objects hold each tensor.
+ * An object's header is the one savepoint writes for its dtype, size and hash, so its
+ * data starts where that header ends (checked against the object's size); the bytes are
+ * checked against their hash as they are read.
+ */
+async function openIncremental(
+  store: StorageBackend,
+  path: string,
+  manifestPath: string,
+  json: unknown,
+  options: OpenCheckpointOptions,
+): Promise<CheckpointReader> {
+  const manifest = checkIncrementalManifest(json, manifestPath, store.name);
+  const objectPath = options.objectPath;
+  if (!objectPath) {
+    throw new SavepointError(
+      'CONFIG',
+      `${path} is an incremental checkpoint: its tensors are objects of its run; open it through its run (Run.open(workDir).load(name), loadCheckpoint from @savepoint/core)`,
+      { backend: store.name },
+    );
+  }
+  const bytesRead = (await store.stat(manifestPath, { signal: options.signal })).size;
+  const tensors = new Map<string, Located>();
+  for (const t of manifest.tensors) {
+    const parts = t.chunks.map((chunk) => {
+      const size = objectFileBytes(t.dtype, chunk.sha256, chunk.bytes);
+      return { file: objectPath(t.dtype, chunk.sha256), begin: size - chunk.bytes, end: size, sha256: chunk.sha256 };
+    });
+    const bytes = t.chunks.reduce((sum, c) => sum + c.bytes, 0);
+    tensors.set(t.name, {
+      info: { name: t.name, dtype: t.dtype, shape: t.shape, bytes },
+      file: manifestPath,
+      begin: 0,
+      end: 0,
+      parts,
+    });
+  }
+  return new CheckpointReader({ store, path, shape: 'directory', metadata: manifest.metadata, tensors, bytesRead, options });
 }

@@ -50,18 +50,36 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
  * one shard many times. Anything else is a `CorruptCheckpointError` saying what.
  */
 export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
+  const { path, json } = await readManifestJson(backend, dir, options);
+  return checkShardManifest(json, path, backend.name);
+}
+
+/**
+ * The JSON of the manifest in `dir`, read with the bound (whatever its format: the
+ * sharded one here, the incremental one of incremental.ts).
+ */
+export async function readManifestJson(
+  backend: StorageBackend,
+  dir: string,
+  options: SignalOptions = {},
+): Promise<{ path: string; json: unknown }> {
   const path = backend.joinPath(dir, MANIFEST_NAME);
   // One byte past the bound: reading more is never needed to refuse it.
   const bytes = await backend.get(path, { ...options, range: { start: 0, end: MAX_MANIFEST_BYTES + 1 } });
   const corrupt = (what: string, cause?: unknown) =>
     new CorruptCheckpointError(`manifest ${path} ${what}`, { backend: backend.name, cause });
   if (bytes.byteLength > MAX_MANIFEST_BYTES) throw corrupt(`is over the ${MAX_MANIFEST_BYTES}-byte bound`);
-  let manifest: unknown;
   try {
-    manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    return { path, json: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) };
   } catch (error) {
     throw corrupt('is not valid JSON', error);
   }
+}
+
+/** A parsed manifest checked to be a shard manifest of the shape savepoint writes. */
+export function checkShardManifest(manifest: unknown, path: string, backendName: string): ShardManifest {
+  const corrupt = (what: string, cause?: unknown) =>
+    new CorruptCheckpointError(`manifest ${path} ${what}`, { backend: backendName, cause });
   if (!isRecord(manifest) || manifest.format !== 'savepoint.sharded' || !Array.isArray(manifest.shards)) {
     throw corrupt('is not a savepoint shard manifest');
   }

@@ -2,9 +2,9 @@
 // directory-shaped (sharded) checkpoints, plus the `last_checkpoint` pointer.
 // Everything here is store-agnostic; it only calls StorageBackend methods.
 import { createHash, randomBytes } from 'node:crypto';
-import pMap from 'p-map';
 import { checkCheckpointBytes } from '../format/check-bytes.js';
-import { type CheckpointReader, openCheckpoint } from '../format/reader.js';
+import { isIncrementalManifest } from '../format/incremental.js';
+import { type CheckpointReader, type OpenCheckpointOptions, openCheckpoint } from '../format/reader.js';
 import {
   CHECKPOINT_EXTENSION,
   decodeCheckpoint,
@@ -16,9 +16,11 @@ import {
   splitCheckpoint,
 } from '../format/safetensors.js';
 import {
+  checkShardManifest,
   isShardFileName,
   MANIFEST_NAME,
   readManifest,
+  readManifestJson,
   type ShardManifest,
   shardFileName,
   TensorOwners,
@@ -27,35 +29,13 @@ import type { Checkpoint, Tensor, TypedArray } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
 import { isTempName } from '../store/temp-names.js';
+import { objectPathNear } from './layout.js';
+import { settledMap } from './settled-map.js';
 
 /** Shards of a directory checkpoint uploaded or downloaded at once. */
 export const DEFAULT_SHARD_CONCURRENCY = 4;
 
 export type SaveOptions = SignalOptions;
-
-/**
- * Maps with bounded concurrency, in order. After the first failure nothing new starts,
- * the calls in flight are waited for, and that first error is thrown: no request of a
- * failed save is still writing when the caller goes on (a resume, a retry).
- */
-async function settledMap<T, R>(items: readonly T[], fn: (item: T) => Promise<R>, concurrency: number): Promise<R[]> {
-  let failure: { error: unknown } | undefined;
-  const results = await pMap(
-    items,
-    async (item) => {
-      if (failure) return undefined;
-      try {
-        return await fn(item);
-      } catch (error) {
-        failure ??= { error };
-        return undefined;
-      }
-    },
-    { concurrency },
-  );
-  if (failure) throw failure.error;
-  return results as R[];
-}
 
 /** Streams `chunks` to the store and returns the SHA-256 and size of exactly what was sent. */
 async function putHashed(
@@ -168,10 +148,13 @@ export async function loadCheckpoint(
      * requests through `openCheckpoint`: the other keys' tensors are never fetched.
      */
     keys?: readonly string[];
+    /** Where an incremental checkpoint's objects are; by default in the folder next to it. */
+    objectPath?: OpenCheckpointOptions['objectPath'];
   } = {},
 ): Promise<Checkpoint> {
+  const objectPath = options.objectPath ?? objectPathNear(backend, path);
   if (options.keys !== undefined) {
-    const reader = await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency });
+    const reader = await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency, objectPath });
     return reader.load(options.keys);
   }
   const shape = await checkpointShape(backend, path, options);
@@ -183,7 +166,12 @@ export async function loadCheckpoint(
       message: `checkpoint folder ${path} has no ${MANIFEST_NAME}: its save did not finish, so it is not a checkpoint`,
     });
   }
-  const manifest = await readManifest(backend, path, options);
+  const { path: manifestPath, json } = await readManifestJson(backend, path, options);
+  if (isIncrementalManifest(json)) {
+    // (ours) Every object is checked against the SHA-256 it is named by as it is read.
+    return (await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency, objectPath })).load();
+  }
+  const manifest = checkShardManifest(json, manifestPath, backend.name);
   const tensors = new Map<string, Tensor | TypedArray>();
   const decoded = await settledMap(
     manifest.shards,
@@ -284,7 +272,10 @@ export async function publishCheckpoint(
 ): Promise<{ path: string; removedKeys: string[]; sha256: string }> {
   let reader: CheckpointReader;
   try {
-    ({ reader } = await checkCheckpointBytes(backend, path, { signal: options.signal }));
+    ({ reader } = await checkCheckpointBytes(backend, path, {
+      signal: options.signal,
+      objectPath: objectPathNear(backend, path),
+    }));
   } catch (error) {
     if (!(error instanceof CorruptCheckpointError)) throw error;
     throw new CorruptCheckpointError(

@@ -10,7 +10,8 @@ import type { ListEntry, SignalOptions, StorageBackend } from '../store/contract
 import { NotFoundError } from '../store/errors.js';
 import { transferObject } from '../store/transfer.js';
 import type { RunFolder } from './folder.js';
-import { LEASE_NAME, POINTER_NAME, RUN_MARKER_NAME } from './layout.js';
+import { LEASE_NAME, OBJECTS_DIR_NAME, POINTER_NAME, RUN_MARKER_NAME } from './layout.js';
+import { referencedObjects } from './objects.js';
 import { formatPointer } from './pointer.js';
 
 export interface CopyProgress {
@@ -55,9 +56,12 @@ export async function copyRun(
     files.push({ from, segments: [], size: (await source.stat(from, options)).size });
   } else if (await source.isDir(from, options)) {
     const wholeRun = from === run.outDir || from === run.workDir;
+    // (ours) Of an incremental run's objects, exactly those its checkpoints name are copied.
+    const referenced = wholeRun && from === run.outDir ? (await referencedObjects(run.layout, options)).objects : undefined;
     for await (const file of walk(source, from, [], options)) {
       const top = file.segments.length === 1 ? file.segments[0] : undefined;
       if (top === LEASE_NAME || top === RUN_MARKER_NAME) continue;
+      if (file.segments[0] === OBJECTS_DIR_NAME && !referenced?.has(file.segments[1] ?? '')) continue;
       if (top === POINTER_NAME) continue; // written last, below
       files.push(file);
     }

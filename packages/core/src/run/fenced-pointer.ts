@@ -102,6 +102,17 @@ export class FencedPointer {
     await this.#write(formatPointer({ text, generation: this.generation, runtimeInfo }), text, signal);
   }
 
+  /**
+   * (ours) Checks, before a deletion that is not a pointer move (garbage collection),
+   * that the pointer is still what this holder last wrote or read: a job taken over
+   * since then is told so (its lease marked lost) and deletes nothing.
+   */
+  async confirm(options: SignalOptions = {}): Promise<void> {
+    if (this.#lease.lost) throw this.#lease.lost;
+    const now = await readPointer(this.#store, this.#workDir, options);
+    if (now?.version !== this.#version) throw lost(this.#lease, this.#path, now?.generation);
+  }
+
   /** Deletes the pointer (the run starts over), only if it is still what this holder last wrote or read. */
   async clear(options: SignalOptions = {}): Promise<void> {
     if (this.#lease.lost) throw this.#lease.lost;

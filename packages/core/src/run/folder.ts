@@ -5,6 +5,7 @@ import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import type { RemoveResult } from './checkpoint-files.js';
 import type { RunLayout } from './layout.js';
 import type { AcquireLeaseOptions, RunLease } from './lease.js';
+import type { GarbageReport, ObjectUsage } from './objects.js';
 
 export type CheckpointKind = 'regular' | 'best' | 'published';
 
@@ -17,8 +18,11 @@ export interface CheckpointInfo {
   step?: number | undefined;
   size?: number | undefined;
   modified?: Date | undefined;
-  shape: 'file' | 'directory' | 'incomplete';
+  shape: 'file' | 'directory' | 'incomplete' | 'incremental';
   isPointerTarget: boolean;
+  /** (ours) An incremental checkpoint: bytes of its objects another checkpoint names too, and bytes only it names (what deleting it frees). */
+  sharedBytes?: number | undefined;
+  exclusiveBytes?: number | undefined;
 }
 
 export interface RunScan {
@@ -41,4 +45,6 @@ export interface RunFolder {
   scan(options?: SignalOptions): Promise<RunScan>;
   acquireLease(options: Omit<AcquireLeaseOptions, 'signal'>): Promise<RunLease>;
   remove(name: string, options?: SignalOptions): Promise<RemoveResult>;
+  collectGarbage(options?: SignalOptions): Promise<GarbageReport & { skipped?: string }>;
+  objectUsage(options?: SignalOptions): Promise<ObjectUsage>;
 }

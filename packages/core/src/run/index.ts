@@ -19,11 +19,14 @@ export {
   DEFAULT_FILENAME_TEMPLATE,
   DEFAULT_ITER_FILENAME_TEMPLATE,
   LEASE_NAME,
+  OBJECTS_DIR_NAME,
+  objectName,
   type ParsedName,
   POINTER_NAME,
   RUN_MARKER_NAME,
   RunLayout,
 } from './layout.js';
 export { DEFAULT_LEASE_TTL_MS, type LeaseRecord, type LeaseRenewal, RunLease } from './lease.js';
+export type { GarbageReport, ObjectUsage } from './objects.js';
 export { type CheckpointLayout, Run, type RunOptions } from './run.js';
 export type { VerifyReport, VerifyResult } from './verify.js';

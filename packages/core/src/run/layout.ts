@@ -5,6 +5,7 @@
 // layout produces, inside this run's folders, are loaded or deleted. Everything
 // else is a stranger's path.
 import { isAbsolute, resolve } from 'node:path';
+import type { DType } from '../format/tensor.js';
 import type { StorageBackend } from '../store/contract.js';
 import { ConfigError, ForeignPathError, InvalidPathError } from '../store/errors.js';
 import { checkUriTypo, uriScheme } from '../store/registry.js';
@@ -19,6 +20,34 @@ export const DEFAULT_FILENAME_TEMPLATE = 'epoch_{}.safetensors';
 export const DEFAULT_ITER_FILENAME_TEMPLATE = 'iter_{}.safetensors';
 /** The one-writer-per-run lease in the work dir. */
 export const LEASE_NAME = 'savepoint.lease';
+/**
+ * (ours) The folder of an incremental run's content-addressed tensor objects, in the
+ * checkpoint folder: `savepoint-objects/<dtype>-<sha256 of the data>.safetensors`.
+ */
+export const OBJECTS_DIR_NAME = 'savepoint-objects';
+const OBJECT_NAME = /^(F64|F32|F16|BF16|I64|I32|I16|I8|U64|U32|U16|U8|BOOL)-([0-9a-f]{64})\.safetensors$/;
+
+/** The object holding a chunk of `dtype` whose data has SHA-256 `sha256`. */
+export function objectName(dtype: DType, sha256: string): string {
+  return `${dtype}-${sha256}.safetensors`;
+}
+
+/** What an object's name says (dtype and data hash), or undefined for a name no incremental save writes. */
+export function parseObjectName(name: string): { dtype: DType; sha256: string } | undefined {
+  const match = OBJECT_NAME.exec(name);
+  return match ? { dtype: match[1] as DType, sha256: match[2] as string } : undefined;
+}
+
+/**
+ * Where the objects of the incremental checkpoint at `checkpointPath` are: in the
+ * objects folder next to it (its run's folder), for readers given a path, not a run.
+ */
+export function objectPathNear(store: StorageBackend, checkpointPath: string): (dtype: DType, sha256: string) => string {
+  const trimmed = checkpointPath.replace(/[\\/]+$/, '');
+  const parent = trimmed.slice(0, Math.max(trimmed.lastIndexOf('/'), trimmed.lastIndexOf('\\')));
+  return (dtype, sha256) => store.joinPath(parent, OBJECTS_DIR_NAME, objectName(dtype, sha256));
+}
+
 /** Published copies end in `-<8 hex of the SHA-256 of their bytes>` before the extension. */
 const PUBLISHED_SUFFIX = /-([0-9a-f]{8})(\.[A-Za-z0-9]+)?$/;
 
@@ -26,7 +55,7 @@ export type ParsedName =
   | { kind: 'regular'; step: number; name: string }
   | { kind: 'best'; step: number; metric: string; name: string }
   | { kind: 'published'; of: ParsedName & { kind: 'regular' | 'best' }; name: string }
-  | { kind: 'pointer' | 'lease' | 'marker' | 'temp'; name: string };
+  | { kind: 'pointer' | 'lease' | 'marker' | 'temp' | 'objects'; name: string };
 
 /** `<tmpl with {} replaced by step>`. */
 function fillTemplate(tmpl: string, step: number): string {
@@ -120,6 +149,16 @@ export class RunLayout {
     return this.store.joinPath(this.outDir, name);
   }
 
+  /** (ours) The folder of this run's tensor objects (incremental checkpoints). */
+  get objectsDir(): string {
+    return this.store.joinPath(this.outDir, OBJECTS_DIR_NAME);
+  }
+
+  /** (ours) The path of one tensor object of this run. */
+  objectPath(dtype: DType, sha256: string): string {
+    return this.store.joinPath(this.outDir, OBJECTS_DIR_NAME, objectName(dtype, sha256));
+  }
+
   get pointerPath(): string {
     return this.workDirStore.joinPath(this.workDir, POINTER_NAME);
   }
@@ -133,6 +172,7 @@ export class RunLayout {
     if (name === POINTER_NAME) return { kind: 'pointer', name };
     if (name === LEASE_NAME) return { kind: 'lease', name };
     if (name === RUN_MARKER_NAME) return { kind: 'marker', name };
+    if (name === OBJECTS_DIR_NAME) return { kind: 'objects', name };
     if (isTempName(name)) return { kind: 'temp', name };
     const own = this.#parseCheckpoint(name);
     if (own) return own;
@@ -199,7 +239,15 @@ export class RunLayout {
     const name = this.ownedName(text);
     const kind = name === undefined ? undefined : this.parse(name)?.kind;
     const inRun = name !== undefined && (this.pointerText(name) === text || this.pathOf(name) === text);
-    if (name === undefined || !inRun || kind === 'pointer' || kind === 'lease' || kind === 'marker' || kind === 'temp') {
+    if (
+      name === undefined ||
+      !inRun ||
+      kind === 'pointer' ||
+      kind === 'lease' ||
+      kind === 'marker' ||
+      kind === 'temp' ||
+      kind === 'objects'
+    ) {
       throw new ForeignPathError(
         text,
         `last_checkpoint in ${this.workDir} names ${JSON.stringify(text)}, which is not a checkpoint of this run (it must be a file or folder directly in ${this.outDir}). ` +

@@ -6,6 +6,7 @@
 // are ever loaded for resume or deleted. The engine, the training loops and every
 // CLI command use it; none of them touches the run's stores on its own.
 
+import { MANIFEST_NAME } from '../format/sharded.js';
 import type { Checkpoint } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { ConfigError } from '../store/errors.js';
@@ -27,6 +28,7 @@ import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
 import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
+import { type ObjectUsage, TensorObjects } from './objects.js';
 import { readLastCheckpoint, readPointer, readPointerText, writeLastCheckpoint } from './pointer.js';
 import { scanRun } from './scan.js';
 import { type VerifyReport, verifyPath } from './verify.js';
@@ -47,7 +49,11 @@ export interface RunOptions extends SignalOptions {
 }
 
 /** How a checkpoint is written: one file, or a folder of shards with its manifest written last. */
-export type CheckpointLayout = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number; concurrency?: number };
+export type CheckpointLayout =
+  | { kind: 'file' }
+  | { kind: 'directory'; maxShardBytes: number; concurrency?: number }
+  /** (ours) A manifest naming content-addressed tensor objects of the run (objects.ts); `chunkBytes` splits large tensors. */
+  | { kind: 'incremental'; chunkBytes?: number | undefined };
 
 export class Run implements RunFolder {
   readonly layout: RunLayout;
@@ -59,6 +65,8 @@ export class Run implements RunFolder {
   #fence: FencedPointer | undefined;
   /** Set while another thread (the save worker) moves the pointer for this run's lease: this one must not. */
   #fenceAway = false;
+  /** (ours) The run's tensor objects (incremental checkpoints), and the index of what is stored. */
+  readonly #objects: TensorObjects;
   /** The registry arguments the work dir's store was built with, when this run built it (the lease's renewer needs them). */
   readonly #workDirArgs: BackendArgs | undefined;
 
@@ -72,6 +80,7 @@ export class Run implements RunFolder {
     this.#owned = owned;
     this.#signal = signal;
     this.#workDirArgs = workDirArgs;
+    this.#objects = new TensorObjects(layout);
   }
 
   /** The run whose work dir is `workDirInput`. No I/O: stores are built, nothing is read. */
@@ -242,7 +251,33 @@ export class Run implements RunFolder {
    * before this returns, as after `save`.
    */
   async copyCheckpoint(from: string, to: string, options?: SignalOptions): Promise<void> {
-    await this.store.copy(this.layout.pathOf(from), this.layout.pathOf(to), this.#options(options));
+    const source = this.layout.pathOf(from);
+    const signal = this.#options(options);
+    if (await this.store.isFile(source, signal)) {
+      await this.store.copy(source, this.layout.pathOf(to), signal);
+      return;
+    }
+    // (ours) An incremental checkpoint is its manifest: the copy names the same objects.
+    const manifest = this.store.joinPath(source, MANIFEST_NAME);
+    await this.store.copy(manifest, this.store.joinPath(this.layout.pathOf(to), MANIFEST_NAME), signal);
+  }
+
+  /** (ours) The run's tensor objects against what its checkpoints name: missing, unreferenced, shared and exclusive bytes. */
+  async objectUsage(options?: SignalOptions): Promise<ObjectUsage> {
+    return this.#objects.usage(this.#options(options));
+  }
+
+  /**
+   * (ours) Deletes the tensor objects no checkpoint in the run's folder names any more
+   * (incremental checkpoints). Call it after the pointer has moved and the dropped
+   * checkpoints are deleted, under the lease: the fence is checked before anything is
+   * deleted, so a job that was taken over deletes nothing.
+   */
+  async collectGarbage(options?: SignalOptions) {
+    this.#checkFenceHere();
+    return this.#objects.collect(async () => {
+      await this.#fence?.confirm(this.#options(options));
+    }, this.#options(options));
   }
 
   /** Deletes the pointer: the run starts over (its checkpoints stay until removed). Fenced like `movePointer`. */
@@ -345,7 +380,9 @@ export class Run implements RunFolder {
   async save(name: string, checkpoint: Checkpoint, layout: CheckpointLayout, options?: SignalOptions): Promise<void> {
     const path = this.layout.pathOf(name);
     const signal = this.#options(options).signal;
-    if (layout.kind === 'directory') {
+    if (layout.kind === 'incremental') {
+      await this.#objects.save(path, checkpoint, { chunkBytes: layout.chunkBytes, signal });
+    } else if (layout.kind === 'directory') {
       await saveCheckpointDir(this.store, path, checkpoint, {
         maxShardBytes: layout.maxShardBytes,
         concurrency: layout.concurrency,

@@ -1,7 +1,8 @@
 // What a run folder holds: which entries are this run's checkpoints, of what kind,
 // their size and shape, and which one the pointer names. `savepoint ls`, `prune` and
 // `verify` all read a folder through this one scan.
-import { MANIFEST_NAME, readManifest } from '../format/sharded.js';
+import { checkIncrementalManifest, isIncrementalManifest } from '../format/incremental.js';
+import { checkShardManifest, MANIFEST_NAME, readManifestJson } from '../format/sharded.js';
 import type { SignalOptions } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
 import { checkpointShape, isUnfinishedCheckpointFolder } from './checkpoint-files.js';
@@ -46,9 +47,15 @@ export async function scanRun(run: RunFolder, options: SignalOptions = {}): Prom
         if (!(await isUnfinishedCheckpointFolder(store, entry.path, options))) continue;
         shape = 'incomplete';
       } else {
-        shape = 'directory';
-        const manifest = await readManifest(store, entry.path, options);
-        size = manifest.shards.reduce((sum, s) => sum + s.bytes, 0);
+        const { path: manifestPath, json } = await readManifestJson(store, entry.path, options);
+        if (isIncrementalManifest(json)) {
+          shape = 'incremental';
+          const manifest = checkIncrementalManifest(json, manifestPath, store.name);
+          size = manifest.tensors.reduce((sum, t) => sum + t.chunks.reduce((n, c) => n + c.bytes, 0), 0);
+        } else {
+          shape = 'directory';
+          size = checkShardManifest(json, manifestPath, store.name).shards.reduce((sum, s) => sum + s.bytes, 0);
+        }
         modified = (await store.stat(store.joinPath(entry.path, MANIFEST_NAME), options)).lastModified;
       }
     }
@@ -61,6 +68,13 @@ export async function scanRun(run: RunFolder, options: SignalOptions = {}): Prom
       shape,
       isPointerTarget: pointer !== undefined && pointer.replace(/[\\/]+$/, '') === entry.path.replace(/[\\/]+$/, ''),
     });
+  }
+  if (checkpoints.some((c) => c.shape === 'incremental')) {
+    const usage = await run.objectUsage(options);
+    for (const c of checkpoints) {
+      const bytes = usage.byCheckpoint.get(c.name);
+      if (c.shape === 'incremental') Object.assign(c, { sharedBytes: bytes?.shared ?? 0, exclusiveBytes: bytes?.exclusive ?? 0 });
+    }
   }
   checkpoints.sort((a, b) =>
     a.kind === b.kind ? (a.step ?? 0) - (b.step ?? 0) || a.name.localeCompare(b.name) : a.kind.localeCompare(b.kind),

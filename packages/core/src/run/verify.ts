@@ -2,12 +2,15 @@
 // its bytes: a file against the SHA-256 of its data in its header, a folder's shards
 // against the sizes and SHA-256s in its manifest; and, for a run, that the pointer
 // names a checkpoint that loads.
+
+import { checkIncrementalManifest, isIncrementalManifest, objectFileBytes } from '../format/incremental.js';
 import { openCheckpoint } from '../format/reader.js';
 import { DATA_SHA256_KEY } from '../format/safetensors.js';
-import { readManifest } from '../format/sharded.js';
+import { checkShardManifest, readManifestJson } from '../format/sharded.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
 import { checkpointShape, loadCheckpoint } from './checkpoint-files.js';
 import type { RunFolder } from './folder.js';
+import { objectPathNear } from './layout.js';
 
 export interface VerifyResult {
   /** The checkpoint checked, or the pointer's own path. */
@@ -31,7 +34,21 @@ async function verifyOne(run: RunFolder, path: string): Promise<VerifyResult> {
     await loadCheckpoint(store, path, { verify: true });
     let note: string | undefined;
     if ((await checkpointShape(store, path)) === 'directory') {
-      const manifest = await readManifest(store, path);
+      const { path: manifestPath, json } = await readManifestJson(store, path);
+      if (isIncrementalManifest(json)) {
+        // (ours) The load checked every object's bytes against its hash; each must also be exactly the file savepoint wrote.
+        for (const t of checkIncrementalManifest(json, manifestPath, store.name).tensors) {
+          for (const c of t.chunks) {
+            const object = objectPathNear(store, path)(t.dtype, c.sha256);
+            const size = (await store.stat(object)).size;
+            if (size !== objectFileBytes(t.dtype, c.sha256, c.bytes)) {
+              throw new CorruptCheckpointError(`${object}: ${size} bytes, not the object its name says`, { backend: store.name });
+            }
+          }
+        }
+        return { path, ok: true };
+      }
+      const manifest = checkShardManifest(json, manifestPath, store.name);
       for (const shard of manifest.shards) {
         const stat = await store.stat(store.joinPath(path, shard.file));
         if (stat.size !== shard.bytes) {
