@@ -18,10 +18,18 @@
 //   8. fit: a TensorFlow.js `model.fit` whose epochs compute for seconds on the CPU, with
 //      the callback saving every epoch to S3: no checkpoints vs synchronous saves vs
 //      asyncSave, end to end, and (async - none) / (sync - none), the share of the save
-//      cost asyncSave leaves (`pnpm bench fit` runs only this).
+//      cost asyncSave leaves (`pnpm bench fit` runs only this);
+//   9. memory: extra memory of the saves of a 256 MiB state, sync and async (on the save
+//      worker), on local disk, S3 and Azure, as a multiple of the state, what the hook
+//      still holds after close(), and one S3 upload against its part buffers
+//      (`pnpm bench memory` runs only this; scripts/bench-memory.mjs);
+//  10. preempt: time from SIGTERM to the committed pointer for a 256 MiB state on S3, sync
+//      and asyncSave, against a plain synchronous save of the same state in the same
+//      process (`node scripts/bench.mjs preempt` runs only this; goal <= 5 s).
 // BENCH_BYTES, BENCH_SAVE_BYTES, BENCH_SHARD_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -90,7 +98,100 @@ function fitRun(mode, store) {
   return JSON.parse(out.stdout.trim().split('\n').pop());
 }
 
+/** One run of scripts/bench-memory.mjs (its own process, so the peak RSS is that save's alone). */
+function memoryRun(args) {
+  const out = spawnSync(process.execPath, ['--expose-gc', `${root}scripts/bench-memory.mjs`, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: '1' },
+    maxBuffer: 1 << 24,
+  });
+  if (out.status !== 0) throw new Error(`bench-memory ${args.join(' ')} failed:\n${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split('\n').pop());
+}
+
+/**
+ * One run of scripts/bench-preempt.mjs: the plain save's time (the step-1 save, from the
+ * hook's "Saving" line to the step's end: measured in sync mode only), and the time from
+ * the SIGTERM to the child's "committed" line and to its exit.
+ */
+function preemptRun(mode) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [`${root}scripts/bench-preempt.mjs`, mode], { cwd: root, env: process.env });
+    let buffer = '';
+    let stderr = '';
+    let savingAt;
+    let plainMs;
+    let signalAt;
+    let committedMs;
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.on('data', (data) => {
+      buffer += data;
+      for (let nl = buffer.indexOf('\n'); nl >= 0; nl = buffer.indexOf('\n')) {
+        const line = buffer.slice(0, nl);
+        buffer = buffer.slice(nl + 1);
+        if (line.startsWith('log Saving checkpoint at 1 ')) savingAt = performance.now();
+        else if (line === 'step 1' && savingAt !== undefined) plainMs = performance.now() - savingAt;
+        else if (line === 'step 3' && signalAt === undefined) {
+          signalAt = performance.now();
+          child.kill('SIGTERM');
+        } else if (line.startsWith('log Checkpoint committed and lease released')) committedMs = performance.now() - signalAt;
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 143 || committedMs === undefined) reject(new Error(`bench-preempt ${mode} exited ${code}:\n${stderr}`));
+      else resolve({ plainMs, committedMs, exitMs: performance.now() - signalAt });
+    });
+  });
+}
+
 try {
+  if (!only.length || only.includes('preempt')) {
+    freshServers();
+    const runs = { sync: [], async: [] };
+    for (let i = 0; i < REPEAT; i++)
+      for (const mode of i % 2 ? ['async', 'sync'] : ['sync', 'async']) runs[mode].push(await preemptRun(mode));
+    const plain = median(runs.sync.map((r) => r.plainMs)) / 1000;
+    console.log(
+      `\n== preempt: SIGTERM to the committed pointer, ${mib(SAVE_BYTES)} MiB state on S3 (the local server), median of ${REPEAT} ==`,
+    );
+    console.log(`baseline: a plain synchronous save of the same state: ${plain.toFixed(2)} s`);
+    for (const mode of ['sync', 'async']) {
+      const committed = median(runs[mode].map((r) => r.committedMs)) / 1000;
+      const exit = median(runs[mode].map((r) => r.exitMs)) / 1000;
+      console.log(
+        `${mode}: SIGTERM to committed pointer and released lease ${committed.toFixed(2)} s (goal <= 5 s), to exit ${exit.toFixed(2)} s; committed / plain save = ${ratio(committed, plain)}`,
+      );
+    }
+  }
+  if (!only.length || only.includes('memory')) {
+    freshServers();
+    console.log(
+      `\n== memory: extra memory of four save points of a ${mib(SAVE_BYTES)} MiB state (64 tensors; stores from backendArgs, so asyncSave runs on the save worker; parts 8 MiB x 4), median of ${REPEAT} ==`,
+    );
+    for (const store of ['local', 's3', 'azure']) {
+      const cells = [];
+      for (const mode of ['sync', 'async']) {
+        const runs = Array.from({ length: REPEAT }, () => memoryRun(['save', store, mode, String(SAVE_BYTES)]));
+        const extra = median(runs.map((r) => r.extraPeak));
+        const held = median(runs.map((r) => r.heldAfterClose));
+        cells.push(
+          `${mode} ${mib(extra)} MiB = ${ratio(extra, SAVE_BYTES)}x the state (after close: ${mib(Math.max(0, held))} MiB)`,
+        );
+      }
+      console.log(`${store.padEnd(5)}: ${cells.join('; ')}`);
+    }
+    console.log('goal: async <= 1.1x the state plus the upload buffers; sync <= the upload buffers; nothing held after close');
+    for (const mode of ['stream', 'bytes']) {
+      const runs = Array.from({ length: REPEAT }, () => memoryRun(['put', 's3', mode, String(128 * 1024 ** 2)]));
+      const extra = median(runs.map((r) => r.extraPeak));
+      const parts = runs[0].partTimesQueue;
+      console.log(
+        `s3 put of 128 MiB (${mode === 'stream' ? 'a stream of 4 MiB chunks' : 'one buffer'}): ${mib(extra)} MiB extra, ${ratio(extra, parts)}x part size x queue size (${mib(parts)} MiB)`,
+      );
+    }
+  }
   if (!only.length || only.includes('fit')) {
     freshServers();
     for (const store of ['s3', 'local']) {

@@ -10,6 +10,7 @@ import {
   LeaseHeldError,
   loadCheckpoint,
   openCheckpoint,
+  pruneRun,
   ReferenceTrainer,
   Run,
   type StorageBackend,
@@ -18,7 +19,7 @@ import {
 } from '@savepoint/core';
 import { processIdentity } from '@savepoint/core/kit';
 import pMap from 'p-map';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { InjectedFault, InstrumentedBackend, MUTATING_OPERATIONS } from './instrumented-backend.js';
 import { type BackendFactory, useFreshRoot } from './test-backend.js';
 import { ToyModel } from './toy-model.js';
@@ -44,6 +45,8 @@ interface RunOptions {
   backend?: StorageBackend;
   stopAt?: number;
   logs?: string[];
+  /** A model of the test's own (a clock that moves each step, a step that throws). */
+  model?: ToyModel;
 }
 
 export function testCheckpointPolicy(name: string, factory: BackendFactory, options: PolicyTestOptions = {}): void {
@@ -63,7 +66,7 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
     async function train(mode: Mode, workDir: string, run: RunOptions = {}) {
       const steps = run.steps ?? 11;
       const metrics = run.metrics;
-      const model = new ToyModel((pos) => metrics?.(mode === 'epoch' ? pos.epoch : pos.iter) ?? {});
+      const model = run.model ?? new ToyModel((pos) => metrics?.(mode === 'epoch' ? pos.epoch : pos.iter) ?? {});
       const hook = new CheckpointHook({ byEpoch: mode === 'epoch', backend: run.backend ?? ctx.backend, ...run.hook });
       const logs = run.logs ?? [];
       const trainer = new ReferenceTrainer({
@@ -664,5 +667,184 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
         600_000,
       );
     }
+
+    describe('retention and save policies beyond the reference (issue 26)', () => {
+      const files = async (dir: string) => (await names(dir)).filter((n) => n.endsWith('.safetensors'));
+      const infoOf = async (dir: string, name: string) => {
+        const ckpt = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, name));
+        return (ckpt.message_hub as { runtime_info: Record<string, unknown> }).runtime_info;
+      };
+      /** A model whose every step moves the (faked) clock by `stepMs`. */
+      class ClockModel extends ToyModel {
+        constructor(
+          private readonly stepMs: number,
+          metrics?: (pos: { epoch: number; iter: number }) => Record<string, number>,
+        ) {
+          super(metrics);
+        }
+        override trainStep(position: { epoch: number; iter: number }): number {
+          vi.setSystemTime(Date.now() + this.stepMs);
+          return super.trainStep(position);
+        }
+      }
+      /** Runs `body` with Date faked (timers stay real: the stores' retries and timeouts run as usual). */
+      const withFakeDate = async (body: () => Promise<void>) => {
+        vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+        try {
+          await body();
+        } finally {
+          vi.useRealTimers();
+        }
+      };
+      const acc = [0.5, 0.9, 0.7, 0.8, 0.6, 0.95, 0.4, 0.8, 0.3, 0.85, 0.2];
+
+      it('saveTopK 3 keeps the three best of each metric, rotation (maxKeepCkpts 1) never deletes one, a tie does not enter, and the K names survive resume', async () => {
+        const dir = freshWorkDir();
+        const hook = { interval: 1, maxKeepCkpts: 1, saveBest: 'acc', saveTopK: 3 } as const;
+        await train('epoch', dir, { hook, steps: 8, metrics: (s) => ({ acc: acc[s - 1] ?? 0 }) });
+        // Best three of 0.5 0.9 0.7 0.8 0.6 0.95 0.4 0.8: 0.95 (6), 0.9 (2), 0.8 (4); 0.8 at 8 ties with the third and does not enter.
+        expect(await files(dir)).toEqual(
+          [
+            'best_acc_epoch_2.safetensors',
+            'best_acc_epoch_4.safetensors',
+            'best_acc_epoch_6.safetensors',
+            'epoch_8.safetensors',
+          ].sort(),
+        );
+        const info = await infoOf(dir, 'epoch_8.safetensors');
+        expect(info.best_topk).toEqual([
+          { name: 'best_acc_epoch_6.safetensors', score: 0.95 },
+          { name: 'best_acc_epoch_2.safetensors', score: 0.9 },
+          { name: 'best_acc_epoch_4.safetensors', score: 0.8 },
+        ]);
+        expect(info.best_ckpt).toBe('best_acc_epoch_6.safetensors');
+        // Resumed, 0.85 at step 10 pushes out the third (0.8 at 4): the list came back from the checkpoint.
+        await train('epoch', dir, { hook, steps: 11, resume: true, metrics: (s) => ({ acc: acc[s - 1] ?? 0 }) });
+        expect(await files(dir)).toEqual(
+          [
+            'best_acc_epoch_10.safetensors',
+            'best_acc_epoch_2.safetensors',
+            'best_acc_epoch_6.safetensors',
+            'epoch_11.safetensors',
+          ].sort(),
+        );
+      });
+
+      it('saveTopK 2 resumes a run started with one best: its best_ckpt and best_score seed the list', async () => {
+        const dir = freshWorkDir();
+        await train('epoch', dir, {
+          hook: { interval: 1, maxKeepCkpts: 1, saveBest: 'acc' },
+          steps: 4,
+          metrics: (s) => ({ acc: acc[s - 1] ?? 0 }),
+        });
+        expect(await files(dir)).toEqual(['best_acc_epoch_2.safetensors', 'epoch_4.safetensors']);
+        const hook = { interval: 1, maxKeepCkpts: 1, saveBest: 'acc', saveTopK: 2 } as const;
+        await train('epoch', dir, { hook, steps: 6, resume: true, metrics: (s) => ({ acc: acc[s - 1] ?? 0 }) });
+        // 0.6 at 5 enters beside 0.9 (2); 0.95 at 6 pushes 0.6 out.
+        expect(await files(dir)).toEqual(['best_acc_epoch_2.safetensors', 'best_acc_epoch_6.safetensors', 'epoch_6.safetensors']);
+      });
+
+      it('keepPeriod 4 keeps 4 and 8 forever beside the newest two (not counted), and across a resume', async () => {
+        const dir = freshWorkDir();
+        const hook = { interval: 1, maxKeepCkpts: 2, keepPeriod: 4 };
+        await train('epoch', dir, { hook, steps: 10 });
+        expect(await files(dir)).toEqual(regular('epoch', [4, 8, 9, 10]));
+        await train('epoch', dir, { hook, steps: 13, resume: true });
+        expect(await files(dir)).toEqual(
+          regular(
+            'epoch',
+            [4, 8, 12, 13, 11].sort((a, b) => a - b),
+          ),
+        );
+        expect((await infoOf(dir, 'epoch_13.safetensors')).keep_ckpt_ids).toEqual([11, 13]);
+      });
+
+      it("keepTimeIntervalMs keeps the first checkpoint of each interval since the run's start, kept across resumes", async () => {
+        await withFakeDate(async () => {
+          const dir = freshWorkDir();
+          // 10 s a step, 25 s intervals: steps 1, 3, 5 (at 10, 30, 50 s) open intervals 0, 1, 2.
+          const hook = { interval: 1, maxKeepCkpts: 1, keepTimeIntervalMs: 25_000, leaseTtlMs: false } as const;
+          await train('epoch', dir, { hook, steps: 6, model: new ClockModel(10_000) });
+          expect(await files(dir)).toEqual(regular('epoch', [1, 3, 5, 6]));
+          // The clock goes on from the run's start: step 8 (80 s) opens interval 3, step 9 (90 s) does not.
+          await train('epoch', dir, { hook, steps: 9, resume: true, model: new ClockModel(10_000) });
+          expect(await files(dir)).toEqual(regular('epoch', [1, 3, 5, 8, 9]));
+          const info = await infoOf(dir, 'epoch_9.safetensors');
+          expect((info.kept_ckpts as { step: number }[]).map((k) => k.step)).toEqual([1, 3, 5, 8]);
+        });
+      });
+
+      it('saveIntervalMs saves when that much time has passed since the last save, or by interval, whichever comes first, across resumes', async () => {
+        await withFakeDate(async () => {
+          const hook = { interval: 4, saveLast: false, saveIntervalMs: 25_000, leaseTtlMs: false } as const;
+          const whole = new InstrumentedBackend(ctx.backend);
+          await train('epoch', freshWorkDir(), { hook, backend: whole, model: new ClockModel(10_000) });
+          expect(savedSteps(whole.calls, 'epoch')).toEqual([3, 4, 7, 8, 11]);
+          // Stopped after 5 (last save 4 at 40 s), resumed from 4: the time since that save carries over.
+          const dir = freshWorkDir();
+          await train('epoch', dir, { hook, stopAt: 5, model: new ClockModel(10_000) });
+          const resumed = new InstrumentedBackend(ctx.backend);
+          await train('epoch', dir, { hook, resume: true, backend: resumed, model: new ClockModel(10_000) });
+          expect(savedSteps(resumed.calls, 'epoch')).toEqual([6, 8, 11]);
+        });
+      });
+
+      it('saveAtSteps and shouldSave(step, runner) save at the steps they name, beside saveLast', async () => {
+        const store = new InstrumentedBackend(ctx.backend);
+        const asked: number[] = [];
+        const shouldSave = (step: number, runner: { epoch: number }) => {
+          asked.push(runner.epoch);
+          return step === 5;
+        };
+        await train('iter', freshWorkDir(), { hook: { saveAtSteps: [3, 7], shouldSave }, backend: store });
+        expect(savedSteps(store.calls, 'iter')).toEqual([3, 5, 7, 11]);
+        expect(asked.length).toBeGreaterThan(0);
+      });
+
+      it('saveOnException saves the position when a step throws, marked in its meta, never as a best; the error still propagates', async () => {
+        class Failing extends ToyModel {
+          override trainStep(position: { epoch: number; iter: number }): number {
+            if (position.epoch === 5) throw new RangeError('boom');
+            return super.trainStep(position);
+          }
+        }
+        const dir = freshWorkDir();
+        const peakAt3 = (step: number) => ({ acc: step === 3 ? 0.9 : 0.1 * step });
+        const model = new Failing(({ epoch }) => peakAt3(epoch));
+        const run = train('epoch', dir, {
+          hook: { interval: 4, maxKeepCkpts: 2, saveBest: 'acc', saveOnException: true },
+          model,
+          metrics: peakAt3,
+        });
+        await expect(run).rejects.toThrow('boom');
+        expect(await files(dir)).toEqual(['best_acc_epoch_3.safetensors', 'epoch_4.safetensors', 'epoch_5.safetensors']);
+        const saved = await loadCheckpoint(ctx.backend, ctx.backend.joinPath(dir, 'epoch_5.safetensors'));
+        expect(saved.meta).toMatchObject({ epoch: 5, saved_on: 'exception', exception: 'RangeError' });
+        const info = (saved.message_hub as { runtime_info: Record<string, unknown> }).runtime_info;
+        expect(info.best_ckpt).toBe('best_acc_epoch_3.safetensors');
+        expect(await Run.open(dir, { backend: ctx.backend }).latest()).toBe(ctx.backend.joinPath(dir, 'epoch_5.safetensors'));
+      });
+
+      it('prune decides with the same module: keep 2, keep-period 4, top-k 1, each checkpoint listed with its rule', async () => {
+        const dir = freshWorkDir();
+        await train('epoch', dir, {
+          hook: { interval: 1, saveBest: 'acc', saveTopK: 2 },
+          steps: 10,
+          metrics: (s) => ({ acc: acc[s - 1] ?? 0 }),
+        });
+        const run = Run.open(dir, { backend: ctx.backend });
+        const plan = await pruneRun(run, { keep: 2, keepPeriod: 4, topK: 1 }, false);
+        const rule = (name: string) => plan.verdicts.find((v) => v.path === ctx.backend.joinPath(dir, name));
+        expect(rule('epoch_4.safetensors')).toEqual(expect.objectContaining({ keep: true, rule: 'keep-period 4' }));
+        expect(rule('epoch_10.safetensors')?.keep).toBe(true);
+        expect(rule('epoch_3.safetensors')).toEqual(expect.objectContaining({ keep: false, rule: 'older than the newest 2' }));
+        expect(rule('best_acc_epoch_6.safetensors')?.rule).toMatch(/^top-1 acc/);
+        expect(rule('best_acc_epoch_2.safetensors')).toEqual(expect.objectContaining({ keep: false }));
+        expect(await files(dir)).toContain('epoch_3.safetensors');
+        await pruneRun(run, { keep: 2, keepPeriod: 4, topK: 1 }, true);
+        expect(await files(dir)).toEqual(['best_acc_epoch_6.safetensors', ...regular('epoch', [4, 8, 9, 10])].sort());
+        await run.close();
+      });
+    });
   });
 }

@@ -6,7 +6,9 @@ import {
   type BackendArgs,
   type CheckpointHeader,
   ConfigError,
+  type PrunePolicy,
   type PruneResult,
+  pruneRun,
   Run,
   type RunScan,
   type StorageBackend,
@@ -65,11 +67,11 @@ export async function verify(path: string, options: CommandOptions = {}): Promis
 }
 
 /**
- * Plans (and with `yes`, does) the deletion of all but the newest `keep` regular
- * checkpoints of the run the folder belongs to (see Run.prune).
+ * Plans (and with `yes`, does) the deletion of what the retention policy does not keep
+ * in the run the folder belongs to (the engine's one retention module: see pruneRun).
  */
-export async function prune(dir: string, keep: number, yes: boolean, options: CommandOptions = {}): Promise<PruneResult> {
-  return withRun(dir, options, (run) => run.prune(keep, yes));
+export async function prune(dir: string, policy: PrunePolicy, yes: boolean, options: CommandOptions = {}): Promise<PruneResult> {
+  return withRun(dir, options, (run) => pruneRun(run, policy, yes));
 }
 
 export async function publish(path: string, keys: string[], options: CommandOptions = {}) {

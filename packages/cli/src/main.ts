@@ -179,31 +179,72 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       if (!result.ok) throw new CheckFailed(`${result.results.filter((r) => !r.ok).length} checkpoint(s) failed verification`);
     });
 
+  const positive = (flag: string, what: string) => (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < 1)
+      throw new ConfigError(`${flag} got ${JSON.stringify(v)}; accepted: an integer >= 1 (${what})`, { option: flag });
+    return Number(v);
+  };
   program
     .command('prune')
     .addHelpText(
       'after',
-      `\nExamples:\n  savepoint prune ./work_dirs/demo --keep 2        # show what would go\n  savepoint prune ./work_dirs/demo --keep 2 --yes  # delete it`,
+      `\nExamples:\n  savepoint prune ./work_dirs/demo --keep 2        # show what would go\n  savepoint prune ./work_dirs/demo --keep 2 --yes  # delete it\n  savepoint prune ./work_dirs/demo --keep 2 --keep-period 10 --keep-interval 6h --top-k 3 --dry-run`,
     )
     .argument('<dir>', 'run folder')
-    .requiredOption('--keep <n>', 'regular checkpoints to keep (the newest)', (v) => {
-      if (!/^\d+$/.test(v) || Number(v) < 1)
-        throw new ConfigError(`--keep got ${JSON.stringify(v)}; accepted: an integer >= 1`, { option: '--keep' });
-      return Number(v);
-    })
+    .requiredOption(
+      '--keep <n>',
+      'regular checkpoints to keep (the newest, besides those kept forever)',
+      positive('--keep', 'checkpoints'),
+    )
+    .option(
+      '--keep-period <n>',
+      'also keep every regular checkpoint whose step is a multiple of n',
+      positive('--keep-period', 'steps'),
+    )
+    .option(
+      '--keep-interval <duration>',
+      "also keep the first regular checkpoint of each interval since the run's start (e.g. 90s, 30m, 6h, 1d, or ms)",
+      parseDuration,
+    )
+    .option(
+      '--top-k <n>',
+      'keep the k best checkpoints of each metric (by the scores the run recorded)',
+      positive('--top-k', 'bests per metric'),
+    )
+    .option('--dry-run', 'list every checkpoint with the rule that keeps it or why it would go; delete nothing')
     .option('--yes', 'delete (without it, only show what would be deleted)')
     .option('--filename-tmpl <tmpl>', "the run's filenameTmpl, when it is not epoch_{}.safetensors or iter_{}.safetensors")
     .description(
-      "delete old regular checkpoints of the run; never the pointer's target, a newer one, a best, a published copy or a file that is not the run's",
+      "delete the checkpoints the retention policy does not keep; never the pointer's target, a newer one, a published copy or a file that is not the run's",
     )
-    .action(async (dir: string, opts: { keep: number; yes?: boolean; filenameTmpl?: string }) => {
-      const result = await prune(cliPath(dir), opts.keep, !!opts.yes, { ...cmdOptions(), filenameTmpl: opts.filenameTmpl });
-      print(result, () =>
-        result.toDelete.length === 0
-          ? 'nothing to delete'
-          : [`${result.deleted ? 'deleted' : 'would delete (add --yes)'}:`, ...result.toDelete.map((p) => `  ${p}`)].join('\n'),
-      );
-    });
+    .action(
+      async (
+        dir: string,
+        opts: {
+          keep: number;
+          keepPeriod?: number;
+          keepInterval?: number;
+          topK?: number;
+          dryRun?: boolean;
+          yes?: boolean;
+          filenameTmpl?: string;
+        },
+      ) => {
+        if (opts.dryRun && opts.yes) {
+          throw new ConfigError('--dry-run and --yes were both given; accepted: one of them', { option: '--dry-run' });
+        }
+        const policy = { keep: opts.keep, keepPeriod: opts.keepPeriod, keepIntervalMs: opts.keepInterval, topK: opts.topK };
+        const result = await prune(cliPath(dir), policy, !!opts.yes, { ...cmdOptions(), filenameTmpl: opts.filenameTmpl });
+        print(result, () => {
+          if (opts.dryRun) {
+            return result.verdicts.map((v) => `${v.keep ? 'keep' : 'go  '}  ${v.path}  (${v.rule})`).join('\n');
+          }
+          return result.toDelete.length === 0
+            ? 'nothing to delete'
+            : [`${result.deleted ? 'deleted' : 'would delete (add --yes)'}:`, ...result.toDelete.map((p) => `  ${p}`)].join('\n');
+        });
+      },
+    );
 
   program
     .command('publish')
@@ -260,4 +301,19 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     if (error instanceof SavepointError && error.code === 'PERMISSION_DENIED') return 1;
     return exitCodeFor(error);
   }
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `--keep-interval`: a whole number of ms, or with one unit (ms, s, m, h, d). */
+function parseDuration(value: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value.trim());
+  const ms = match ? Number(match[1]) * (DURATION_UNITS[match[2] ?? 'ms'] as number) : Number.NaN;
+  if (!Number.isSafeInteger(ms) || ms < 1) {
+    throw new ConfigError(
+      `--keep-interval got ${JSON.stringify(value)}; accepted: a duration >= 1 ms such as 90s, 30m, 6h, 1d or a number of ms`,
+      { option: '--keep-interval' },
+    );
+  }
+  return ms;
 }

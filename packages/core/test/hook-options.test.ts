@@ -120,3 +120,41 @@ describe('rule inference', () => {
     expect(() => infer('fid')).toThrow(/cannot infer the rule for metric "fid"/);
   });
 });
+
+describe('retention and save policy options (issue 26)', () => {
+  it.each([
+    [{ saveTopK: 2 }, /"saveTopK" got 2 \(number\); accepted: only together with saveBest/],
+    [{ saveBest: 'acc', saveTopK: 0 }, /"saveTopK" got 0 \(number\); accepted: an integer >= 1/],
+    [{ keepPeriod: 0 }, /"keepPeriod" got 0 \(number\); accepted: an integer >= 1 \(steps\)/],
+    [{ keepTimeIntervalMs: 1.5 }, /"keepTimeIntervalMs" got 1.5 \(number\); accepted: an integer >= 1 \(milliseconds\)/],
+    [{ saveIntervalMs: '1h' }, /"saveIntervalMs" got "1h" \(string\); accepted: an integer >= 1 \(milliseconds\)/],
+    [{ saveAtSteps: [3, 3] }, /"saveAtSteps".*accepted: a list of distinct integers >= 1/],
+    [{ saveAtSteps: 5 }, /"saveAtSteps" got 5/],
+    [{ shouldSave: true }, /"shouldSave" got true \(boolean\); accepted: a function \(step, runner\) => boolean/],
+    [{ saveOnSignals: ['SIGKILL'] }, /"saveOnSignals".*catchable signal names.*not SIGKILL or SIGSTOP/],
+    [{ saveOnSignals: ['SIGTERMX'] }, /"saveOnSignals"/],
+    [{ saveOnSignals: [] }, /"saveOnSignals"/],
+    [{ preemptionGraceMs: 1000 }, /"preemptionGraceMs" got 1000 \(number\); accepted: only together with saveOnSignals/],
+    [{ saveOnSignals: ['SIGTERM'], preemptionGraceMs: 0 }, /"preemptionGraceMs" got 0/],
+    [{ saveOnException: 'yes' }, /"saveOnException" got "yes" \(string\); accepted: true or false/],
+  ])('%j fails with a ConfigError that names it', (options, message) => {
+    expect(bad(options)).toThrow(ConfigError);
+    expect(bad(options)).toThrow(message);
+  });
+
+  it('resolves into one retention policy and one preemption choice', () => {
+    const hook = new CheckpointHook({
+      saveBest: 'acc',
+      saveTopK: 3,
+      maxKeepCkpts: 2,
+      keepPeriod: 10,
+      keepTimeIntervalMs: 3_600_000,
+      saveAtSteps: [7, 3],
+      saveOnSignals: ['SIGTERM', 'SIGINT'],
+    });
+    expect(hook.config.retention).toEqual({ maxKeepCkpts: 2, keepPeriod: 10, keepTimeIntervalMs: 3_600_000, topK: 3 });
+    expect(hook.config.saveAtSteps).toEqual([3, 7]);
+    expect(hook.config.preemption).toEqual({ kind: 'save', signals: ['SIGTERM', 'SIGINT'], graceMs: 25_000 });
+    expect(new CheckpointHook().config.preemption).toEqual({ kind: 'off' });
+  });
+});

@@ -135,7 +135,7 @@ for (const target of targets) {
         // 4. Strangers' files in the run folder survive prune.
         const strangers = ['tokenizer.bin', 'model.pth', 'epoch_final.ckpt', 'notes-epoch_9.txt', 'best_guess.safetensors'];
         for (const name of strangers) await store.put(store.joinPath(copy, name), 'not ours');
-        await prune(copy, 1, true, { backend: store });
+        await prune(copy, { keep: 1 }, true, { backend: store });
         for (const name of strangers) expect(await store.isFile(store.joinPath(copy, name)), name).toBe(true);
         counts.foreignFiles += strangers.length + 1; // and pretrained.safetensors in the run above
 
@@ -145,7 +145,7 @@ for (const target of targets) {
         await hook.beforeTrain(first);
         try {
           await expect(trainer(store, copy, 9, true).train()).rejects.toBeInstanceOf(LeaseHeldError);
-          await expect(prune(copy, 1, true, { backend: store })).rejects.toBeInstanceOf(LeaseHeldError);
+          await expect(prune(copy, { keep: 1 }, true, { backend: store })).rejects.toBeInstanceOf(LeaseHeldError);
           counts.concurrentWriters += 2;
         } finally {
           await hook.close();

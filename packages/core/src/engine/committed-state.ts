@@ -6,9 +6,11 @@
 // info names only checkpoints that exist, and a best whose upload failed is not a best
 // (its score can win again).
 import type { BestTracker } from './bests.js';
-import { PENDING_REMOVALS_KEY, type RetentionState } from './retention.js';
+import { KEPT_FOREVER_KEY, PENDING_REMOVALS_KEY, type RetentionState } from './retention.js';
+import type { RankedBest } from './retention-policy.js';
 import type { RuntimeInfo } from './runtime-info.js';
 import type { CommitTracker } from './save-queue.js';
+import { LAST_SAVE_AT_KEY, RUN_STARTED_AT_KEY } from './schedule.js';
 
 /** Runtime-info keys the engine owns (the user's own keys are never rolled back, nor carried by the pointer). */
 export function isEngineKey(key: string): boolean {
@@ -16,6 +18,10 @@ export function isEngineKey(key: string): boolean {
     key === 'last_ckpt' ||
     key === 'keep_ckpt_ids' ||
     key === PENDING_REMOVALS_KEY ||
+    key === KEPT_FOREVER_KEY ||
+    key === LAST_SAVE_AT_KEY ||
+    key === RUN_STARTED_AT_KEY ||
+    key.startsWith('best_topk') ||
     key.startsWith('best_score') ||
     key.startsWith('best_ckpt')
   );
@@ -30,14 +36,16 @@ export interface EngineSnapshot {
   info: Record<string, unknown>;
   state: RetentionState;
   bests: Map<string, string | undefined>;
+  ranked: Map<string, RankedBest[]>;
 }
 
 export function captureEngineState(info: RuntimeInfo, state: RetentionState, bests: BestTracker): EngineSnapshot {
   const all = info.toJSON();
   return {
     info: Object.fromEntries(Object.entries(all).filter(([key]) => isEngineKey(key))),
-    state: { keepCkptIds: [...state.keepCkptIds], lastCkpt: state.lastCkpt },
+    state: { keepCkptIds: [...state.keepCkptIds], lastCkpt: state.lastCkpt, kept: [...state.kept] },
     bests: new Map(bests.names),
+    ranked: new Map([...bests.ranked].map(([metric, list]) => [metric, [...list]])),
   };
 }
 
@@ -46,8 +54,11 @@ export function restoreEngineState(snapshot: EngineSnapshot, info: RuntimeInfo, 
   for (const [key, value] of Object.entries(snapshot.info)) info.set(key, value);
   state.keepCkptIds = [...snapshot.state.keepCkptIds];
   state.lastCkpt = snapshot.state.lastCkpt;
+  state.kept = [...snapshot.state.kept];
   bests.names.clear();
   for (const [metric, name] of snapshot.bests) bests.names.set(metric, name);
+  bests.ranked.clear();
+  for (const [metric, list] of snapshot.ranked) bests.ranked.set(metric, [...list]);
 }
 
 /** The engine's state as of the last committed save point (or the resume). */

@@ -7,6 +7,7 @@
 // (save-queue.ts), resume (restore.ts), and every store operation through the one
 // `Run` it opens for the work dir (run/run.ts).
 
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { absoluteWorkDir, type RunLayout } from '../run/layout.js';
 import type { RunLease } from '../run/lease.js';
 import { Run } from '../run/run.js';
@@ -16,6 +17,7 @@ import { redact } from '../store/redact.js';
 import { BestTracker } from './bests.js';
 import { CommittedState, engineRuntimeInfo } from './committed-state.js';
 import { type CheckpointHookOptions, type ResolvedCheckpointHookOptions, resolveCheckpointHookOptions } from './options.js';
+import { type PreemptionRequest, SignalWatch, signalExitCode } from './preemption.js';
 import { publishCheckpoints } from './publish.js';
 import { restoreRunState, takeRun } from './restore.js';
 import { PENDING_REMOVALS_KEY, type RetentionState, recordRegularSave, removeLogged } from './retention.js';
@@ -23,13 +25,13 @@ import { checkpointOf, type Runner } from './runner.js';
 import { SaveQueue } from './save-queue.js';
 import { runStepsHere, type SaveStep, type StepRunner } from './save-steps.js';
 import { SaveWorker, saveWorkerPlan } from './save-worker.js';
-import { isSaveDue } from './schedule.js';
+import { LAST_SAVE_AT_KEY, parseTime, RUN_STARTED_AT_KEY, saveTrigger } from './schedule.js';
 
 export class CheckpointHook {
   readonly config: Readonly<ResolvedCheckpointHookOptions>;
   readonly #bests: BestTracker;
   readonly #queue: SaveQueue;
-  readonly #state: RetentionState = { keepCkptIds: [], lastCkpt: undefined };
+  readonly #state: RetentionState = { keepCkptIds: [], lastCkpt: undefined, kept: [] };
   /** The run this hook writes, opened once for its work dir (resume and `beforeTrain` share it). */
   #run: Run | undefined;
   /** The run's layout from `beforeTrain` on (kept after `close()`: names only, no I/O). */
@@ -41,10 +43,22 @@ export class CheckpointHook {
   #steps: StepRunner | undefined;
   /** Whether the hook's run was opened from plain data alone (no store instance), so another thread can open it too. */
   #portable = false;
+  /** (ours) When the run started and last saved (ms since the epoch), for the clock-driven policies. */
+  #runStartMs: number | undefined;
+  /** (ours) The position of the last regular save planned: a preemption save of the same position is skipped. */
+  #savedPosition: string | undefined;
+  /** (ours) `saveOnSignals`: the handlers, and the preemption save once it runs. */
+  #signals: SignalWatch | undefined;
+  #preempting: Promise<never> | undefined;
+  /** (ours) Whether the loop is between steps with no hook call running (only known when it calls `beforeTrainIter`). */
+  #idle = false;
+  #tracksSteps = false;
+  /** How the process ends after a preemption save (a test's child replaces nothing: it really exits). */
+  readonly #exit: (code: number) => void = (code) => process.exit(code);
 
   constructor(options: CheckpointHookOptions = {}) {
     this.config = Object.freeze(resolveCheckpointHookOptions(options));
-    this.#bests = new BestTracker(this.config.saveBest);
+    this.#bests = new BestTracker(this.config.saveBest, this.config.retention.topK);
     this.#queue = new SaveQueue(this.config);
     this.#committed = new CommittedState(this.#state, this.#bests);
   }
@@ -122,9 +136,11 @@ export class CheckpointHook {
         leaseHeld: this.#lease !== undefined,
         remove: (name, what) => this.#removeLogged(runner, name, what),
       });
+      this.#startClock(runner);
       this.#committed.record(runner.runtimeInfo);
       this.#steps = this.#stepRunner(run, runner);
       this.#queue.useRunner(this.#steps);
+      this.#watchSignals(runner);
     } catch (error) {
       await this.close().catch(() => {});
       throw error;
@@ -186,12 +202,71 @@ export class CheckpointHook {
     await removeLogged(this.#requireRun(), runner.logger, name, what);
   }
 
+  /**
+   * (ours) The run's clock for `saveIntervalMs` and `keepTimeIntervalMs`: the start time
+   * and the last save's time travel in runtime info, so they count across resumes.
+   */
+  #startClock(runner: Runner): void {
+    const { saveIntervalMs, retention } = this.config;
+    if (saveIntervalMs === undefined && retention.keepTimeIntervalMs === undefined) return;
+    const info = runner.runtimeInfo;
+    this.#runStartMs = parseTime(info.get(RUN_STARTED_AT_KEY)) ?? Date.now();
+    info.set(RUN_STARTED_AT_KEY, this.#runStartMs);
+    if (saveIntervalMs !== undefined && parseTime(info.get(LAST_SAVE_AT_KEY)) === undefined) {
+      info.set(LAST_SAVE_AT_KEY, this.#runStartMs);
+    }
+  }
+
+  /** (ours) `saveOnSignals`: the handlers, installed for the run and removed by `close()`. */
+  #watchSignals(runner: Runner): void {
+    const { preemption } = this.config;
+    if (preemption.kind !== 'save') return;
+    this.#signals = new SignalWatch({
+      signals: preemption.signals,
+      graceMs: preemption.graceMs,
+      exit: this.#exit,
+      onSignal: (request) => {
+        runner.logger.warn(
+          `Received ${request.signal}: saving a checkpoint at the next step boundary${this.#idle ? ' (now: the loop is between steps)' : ''}, within ${preemption.graceMs} ms, then exiting with ${signalExitCode(request.signal)}.`,
+        );
+        if (this.#idle) void this.#preempt(runner, request);
+      },
+    });
+    this.#signals.install();
+  }
+
+  /**
+   * A hook call: it waits for a preemption save in flight (which ends the process), and
+   * at a step boundary (`boundary`) it starts one that a signal asked for. Between a
+   * boundary and the loop's next `beforeTrainIter`, a signal saves at once.
+   */
+  async #hookCall(runner: Runner, boundary: boolean, call: () => Promise<void>): Promise<void> {
+    if (this.#preempting) await this.#preempting;
+    this.#idle = false;
+    await call();
+    // A signal handler runs only when the event loop turns; a loop whose hook calls end
+    // without I/O never lets it. One turn per hook call lets it run here (its cost: a
+    // setImmediate, only with saveOnSignals).
+    if (this.#signals) await yieldToEventLoop();
+    const request = this.#signals?.request;
+    if (boundary && request) await this.#preempt(runner, request);
+    this.#idle = boundary && this.#tracksSteps;
+  }
+
+  /** (ours) Called by the loop before each iteration: a boundary where a preemption save may run. */
+  async beforeTrainIter(runner: Runner): Promise<void> {
+    this.#tracksSteps = true;
+    await this.#hookCall(runner, true, async () => {});
+    this.#idle = false;
+  }
+
   async afterTrainEpoch(runner: Runner): Promise<void> {
-    await this.#afterStep(runner, true);
+    await this.#hookCall(runner, this.config.byEpoch, () => this.#afterStep(runner, true));
   }
 
   async afterTrainIter(runner: Runner): Promise<void> {
-    await this.#afterStep(runner, false);
+    // In epoch mode the last iteration of an epoch ends before the epoch is counted: not a boundary.
+    await this.#hookCall(runner, !this.config.byEpoch, () => this.#afterStep(runner, false));
   }
 
   /** A regular save point when one is due at the step that just ended (an epoch, or an iteration). */
@@ -202,7 +277,8 @@ export class CheckpointHook {
     const [step, last, unit] = epochEnded
       ? [runner.epoch, runner.maxEpochs, 'epochs']
       : [runner.iter, runner.maxIters, 'iterations'];
-    if (!isSaveDue(this.config, step, last)) return;
+    const clock = { nowMs: Date.now(), lastSaveAtMs: parseTime(runner.runtimeInfo.get(LAST_SAVE_AT_KEY)) };
+    if (saveTrigger(this.config, step, last, clock, runner) === undefined) return;
     runner.logger.info(`Saving checkpoint at ${step} ${unit}`);
     await this.#queue.savePoint(
       (steps) => this.#saveRegular(runner, step, [], steps),
@@ -225,6 +301,74 @@ export class CheckpointHook {
     await this.#queue.flush();
   }
 
+  /**
+   * (ours) The preemption save: waits for the saves in flight, saves the position now
+   * (unless the last save holds it), commits, releases the lease and exits with the
+   * signal's code. Past `preemptionGraceMs` from the signal it gives up and exits: what
+   * is on the store is then the last committed checkpoint and its pointer, as after a crash.
+   */
+  #preempt(runner: Runner, request: PreemptionRequest): Promise<never> {
+    this.#preempting ??= this.#runPreemption(runner, request);
+    return this.#preempting;
+  }
+
+  async #runPreemption(runner: Runner, request: PreemptionRequest): Promise<never> {
+    const code = signalExitCode(request.signal);
+    const left = Math.max(request.deadline - Date.now(), 0);
+    const giveUp = setTimeout(() => {
+      runner.logger.warn(
+        `The save on ${request.signal} did not commit within preemptionGraceMs: giving up; the previous checkpoint and the pointer are left as they were. Exiting with ${code}.`,
+      );
+      this.#exit(code);
+    }, left);
+    try {
+      await this.#queue.flush().catch((error: unknown) => runner.logger.warn(`An earlier save failed: ${error}`));
+      const step = this.config.byEpoch ? runner.epoch : runner.iter;
+      if (this.#savedPosition !== positionOf(runner)) {
+        runner.logger.info(`Saving checkpoint at ${step} ${this.config.byEpoch ? 'epochs' : 'iterations'} (${request.signal})`);
+        await this.#queue.savePoint(
+          (steps) => this.#saveRegular(runner, step, [], steps, undefined, { saved_on: 'signal', signal: request.signal }),
+          this.#committed.tracker(runner.runtimeInfo),
+        );
+        await this.#queue.flush();
+      }
+      await this.close();
+      runner.logger.info(`Checkpoint committed and lease released after ${request.signal}: exiting with ${code}.`);
+    } catch (error) {
+      runner.logger.warn(
+        `The save on ${request.signal} failed (${error}): the previous checkpoint and the pointer are left as they were. Exiting with ${code}.`,
+      );
+      await this.close().catch(() => {});
+    }
+    clearTimeout(giveUp);
+    this.#exit(code);
+    // process.exit does not return; a replaced exit leaves the loop waiting here.
+    return new Promise<never>(() => {});
+  }
+
+  /**
+   * (ours) `saveOnException`: called by the loop when a step throws. Saves the position
+   * as a regular checkpoint marked `saved_on: "exception"` in its meta (never as a best)
+   * and commits it. A failure here is logged: the loop's own error is the one to raise.
+   */
+  async onException(runner: Runner, error: unknown): Promise<void> {
+    if (!this.config.saveOnException || !this.#run || this.#preempting) return;
+    const name = error instanceof Error ? error.name : typeof error;
+    const step = this.config.byEpoch ? runner.epoch : runner.iter;
+    try {
+      await this.#queue.flush().catch((e: unknown) => runner.logger.warn(`An earlier save failed: ${e}`));
+      if (this.#savedPosition === positionOf(runner)) return;
+      runner.logger.info(`Saving checkpoint at ${step} ${this.config.byEpoch ? 'epochs' : 'iterations'} (exception: ${name})`);
+      await this.#queue.savePoint(
+        (steps) => this.#saveRegular(runner, step, [], steps, undefined, { saved_on: 'exception', exception: name }),
+        this.#committed.tracker(runner.runtimeInfo),
+      );
+      await this.#queue.flush();
+    } catch (saveError) {
+      runner.logger.warn(`The save on the exception failed: ${saveError}`);
+    }
+  }
+
   /** Regular save of `step`: write, move the pointer, then delete what rotation dropped and `extraRemovals`. */
   async #saveRegular(
     runner: Runner,
@@ -233,15 +377,22 @@ export class CheckpointHook {
     steps: SaveStep[],
     /** Steps that must be done before the pointer names the new checkpoint (the bests it names). */
     beforeMove?: (name: string) => Promise<SaveStep[]>,
+    /** (ours) Meta fields saying why this save happened (a signal, an exception). */
+    savedOn?: Record<string, string>,
   ): Promise<void> {
     const run = this.#requireRun();
+    const savedAtMs = Date.now();
     const { name, removals } = recordRegularSave(this.#state, runner.runtimeInfo, run.layout, step, {
-      maxKeepCkpts: this.config.maxKeepCkpts,
+      policy: this.config.retention,
       extraRemovals,
+      savedAtMs,
+      runStartMs: this.#runStartMs,
     });
+    if (this.config.saveIntervalMs !== undefined) runner.runtimeInfo.set(LAST_SAVE_AT_KEY, savedAtMs);
+    this.#savedPosition = positionOf(runner);
     if (runner.rank === 0) {
       const { saveOptimizer: optimizer, saveParamScheduler: scheduler } = this.config;
-      const checkpoint = await this.#snapshot(runner, { optimizer, scheduler });
+      const checkpoint = await this.#snapshot(runner, { optimizer, scheduler }, savedOn);
       steps.push({ kind: 'save', name, checkpoint });
       if (beforeMove) steps.push(...(await beforeMove(name)));
       steps.push({ kind: 'move', name });
@@ -254,11 +405,19 @@ export class CheckpointHook {
   }
 
   /** The checkpoint as it is now (copied with `asyncSave`: see SaveQueue.snapshot). */
-  #snapshot(runner: Runner, include: { optimizer: boolean; scheduler: boolean }) {
-    return this.#queue.snapshot(() => checkpointOf(runner, include));
+  #snapshot(runner: Runner, include: { optimizer: boolean; scheduler: boolean }, savedOn?: Record<string, string>) {
+    return this.#queue.snapshot(async () => {
+      const checkpoint = await checkpointOf(runner, include);
+      if (savedOn) checkpoint.meta = { ...(checkpoint.meta as Record<string, unknown>), ...savedOn };
+      return checkpoint;
+    });
   }
 
   async afterValEpoch(runner: Runner, metrics: Record<string, number | null | undefined>): Promise<void> {
+    await this.#hookCall(runner, true, () => this.#afterVal(runner, metrics));
+  }
+
+  async #afterVal(runner: Runner, metrics: Record<string, number | null | undefined>): Promise<void> {
     this.#queue.raise();
     await this.#keepLease();
     if (!this.#bests.judges(metrics, runner.logger)) return;
@@ -335,6 +494,8 @@ export class CheckpointHook {
 
   /** Releases the lease and the stores the hook opened (`afterTrain` does; so must a loop that stops early). */
   async close(): Promise<void> {
+    this.#signals?.uninstall();
+    this.#idle = false;
     // The lease is held until no save of this run is writing any more. A failure they
     // leave is kept for `flush()`: close runs on error paths and must not mask the cause.
     await this.#queue.drain();
@@ -353,4 +514,9 @@ export class CheckpointHook {
       await run?.close();
     }
   }
+}
+
+/** A position in training, as a save records it. */
+function positionOf(runner: Runner): string {
+  return `${runner.epoch}/${runner.iter}`;
 }

@@ -9,6 +9,7 @@ export {
   type ResolvedCheckpointHookOptions,
   type Rule,
 } from './options.js';
+export { type PrunePolicy, type PruneResult, type PruneVerdict, pruneRun } from './prune.js';
 export { type ResumePoint, readResumePoint } from './restore.js';
 export type { Logger, Runner } from './runner.js';
 export { RuntimeInfo } from './runtime-info.js';

@@ -2,6 +2,8 @@
 // Every error names the option, shows the bad value and says what is accepted;
 // options that only make sense together are unions, so `hook.config` never holds a
 // combination the engine would have to second-guess.
+
+import { constants as osConstants } from 'node:os';
 import { CHECKPOINT_EXTENSION } from '../format/safetensors.js';
 import { publishedName } from '../run/checkpoint-files.js';
 import { checkFilenameTemplate } from '../run/layout.js';
@@ -19,6 +21,8 @@ import {
   configError,
   describeValue,
 } from '../store/validate.js';
+import type { RetentionPolicy } from './retention-policy.js';
+import type { Runner } from './runner.js';
 
 export type Rule = 'greater' | 'less';
 
@@ -74,10 +78,31 @@ export interface CheckpointHookOptions {
   maxPendingSaves?: number;
   /** (ours) With `layout: 'directory'`: shards uploaded at once. Default 4. */
   shardConcurrency?: number;
+  /** (ours) With `saveBest`: the best K checkpoints of each metric are kept (default 1, the reference's one best). */
+  saveTopK?: number;
+  /** (ours) Every regular checkpoint whose step is a multiple of N is kept forever (not counted in `maxKeepCkpts`). */
+  keepPeriod?: number;
+  /** (ours) One regular checkpoint per interval of wall-clock time since the run's start is kept forever (ms). */
+  keepTimeIntervalMs?: number;
+  /** (ours) Save when this much wall-clock time has passed since the last save (ms); with `interval`, whichever comes first. */
+  saveIntervalMs?: number;
+  /** (ours) Save at exactly these steps (epochs or iterations). */
+  saveAtSteps?: readonly number[];
+  /** (ours) Save at a step when this returns true (besides the other triggers). */
+  shouldSave?: (step: number, runner: Runner) => boolean;
+  /** (ours) On one of these signals: save at the next step boundary, commit, release the lease, exit 128+n. */
+  saveOnSignals?: readonly NodeJS.Signals[];
+  /** (ours) With `saveOnSignals`: the time from the signal within which the save must commit (ms). Default 25000. */
+  preemptionGraceMs?: number;
+  /** (ours) Save a checkpoint (marked `saved_on: "exception"` in its meta) when the training loop throws. */
+  saveOnException?: boolean;
 }
 
 /** Where checkpoints are written: a store given as an object, or one the registry builds. */
 export type StoreChoice = { kind: 'instance'; backend: StorageBackend } | { kind: 'registry'; backendArgs: BackendArgs };
+
+/** What happens on a termination signal: nothing (no handler), or a save within a grace period. */
+export type PreemptionChoice = { kind: 'off' } | { kind: 'save'; signals: readonly NodeJS.Signals[]; graceMs: number };
 
 export type LayoutChoice = { kind: 'file' } | { kind: 'directory'; maxShardBytes: number };
 
@@ -112,7 +137,19 @@ export interface ResolvedCheckpointHookOptions {
   asyncSave: boolean;
   maxPendingSaves: number;
   shardConcurrency: number;
+  /** What is kept: rotation, keep-forever schedules, top-K bests (retention-policy.ts). */
+  retention: RetentionPolicy;
+  saveIntervalMs: number | undefined;
+  saveAtSteps: readonly number[];
+  shouldSave: ((step: number, runner: Runner) => boolean) | undefined;
+  preemption: PreemptionChoice;
+  saveOnException: boolean;
 }
+
+/** Default time from a preemption signal to giving up: under GKE's 30 s and AWS spot's 2 min notice. */
+export const DEFAULT_PREEMPTION_GRACE_MS = 25_000;
+/** Signals a process cannot handle, so never a save trigger. */
+const UNCATCHABLE_SIGNALS = ['SIGKILL', 'SIGSTOP'];
 
 export const DEFAULT_GREATER_KEYS: readonly string[] = [
   'acc',
@@ -155,6 +192,15 @@ export const CHECKPOINT_HOOK_OPTION_NAMES: readonly (keyof CheckpointHookOptions
   'asyncSave',
   'maxPendingSaves',
   'shardConcurrency',
+  'saveTopK',
+  'keepPeriod',
+  'keepTimeIntervalMs',
+  'saveIntervalMs',
+  'saveAtSteps',
+  'shouldSave',
+  'saveOnSignals',
+  'preemptionGraceMs',
+  'saveOnException',
 ];
 
 /** Infers greater/less from the metric's name, case-insensitively, as the reference does. */
@@ -329,6 +375,34 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
   }
 
   const saveBest = resolveBest(o, greaterKeys, lessKeys);
+  const saveTopK = optional(o.saveTopK, 1, (v) =>
+    checkInteger(v, 'saveTopK', 'an integer >= 1 (best checkpoints kept per metric)', { min: 1 }),
+  );
+  if (o.saveTopK !== undefined && saveBest === undefined) {
+    throw configError('saveTopK', o.saveTopK, 'only together with saveBest (the metrics it ranks)');
+  }
+  const positive = (option: string, what: string) => (v: unknown) =>
+    checkInteger(v, option, `an integer >= 1 (${what})`, { min: 1 });
+  const keepPeriod = optional(o.keepPeriod, undefined as number | undefined, positive('keepPeriod', 'steps'));
+  const keepTimeIntervalMs = optional(
+    o.keepTimeIntervalMs,
+    undefined as number | undefined,
+    positive('keepTimeIntervalMs', 'milliseconds'),
+  );
+  const saveIntervalMs = optional(o.saveIntervalMs, undefined as number | undefined, positive('saveIntervalMs', 'milliseconds'));
+  const saveAtSteps = optional(o.saveAtSteps, [] as number[], (v) => {
+    const accepted = 'a list of distinct integers >= 1 (steps to save at)';
+    if (!Array.isArray(v) || v.some((s) => !Number.isSafeInteger(s) || s < 1) || new Set(v).size !== v.length) {
+      throw configError('saveAtSteps', v, accepted);
+    }
+    return [...(v as number[])].sort((a, b) => a - b);
+  });
+  if (o.shouldSave !== undefined && typeof o.shouldSave !== 'function') {
+    throw configError('shouldSave', o.shouldSave, 'a function (step, runner) => boolean');
+  }
+  const preemption = resolvePreemption(o);
+  const maxKeepCkpts = optional(o.maxKeepCkpts, -1, (v) => checkInteger(v, 'maxKeepCkpts', 'an integer (<= 0 keeps all)'));
+  const saveOnException = optional(o.saveOnException, false, (v) => checkBoolean(v, 'saveOnException'));
   const filenameTmpl =
     o.filenameTmpl === undefined
       ? `${byEpoch ? 'epoch' : 'iter'}_{}${CHECKPOINT_EXTENSION}`
@@ -343,7 +417,7 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
       if (typeof v !== 'string' || v.length === 0) throw configError('outDir', v, 'a non-empty path or store URI');
       return v;
     }),
-    maxKeepCkpts: optional(o.maxKeepCkpts, -1, (v) => checkInteger(v, 'maxKeepCkpts', 'an integer (<= 0 keeps all)')),
+    maxKeepCkpts,
     saveLast: optional(o.saveLast, true, (v) => checkBoolean(v, 'saveLast')),
     saveBegin: optional(o.saveBegin, 0, (v) =>
       checkInteger(v, 'saveBegin', 'an integer >= 0 (the first step from which interval saving counts)', { min: 0 }),
@@ -362,5 +436,39 @@ export function resolveCheckpointHookOptions(options: CheckpointHookOptions = {}
     asyncSave,
     maxPendingSaves,
     shardConcurrency,
+    retention: {
+      maxKeepCkpts,
+      keepPeriod,
+      keepTimeIntervalMs,
+      topK: saveTopK,
+    },
+    saveIntervalMs,
+    saveAtSteps,
+    shouldSave: o.shouldSave,
+    preemption,
+    saveOnException,
   };
+}
+
+function resolvePreemption(o: CheckpointHookOptions): PreemptionChoice {
+  if (o.saveOnSignals === undefined) {
+    if (o.preemptionGraceMs !== undefined) {
+      throw configError('preemptionGraceMs', o.preemptionGraceMs, 'only together with saveOnSignals');
+    }
+    return { kind: 'off' };
+  }
+  const accepted = `a non-empty list of distinct catchable signal names, e.g. ["SIGTERM", "SIGINT"] (not ${UNCATCHABLE_SIGNALS.join(' or ')})`;
+  const list = o.saveOnSignals as unknown;
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    new Set(list).size !== list.length ||
+    list.some((s) => typeof s !== 'string' || !Object.hasOwn(osConstants.signals, s) || UNCATCHABLE_SIGNALS.includes(s))
+  ) {
+    throw configError('saveOnSignals', list, accepted);
+  }
+  const graceMs = optional(o.preemptionGraceMs, DEFAULT_PREEMPTION_GRACE_MS, (v) =>
+    checkInteger(v, 'preemptionGraceMs', 'an integer >= 1 (milliseconds from the signal to giving up)', { min: 1 }),
+  );
+  return { kind: 'save', signals: [...(list as NodeJS.Signals[])], graceMs };
 }

@@ -14,7 +14,15 @@ import { LeaseHeldError } from '../store/errors.js';
 import type { BestTracker } from './bests.js';
 import { isEngineKey } from './committed-state.js';
 import type { ResolvedCheckpointHookOptions } from './options.js';
-import { PENDING_REMOVALS_KEY, parseKeptSteps, type RetentionState, trimKept } from './retention.js';
+import {
+  KEPT_FOREVER_KEY,
+  keepsForever,
+  PENDING_REMOVALS_KEY,
+  parseKeptForever,
+  parseKeptSteps,
+  type RetentionState,
+  trimKept,
+} from './retention.js';
 import type { Runner } from './runner.js';
 import type { RuntimeInfo } from './runtime-info.js';
 
@@ -135,6 +143,7 @@ export function isCurrent(ctx: Pick<RestoreContext, 'run' | 'bests' | 'state'>, 
   if (name === ctx.state.lastCkpt) return true;
   const parsed = ctx.run.layout.parse(name);
   if (parsed?.kind === 'regular' && ctx.state.keepCkptIds.includes(parsed.step)) return true;
+  if (parsed?.kind === 'regular' && ctx.state.kept.some((k) => k.step === parsed.step)) return true;
   return ctx.bests.isBest(name);
 }
 
@@ -159,6 +168,22 @@ export async function restoreRunState(ctx: RestoreContext): Promise<void> {
     bests.names.set(metric, name);
     if (value !== undefined) info.set(key, name ?? null);
   }
+  bests.loadRanked(
+    info,
+    (value) => layout.ownedCheckpointName(value),
+    (key) =>
+      runner.logger.warn(
+        `Runtime info "${key}" is not a list of ranked bests of this run: the one best is kept from "best_ckpt".`,
+      ),
+  );
+  const storedKept = info.get<unknown>(KEPT_FOREVER_KEY);
+  state.kept = parseKeptForever(storedKept) ?? [];
+  if (storedKept !== undefined && parseKeptForever(storedKept) === undefined) {
+    runner.logger.warn(
+      `Runtime info "${KEPT_FOREVER_KEY}" is not a list of kept checkpoints (${JSON.stringify(storedKept)}): ignored.`,
+    );
+  }
+  if (keepsForever(config.retention)) info.set(KEPT_FOREVER_KEY, state.kept);
   const resumed = info.has('last_ckpt');
   const lastValue = info.get('last_ckpt');
   state.lastCkpt = layout.ownedCheckpointName(lastValue);
@@ -173,7 +198,7 @@ export async function restoreRunState(ctx: RestoreContext): Promise<void> {
   const pending = info.get<unknown>(PENDING_REMOVALS_KEY);
   info.set(PENDING_REMOVALS_KEY, []);
   if (config.maxKeepCkpts > 0) {
-    const { keep, dropped } = trimKept(ids, config.maxKeepCkpts);
+    const { keep, dropped } = trimKept(ids, config.retention);
     for (const step of dropped) if (runner.rank === 0) await ctx.remove(layout.regularName(step), 'old checkpoint');
     state.keepCkptIds = keep;
   }

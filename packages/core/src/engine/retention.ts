@@ -1,42 +1,94 @@
-// Which regular checkpoints a run keeps: the newest `maxKeepCkpts` steps, as the
-// reference's `keep_ckpt_ids` deque. One module decides it, for a save and for a
-// resume that finds more than the limit.
+// The run's retention state and its bookkeeping: the reference's `keep_ckpt_ids` deque
+// (the newest `maxKeepCkpts` steps), and (ours) the checkpoints kept forever. What is
+// kept is decided by retention-policy.ts, for a save and for a resume that finds more
+// than the limit; this module records it in the state and the runtime info.
 import type { RunLayout } from '../run/layout.js';
 import type { Run } from '../run/run.js';
+import { decideRegular, type ForeverRule, type RetentionPolicy } from './retention-policy.js';
 import type { Logger } from './runner.js';
 import type { RuntimeInfo } from './runtime-info.js';
 
 /** (ours) Runtime-info key: names the save that carries it deletes after committing; re-issued on resume. */
 export const PENDING_REMOVALS_KEY = 'pending_removals';
+/** (ours) Runtime-info key: the regular checkpoints kept forever (`{ step, at, rule }`), never rotated away. */
+export const KEPT_FOREVER_KEY = 'kept_ckpts';
+
+export interface KeptCheckpoint {
+  step: number;
+  /** When it was saved (ms since the epoch). */
+  at: number;
+  rule: ForeverRule;
+}
 
 /** What the run keeps between saves: the steps of its regular checkpoints, and the last one saved. */
 export interface RetentionState {
   keepCkptIds: number[];
   /** The name of the last regular checkpoint of this run (the reference's `last_ckpt`). */
   lastCkpt: string | undefined;
+  /** (ours) Regular checkpoints kept forever: not in `keepCkptIds`, never rotated away. */
+  kept: KeptCheckpoint[];
+}
+
+/** Whether the policy keeps anything forever (only then is `kept_ckpts` written). */
+export function keepsForever(policy: RetentionPolicy): boolean {
+  return policy.keepPeriod !== undefined || policy.keepTimeIntervalMs !== undefined;
 }
 
 /**
- * The keep list after saving `step`, and the steps it drops. A step already at the end
- * (a re-save of the same step, as after a new best) is not added twice. `maxKeep <= 0` keeps all.
+ * The keep list after saving `step` at `savedAtMs`, and the steps it drops. A step already
+ * kept (a re-save of the same step, as after a new best) is not added twice.
  */
-export function rotate(keep: readonly number[], step: number, maxKeep: number): { keep: number[]; dropped: number[] } {
-  if (maxKeep <= 0) return { keep: [...keep], dropped: [] };
-  const ids = [...keep];
-  const dropped: number[] = [];
-  if (!(ids.length > 0 && ids[ids.length - 1] === step)) {
-    if (ids.length === maxKeep) dropped.push(ids.shift() as number);
-    ids.push(step);
+export function rotate(
+  state: Pick<RetentionState, 'keepCkptIds' | 'kept'>,
+  step: number,
+  policy: RetentionPolicy,
+  savedAtMs: number,
+  runStartMs: number | undefined,
+): { keep: number[]; kept: KeptCheckpoint[]; dropped: number[] } {
+  const forever = new Map(state.kept.map((k) => [k.step, k]));
+  const known = new Set([...state.keepCkptIds, ...forever.keys()]);
+  const candidates = [
+    ...state.kept.map((k) => ({ step: k.step, savedAtMs: k.at, keptForever: k.rule })),
+    ...state.keepCkptIds.filter((s) => !forever.has(s)).map((s) => ({ step: s })),
+    ...(known.has(step) ? [] : [{ step, savedAtMs }]),
+  ];
+  const verdicts = decideRegular(candidates, policy, runStartMs);
+  const kept: KeptCheckpoint[] = [];
+  for (const v of verdicts) {
+    if (!v.forever) continue;
+    kept.push(forever.get(v.step) ?? { step: v.step, at: savedAtMs, rule: v.forever });
   }
-  return { keep: ids, dropped };
+  return {
+    // Without a limit nothing rotates away: the reference keeps no list then.
+    keep: policy.maxKeepCkpts > 0 ? verdicts.filter((v) => v.keep && !v.forever).map((v) => v.step) : [],
+    kept,
+    dropped: verdicts.filter((v) => !v.keep).map((v) => v.step),
+  };
 }
 
 /** A keep list read back on resume, cut to `maxKeep` (oldest first out). */
-export function trimKept(keep: readonly number[], maxKeep: number): { keep: number[]; dropped: number[] } {
-  const ids = [...keep];
-  const dropped: number[] = [];
-  while (maxKeep > 0 && ids.length > maxKeep) dropped.push(ids.shift() as number);
-  return { keep: ids, dropped };
+export function trimKept(keep: readonly number[], policy: RetentionPolicy): { keep: number[]; dropped: number[] } {
+  // Forever rules were applied when these were saved: only the newest-N cut applies here.
+  const verdicts = decideRegular(
+    keep.map((step) => ({ step })),
+    { ...policy, keepPeriod: undefined, keepTimeIntervalMs: undefined },
+    undefined,
+  );
+  return { keep: verdicts.filter((v) => v.keep).map((v) => v.step), dropped: verdicts.filter((v) => !v.keep).map((v) => v.step) };
+}
+
+/** The `kept_ckpts` read back on resume (hostile input): valid entries only. */
+export function parseKeptForever(value: unknown): KeptCheckpoint[] | undefined {
+  if (!Array.isArray(value)) return undefined;
+  const out: KeptCheckpoint[] = [];
+  for (const item of value) {
+    if (typeof item !== 'object' || item === null) return undefined;
+    const { step, at, rule } = item as Record<string, unknown>;
+    if (!Number.isSafeInteger(step) || (step as number) < 0 || typeof at !== 'number' || !Number.isFinite(at)) return undefined;
+    if (rule !== 'keep-period' && rule !== 'keep-interval') return undefined;
+    out.push({ step: step as number, at, rule });
+  }
+  return out;
 }
 
 /** The steps of a stored `keep_ckpt_ids`, or undefined when it is not a list of steps. */
@@ -65,11 +117,14 @@ export function recordRegularSave(
   info: RuntimeInfo,
   layout: RunLayout,
   step: number,
-  options: { maxKeepCkpts: number; extraRemovals: readonly string[] },
+  options: { policy: RetentionPolicy; extraRemovals: readonly string[]; savedAtMs: number; runStartMs: number | undefined },
 ): { name: string; removals: string[] } {
-  const { keep, dropped } = rotate(state.keepCkptIds, step, options.maxKeepCkpts);
+  const { policy } = options;
+  const { keep, kept, dropped } = rotate(state, step, policy, options.savedAtMs, options.runStartMs);
   const removals = [...options.extraRemovals, ...dropped.map((s) => layout.regularName(s))];
-  if (options.maxKeepCkpts > 0) info.set('keep_ckpt_ids', keep);
+  if (policy.maxKeepCkpts > 0) info.set('keep_ckpt_ids', keep);
+  if (keepsForever(policy)) info.set(KEPT_FOREVER_KEY, kept);
+  state.kept = kept;
   const name = layout.regularName(step);
   info.set('last_ckpt', name);
   info.set(PENDING_REMOVALS_KEY, removals);

@@ -165,7 +165,13 @@ export class ReferenceTrainer implements Runner {
     await hook.beforeTrain(this);
     let completed = false;
     try {
-      completed = await this.#loop();
+      try {
+        completed = await this.#loop();
+      } catch (error) {
+        // (ours) saveOnException: the position is saved before the error propagates.
+        await hook.onException(this, error);
+        throw error;
+      }
       if (completed) await hook.afterTrain(this);
       return { completed };
     } finally {
@@ -178,6 +184,7 @@ export class ReferenceTrainer implements Runner {
     const { model, checkpointHook: hook, itersPerEpoch } = this.#options;
     const valInterval = this.#options.valInterval ?? 0;
     while (this.#byEpoch ? this.epoch < this.maxEpochs : this.iter < this.maxIters) {
+      await hook.beforeTrainIter(this);
       await model.trainStep({ epoch: this.epoch, iter: this.iter });
       this.iter++;
       await hook.afterTrainIter(this);

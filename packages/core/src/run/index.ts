@@ -25,6 +25,5 @@ export {
   RunLayout,
 } from './layout.js';
 export { DEFAULT_LEASE_TTL_MS, type LeaseRecord, type LeaseRenewal, RunLease } from './lease.js';
-export type { PruneResult } from './prune.js';
 export { type CheckpointLayout, Run, type RunOptions } from './run.js';
 export type { VerifyReport, VerifyResult } from './verify.js';

@@ -1,7 +1,7 @@
 // The one owner of a run folder. A `Run` opens the run's stores once (from the
 // registry, or the store it is given) and closes only what it opened; it is the only
 // code that reads or moves the pointer, and every save, load, removal, publication,
-// scan, prune, copy and verification of a run goes through it, with the ownership
+// scan, copy and verification of a run goes through it, with the ownership
 // rules of the layout (layout.ts): only names this run writes, inside its folders,
 // are ever loaded for resume or deleted. The engine, the training loops and every
 // CLI command use it; none of them touches the run's stores on its own.
@@ -28,7 +28,6 @@ import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, re
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
 import { readLastCheckpoint, readPointer, readPointerText, writeLastCheckpoint } from './pointer.js';
-import { type PruneResult, pruneRun } from './prune.js';
 import { scanRun } from './scan.js';
 import { type VerifyReport, verifyPath } from './verify.js';
 
@@ -406,9 +405,6 @@ export class Run implements RunFolder {
   }
 
   /** Plans (and with `yes`, does, under the lease) the deletion of all but the newest `keep` regular checkpoints. */
-  async prune(keep: number, yes: boolean): Promise<PruneResult> {
-    return pruneRun(this, keep, yes);
-  }
 
   /** A checkpoint's tensors and metadata, from its header alone (range reads). */
   async inspect(path: string): Promise<CheckpointHeader> {
