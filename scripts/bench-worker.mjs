@@ -13,7 +13,10 @@ import { pipeline } from 'node:stream/promises';
 const PART = 8 * 1024 * 1024;
 const CONCURRENCY = 4;
 const CHUNK = 1024 * 1024;
-const creds = { accessKeyId: 'bench', secretAccessKey: 'bench-secret-key-000000' };
+// The static credentials scripts/servers.sh gives SeaweedFS (moto takes any).
+const creds = { accessKeyId: 'testing-access-key', secretAccessKey: 'testing-secret-key-0123456789' };
+/** The S3 servers: moto, and SeaweedFS (a production S3 server). */
+const S3_ENDPOINTS = { s3: 'SAVEPOINT_TEST_S3_ENDPOINT', 's3-seaweedfs': 'SAVEPOINT_TEST_S3_SEAWEED_ENDPOINT' };
 const AZURITE =
   'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;';
 
@@ -38,11 +41,11 @@ const timed = async (fn) => {
 };
 
 async function setup(store) {
-  if (store === 's3') {
+  if (store in S3_ENDPOINTS) {
     const { CreateBucketCommand, GetObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
     const { Upload } = await import('@aws-sdk/lib-storage');
     const { S3Backend } = await import('@savepoint/backend-s3');
-    const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
+    const endpoint = process.env[S3_ENDPOINTS[store]];
     const client = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { ...creds } });
     await client.send(new CreateBucketCommand({ Bucket: 'savepoint-bench' })).catch(() => {});
     return {
@@ -98,9 +101,86 @@ async function setup(store) {
   };
 }
 
+/**
+ * The loopback limit: `bytes` through one TCP connection on 127.0.0.1 to a sink in another
+ * process (as a local server is), up and then down, with nothing else on the way. No
+ * client of a local server can beat it on this machine.
+ */
+async function loopback(bytes) {
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const sink = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const net = require('node:net');
+       const chunk = Buffer.alloc(${CHUNK}, 7);
+       const server = net.createServer((socket) => {
+         socket.once('data', (first) => {
+           if (first[0] === 0x55) {
+             // "U": count what arrives until the client ends, then answer the count.
+             let n = first.length - 1;
+             socket.on('data', (d) => { n += d.length; });
+             socket.on('end', () => socket.end(String(n)));
+           } else {
+             // "D": send ${bytes} bytes, then close.
+             let left = ${bytes};
+             const pump = () => { while (left > 0) { const c = chunk.subarray(0, Math.min(chunk.length, left)); left -= c.length; if (!socket.write(c)) return socket.once('drain', pump); } socket.end(); };
+             pump();
+           }
+         });
+       });
+       server.listen(0, '127.0.0.1', () => console.log(server.address().port));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise((resolve) => sink.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+  const chunk = Buffer.alloc(CHUNK, 3);
+  const up = await timed(
+    () =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.write(Buffer.from('U'));
+          let left = bytes;
+          const pump = () => {
+            while (left > 0) {
+              const c = chunk.subarray(0, Math.min(chunk.length, left));
+              left -= c.length;
+              if (!socket.write(c)) return socket.once('drain', pump);
+            }
+            socket.end();
+          };
+          pump();
+        });
+        let answer = '';
+        socket.on('data', (d) => {
+          answer += d;
+        });
+        socket.on('end', () => (Number(answer) === bytes ? resolve() : reject(new Error(`sink got ${answer} bytes`))));
+        socket.on('error', reject);
+      }),
+  );
+  const down = await timed(
+    () =>
+      new Promise((resolve, reject) => {
+        let n = 0;
+        const socket = net.connect(port, '127.0.0.1', () => socket.write(Buffer.from('D')));
+        socket.on('data', (d) => {
+          n += d.length;
+        });
+        socket.on('end', () => (n === bytes ? resolve() : reject(new Error(`got ${n} bytes`))));
+        socket.on('error', reject);
+      }),
+  );
+  sink.kill();
+  return { up, down };
+}
+
 const [kind, store, impl, size] = process.argv.slice(2);
 let result;
-if (kind === 'calls') {
+if (kind === 'loopback') {
+  result = await loopback(Number(store));
+} else if (kind === 'calls') {
   const { LocalBackend } = await import('@savepoint/backend-local');
   const { InstrumentedBackend } = await import('@savepoint/backend-test-suite');
   const { CheckpointHook, ReferenceTrainer } = await import('@savepoint/core');

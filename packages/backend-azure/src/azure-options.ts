@@ -7,6 +7,7 @@ import {
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
 import {
+  checkEndpointUrl,
   checkInteger,
   checkKnownKeys,
   checkRecord,
@@ -137,12 +138,11 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
     };
 
   if (o.sasToken !== undefined) secretString(o.sasToken, 'sasToken');
-  if (o.url !== undefined && (typeof o.url !== 'string' || !/^https?:\/\/[^/]+/.test(o.url))) {
-    throw configError('url', o.url, 'the service URL, e.g. https://acct.blob.core.windows.net', ctx);
-  }
-  const endpoint = o.endpoint === undefined ? undefined : checkString(o.endpoint, 'endpoint', 'an http(s) URL', ctx);
-  if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint))
-    throw configError('endpoint', o.endpoint, 'an http(s) URL', ctx);
+  if (o.url !== undefined) checkEndpointUrl(o.url, 'url', 'https://acct.blob.core.windows.net (the service URL)', ctx);
+  const endpoint =
+    o.endpoint === undefined
+      ? undefined
+      : checkEndpointUrl(o.endpoint, 'endpoint', 'http://127.0.0.1:10000/devstoreaccount1', ctx);
 
   const connectionString = o.connectionString ?? (o.accountName || o.url ? undefined : env.AZURE_STORAGE_CONNECTION_STRING);
   if (connectionString !== undefined) {
@@ -165,8 +165,6 @@ export function resolveAzureOptions(options: AzureBackendOptions, env: NodeJS.Pr
   // No account yet: https://<account>.blob.core.windows.net URLs name it, az:// URIs then fail with a ConfigError.
   if (serviceUrl === undefined)
     return { ...base, secrets: [], serviceClient: undefined, containerClient: undefined, accountName: undefined };
-  if (o.url !== undefined && !/^https?:\/\/[^/]+/.test(o.url))
-    throw configError('url', o.url, 'the service URL, e.g. https://acct.blob.core.windows.net', ctx);
   const accountKey = o.accountKey ?? (o.accountName === undefined ? env.AZURE_STORAGE_KEY : undefined);
   if (accountKey !== undefined) {
     if (!accountName) throw configError('accountKey', '<hidden>', 'an account key together with accountName', ctx);

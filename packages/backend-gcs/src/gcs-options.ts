@@ -1,6 +1,7 @@
 // Parses `backendArgs` for GCS, using the client's own option names.
 import type { Storage, StorageOptions } from '@google-cloud/storage';
 import {
+  checkEndpointUrl,
   checkInteger,
   checkKnownKeys,
   checkRecord,
@@ -106,11 +107,7 @@ export function resolveGcsOptions(options: GcsBackendOptions): ResolvedGcsOption
     secrets.push(c.private_key);
   }
   let apiEndpoint: string | undefined;
-  if (o.apiEndpoint !== undefined) {
-    apiEndpoint = checkString(o.apiEndpoint, 'apiEndpoint', 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
-    if (!/^https?:\/\/[^/]+/.test(apiEndpoint))
-      throw configError('apiEndpoint', o.apiEndpoint, 'an http(s) URL such as "http://127.0.0.1:4443"', ctx);
-  }
+  if (o.apiEndpoint !== undefined) apiEndpoint = checkEndpointUrl(o.apiEndpoint, 'apiEndpoint', 'http://127.0.0.1:4443', ctx);
   const chunkSize =
     o.chunkSize === undefined
       ? 8 * 1024 * 1024

@@ -2,6 +2,7 @@
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import {
   checkBoolean,
+  checkEndpointUrl,
   checkInteger,
   checkKnownKeys,
   checkRecord,
@@ -127,11 +128,7 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
   const region =
     o.region === undefined ? undefined : checkString(o.region, 'region', 'an AWS region name such as "us-east-1"', ctx);
   let endpoint: string | undefined;
-  if (o.endpoint !== undefined) {
-    endpoint = checkString(o.endpoint, 'endpoint', 'an http(s) URL such as "http://127.0.0.1:9000"', ctx);
-    if (!/^https?:\/\/[^/]+/.test(endpoint))
-      throw configError('endpoint', o.endpoint, 'an http(s) URL such as "http://127.0.0.1:9000"', ctx);
-  }
+  if (o.endpoint !== undefined) endpoint = checkEndpointUrl(o.endpoint, 'endpoint', 'http://127.0.0.1:9000', ctx);
   const forcePathStyle = o.forcePathStyle === undefined ? undefined : checkBoolean(o.forcePathStyle, 'forcePathStyle', ctx);
   const profile =
     o.profile === undefined ? undefined : checkString(o.profile, 'profile', 'a profile name from ~/.aws/config', ctx);

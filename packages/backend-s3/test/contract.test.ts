@@ -1,5 +1,8 @@
 import { testBackend, testCheckpointPolicy } from '@savepoint/backend-test-suite';
-import { s3Context, server } from './s3-setup.js';
+import { S3_SERVERS, s3Context } from './s3-setup.js';
 
-testBackend('s3', s3Context, { skipReason: server.skipReason });
-testCheckpointPolicy('s3', s3Context, { skipReason: server.skipReason });
+// The same suite on each S3 server: moto, and SeaweedFS.
+for (const on of S3_SERVERS) {
+  testBackend(`s3 (${on.name})`, () => s3Context(on), { skipReason: on.skipReason });
+  testCheckpointPolicy(`s3 (${on.name})`, () => s3Context(on), { skipReason: on.skipReason });
+}

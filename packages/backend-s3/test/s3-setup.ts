@@ -1,16 +1,35 @@
-// Builds S3 backends against the local moto server for this package's tests.
+// Builds S3 backends for this package's tests against the two local S3 servers:
+// moto (the reference emulator) and SeaweedFS (a production S3 server), both
+// started by scripts/servers.sh with the same static test credentials.
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { localServer } from '../../../test-support/servers.js';
 import { S3Backend, type S3BackendOptions } from '../src/index.js';
 
-export const server = localServer('S3');
+export interface S3Server {
+  /** What the server is, in test names and figures: `moto`, `seaweedfs`. */
+  name: string;
+  endpoint: string | undefined;
+  skipReason: string | undefined;
+}
+
+function s3Server(name: string, kind: 'S3' | 'S3_SEAWEED'): S3Server {
+  const found = localServer(kind);
+  return { name, endpoint: found.endpoint, skipReason: found.skipReason };
+}
+
+/** moto, the server every S3 test runs on. */
+export const server: S3Server = s3Server('moto', 'S3');
+/** SeaweedFS, the second server: the contract, policy, crash and fault tests run on it too. */
+export const seaweedServer: S3Server = s3Server('seaweedfs', 'S3_SEAWEED');
+export const S3_SERVERS: readonly S3Server[] = [server, seaweedServer];
+
 export const BUCKET = 'savepoint-test';
 export const testCredentials = { accessKeyId: 'testing-access-key', secretAccessKey: 'testing-secret-key-0123456789' };
 
-export function s3Args(extra: S3BackendOptions = {}): S3BackendOptions {
+export function s3Args(extra: S3BackendOptions = {}, on: S3Server = server): S3BackendOptions {
   return {
-    endpoint: server.endpoint,
+    endpoint: on.endpoint,
     forcePathStyle: true,
     region: 'us-east-1',
     credentials: testCredentials,
@@ -19,17 +38,17 @@ export function s3Args(extra: S3BackendOptions = {}): S3BackendOptions {
   };
 }
 
-function adminClient(): S3Client {
+function adminClient(on: S3Server): S3Client {
   return new S3Client({
-    endpoint: server.endpoint,
+    endpoint: on.endpoint,
     forcePathStyle: true,
     region: 'us-east-1',
     credentials: { ...testCredentials },
   });
 }
 
-export async function ensureBucket(name = BUCKET): Promise<void> {
-  const client = adminClient();
+export async function ensureBucket(name = BUCKET, on: S3Server = server): Promise<void> {
+  const client = adminClient(on);
   try {
     await client.send(new CreateBucketCommand({ Bucket: name }));
   } catch (error) {
@@ -39,20 +58,25 @@ export async function ensureBucket(name = BUCKET): Promise<void> {
   }
 }
 
-export async function s3Context() {
-  await ensureBucket();
-  return { backend: new S3Backend(s3Args()), root: `s3://${BUCKET}/`, storeRoot: `s3://${BUCKET}`, scratchStore: s3ScratchStore };
+export async function s3Context(on: S3Server = server) {
+  await ensureBucket(BUCKET, on);
+  return {
+    backend: new S3Backend(s3Args({}, on)),
+    root: `s3://${BUCKET}/`,
+    storeRoot: `s3://${BUCKET}`,
+    scratchStore: () => s3ScratchStore(on),
+  };
 }
 
 /** A new, empty bucket for the contract's `allowRoot` check; deleted afterwards. */
-export async function s3ScratchStore() {
+export async function s3ScratchStore(on: S3Server = server) {
   const bucket = `savepoint-scratch-${randomBytes(4).toString('hex')}`;
-  await ensureBucket(bucket);
+  await ensureBucket(bucket, on);
   return {
-    backend: new S3Backend(s3Args()),
+    backend: new S3Backend(s3Args({}, on)),
     storeRoot: `s3://${bucket}`,
     dispose: async () => {
-      const client = adminClient();
+      const client = adminClient(on);
       try {
         await client.send(new DeleteBucketCommand({ Bucket: bucket }));
       } finally {

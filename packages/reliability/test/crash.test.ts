@@ -13,7 +13,7 @@ import { ToyModel } from '@savepoint/backend-test-suite';
 import { CheckpointHook, checkpointShape, loadCheckpoint, ReferenceTrainer, Run, type StorageBackend } from '@savepoint/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CRASH_MAX_KEEP, type CrashConfig, crashHookOptions, crashMetrics, recordFigures, seededRandom } from '../src/index.js';
-import { NETWORK_STORES } from './stores.js';
+import { NETWORK_STORES_BOTH_S3 } from './stores.js';
 
 const CHILD = fileURLToPath(new URL('../dist/crash-child.js', import.meta.url));
 const KILLS = 20;
@@ -101,8 +101,8 @@ const targets: CrashTarget[] = [
       return { root, store: new LocalBackend(), args: {}, cleanup: () => rm(root, { recursive: true, force: true }) };
     },
   },
-  ...NETWORK_STORES.map((net) => ({
-    name: net.cloud,
+  ...NETWORK_STORES_BOTH_S3.map((net) => ({
+    name: net.name,
     skipReason: net.skipReason,
     async setup() {
       await net.prepare();

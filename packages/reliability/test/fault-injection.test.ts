@@ -5,7 +5,7 @@ import { ToyModel } from '@savepoint/backend-test-suite';
 import { CheckpointHook, PermissionDeniedError, ReferenceTrainer, type StorageBackend } from '@savepoint/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultProxy, recordFigures } from '../src/index.js';
-import { NETWORK_STORES } from './stores.js';
+import { NETWORK_STORES_BOTH_S3 } from './stores.js';
 
 const SAVES = 100;
 const acc = (epoch: number) => 0.5 + 0.4 * Math.sin(epoch / 7) * Math.cos(epoch / 13);
@@ -37,9 +37,9 @@ async function snapshot(store: StorageBackend, dir: string): Promise<Record<stri
 const figures: Record<string, unknown> = {};
 afterAll(() => recordFigures('fault-injection', { stores: figures }));
 
-for (const net of NETWORK_STORES) {
+for (const net of NETWORK_STORES_BOTH_S3) {
   describe.skipIf(!!net.skipReason)(
-    `fault injection on ${net.cloud}${net.skipReason ? ` (skipped: ${net.skipReason})` : ''}`,
+    `fault injection on ${net.name}${net.skipReason ? ` (skipped: ${net.skipReason})` : ''}`,
     () => {
       it(`with 10% of requests faulted, a ${SAVES}-save run completes byte-identical to a fault-free run`, async () => {
         await net.prepare();
@@ -61,7 +61,7 @@ for (const net of NETWORK_STORES) {
           await train(faulty, dir);
           expect(await snapshot(direct, dir)).toEqual(expected);
           expect(proxy.faultsInjected).toBeGreaterThan(10);
-          figures[net.cloud] = {
+          figures[net.name] = {
             requests: proxy.stats.requests,
             faultsInjected: proxy.faultsInjected,
             faultsSurvived: proxy.faultsInjected,
@@ -89,7 +89,7 @@ for (const net of NETWORK_STORES) {
           );
           expect(proxy.stats.requests).toBe(1);
           expect(elapsed).toBeLessThan(2000);
-          figures[`${net.cloud}-403`] = {
+          figures[`${net.name}-403`] = {
             requests: proxy.stats.requests,
             retried: proxy.stats.requests - 1,
             failedFastMs: Math.round(elapsed),

@@ -17,6 +17,7 @@ import { LocalBackend } from '@savepoint/backend-local';
 import { ToyModel } from '@savepoint/backend-test-suite';
 import { type BackendArgs, CheckpointHook, ReferenceTrainer, type StorageBackend } from '@savepoint/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { serversRequired } from '../../../test-support/servers.js';
 import { PAUSED_HOOK, type PausedConfig, pausedMetrics, recordFigures } from '../src/index.js';
 import { NETWORK_STORES } from './stores.js';
 
@@ -181,7 +182,7 @@ const TARGETS: Array<{
 ];
 
 for (const target of TARGETS) {
-  describe.skipIf(target.skipReason !== undefined && !process.env.CI)(`a paused writer on ${target.name}`, () => {
+  describe.skipIf(target.skipReason !== undefined && !serversRequired())(`a paused writer on ${target.name}`, () => {
     it.each(SCENARIOS)(
       'continued after a take-over, a job paused $name stops with a lease error and changes nothing',
       async (scenario) => {

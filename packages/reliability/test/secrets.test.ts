@@ -7,7 +7,7 @@ import { GcsBackend } from '@savepoint/backend-gcs';
 import { S3Backend } from '@savepoint/backend-s3';
 import { ToyModel } from '@savepoint/backend-test-suite';
 import { main } from '@savepoint/cli';
-import { CheckpointHook, ReferenceTrainer, type StorageBackend } from '@savepoint/core';
+import { CheckpointHook, ConfigError, ReferenceTrainer, redact, type StorageBackend } from '@savepoint/core';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AZURITE_ACCOUNT, AZURITE_KEY, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
 import { ensureBucket as ensureGcsBucket, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
@@ -21,6 +21,8 @@ const FAKE = {
   azureKey: Buffer.from('savepoint-fake-azure-account-key-0123456789').toString('base64'),
   azureSas: 'sv=2024-01-01&sp=rwdl&sig=SAVEPOINTFAKESASSIGNATURE0123%3D',
   gcsPrivateKey: '-----BEGIN PRIVATE KEY-----\nSAVEPOINTFAKEPRIVATEKEYMATERIAL0123456789\n-----END PRIVATE KEY-----\n',
+  urlUser: 'savepointUrlUser',
+  urlPassword: 'SAVEPOINTFAKEURLPASSWORD0123',
 };
 const NEEDLES = [
   FAKE.s3AccessKey,
@@ -30,6 +32,8 @@ const NEEDLES = [
   'SAVEPOINTFAKESASSIGNATURE0123',
   'SAVEPOINTFAKEPRIVATEKEYMATERIAL',
   AZURITE_KEY,
+  FAKE.urlUser,
+  FAKE.urlPassword,
 ];
 
 /** Everything the run produced that a person or a log collector could see. */
@@ -100,10 +104,11 @@ async function trainAndFail(store: StorageBackend, workDir: string, expectFailur
   }
 }
 
-async function cli(argv: string[]) {
+async function cli(argv: string[], flags: string[] = ['--verbose']) {
   const out: string[] = [];
-  await main([...argv, '--verbose'], { out: (t) => out.push(t), err: (t) => out.push(t), env: {} });
+  const code = await main([...argv, ...flags], { out: (t) => out.push(t), err: (t) => out.push(t), env: {} });
   seen.push(...out);
+  return { code, output: out.join('') };
 }
 
 describe.skipIf(!!s3Server.skipReason)('no S3 credential appears anywhere', () => {
@@ -175,5 +180,77 @@ describe.skipIf(!!gcsServer.skipReason)('no GCS private key appears anywhere', (
     });
     await cli(['ls', 'gs://savepoint-test/secrets', '--backend-args', JSON.stringify(args)]);
     await cli(['ls', 'gs://savepoint-test/secrets', '--backend-args', JSON.stringify({ ...args, chunkSize: 3 })]);
+  });
+});
+
+describe('a user:password@ part in an endpoint URL is a credential', () => {
+  // Port 1 on loopback: nothing answers, and nothing must be sent there anyway.
+  const userinfo = `${FAKE.urlUser}:${FAKE.urlPassword}@`;
+  const cases: {
+    name: string;
+    uri: string;
+    option: string;
+    make(args: Record<string, unknown>): unknown;
+    args: Record<string, unknown>;
+  }[] = [
+    {
+      name: 'S3 endpoint',
+      uri: 's3://savepoint-test/run',
+      option: 'endpoint',
+      args: { endpoint: `http://${userinfo}127.0.0.1:1`, forcePathStyle: true, region: 'us-east-1', retry: { retries: 0 } },
+      make: (args) => new S3Backend(args),
+    },
+    {
+      name: 'GCS apiEndpoint',
+      uri: 'gs://savepoint-test/run',
+      option: 'apiEndpoint',
+      args: { apiEndpoint: `http://${userinfo}127.0.0.1:1`, projectId: 'savepoint-test', retry: { retries: 0 } },
+      make: (args) => new GcsBackend(args),
+    },
+    {
+      name: 'Azure url',
+      uri: 'az://savepoint-test/run',
+      option: 'url',
+      args: { url: `http://${userinfo}127.0.0.1:1/devstoreaccount1`, retry: { retries: 0 } },
+      make: (args) => new AzureBackend(args),
+    },
+    {
+      name: 'Azure endpoint',
+      uri: 'az://savepoint-test/run',
+      option: 'endpoint',
+      args: { endpoint: `https://${userinfo}127.0.0.1:1/devstoreaccount1`, accountName: AZURITE_ACCOUNT, retry: { retries: 0 } },
+      make: (args) => new AzureBackend(args),
+    },
+  ];
+  for (const c of cases) {
+    it(`${c.name}: refused at construction, masked in the message, and in the CLI (plain, --verbose, --json)`, async () => {
+      const error = (() => {
+        try {
+          c.make(c.args);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(ConfigError);
+      const message = (error as ConfigError).message;
+      expect(message).toContain(`"${c.option}"`);
+      expect(message).toMatch(/user:password@/);
+      expect(message).toContain('***@127.0.0.1:1');
+      seen.push(describeError(error));
+      for (const flags of [[], ['--verbose'], ['--json']]) {
+        const { code, output } = await cli(['ls', c.uri, '--backend-args', JSON.stringify(c.args)], flags);
+        expect(code).not.toBe(0);
+        expect(output).toContain('***@127.0.0.1:1');
+      }
+    });
+  }
+
+  it('redact masks the userinfo of any URL in a text, and leaves object paths alone', () => {
+    const text = `GET http://${userinfo}127.0.0.1:9000/bucket failed; BlobEndpoint=https://${FAKE.urlUser}@acct.blob.core.windows.net;`;
+    const masked = redact(text);
+    expect(masked).toBe('GET http://***@127.0.0.1:9000/bucket failed; BlobEndpoint=https://***@acct.blob.core.windows.net;');
+    expect(redact('s3://bucket/a@b/c gs://b/x@y')).toBe('s3://bucket/a@b/c gs://b/x@y');
+    seen.push(masked);
   });
 });

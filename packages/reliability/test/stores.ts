@@ -1,5 +1,5 @@
 // The three network stores, built against their local servers (optionally through
-// a proxy) with each backend's own test setup.
+// a proxy) with each backend's own test setup, and SeaweedFS, the second S3 server.
 
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,10 +12,18 @@ import type { StorageBackend } from '@savepoint/core';
 import type { RetryPolicy } from '@savepoint/core/kit';
 import { AZURITE_ACCOUNT, AZURITE_KEY, server as azureServer, ensureContainer } from '../../backend-azure/test/azure-setup.js';
 import { ensureBucket as ensureGcsBucket, server as gcsServer } from '../../backend-gcs/test/gcs-setup.js';
-import { ensureBucket as ensureS3Bucket, server as s3Server, testCredentials } from '../../backend-s3/test/s3-setup.js';
+import {
+  ensureBucket as ensureS3Bucket,
+  type S3Server,
+  server as s3Server,
+  seaweedServer,
+  testCredentials,
+} from '../../backend-s3/test/s3-setup.js';
 import type { Cloud } from '../src/index.js';
 
 export interface NetworkStore {
+  /** The store in test names and figures: the cloud, or `s3-seaweedfs` for the second S3 server. */
+  name: string;
   cloud: Cloud;
   skipReason: string | undefined;
   /** The server's origin (what a proxy forwards to). */
@@ -30,13 +38,15 @@ export interface NetworkStore {
 
 const originOf = (url: string | undefined) => (url ? new URL(url).origin : undefined);
 
-export const NETWORK_STORES: NetworkStore[] = [
-  {
+/** An S3 store on one of the two S3 servers (same credentials, same bucket name). */
+function s3Store(name: string, on: S3Server): NetworkStore {
+  return {
+    name,
     cloud: 's3',
-    skipReason: s3Server.skipReason,
-    origin: originOf(s3Server.endpoint),
+    skipReason: on.skipReason,
+    origin: originOf(on.endpoint),
     root: 's3://savepoint-test',
-    prepare: () => ensureS3Bucket(),
+    prepare: () => ensureS3Bucket(undefined, on),
     args: (origin, retry) => ({
       endpoint: origin,
       forcePathStyle: true,
@@ -47,8 +57,16 @@ export const NETWORK_STORES: NetworkStore[] = [
     make(origin, retry) {
       return new S3Backend(this.args(origin, retry));
     },
-  },
+  };
+}
+
+/** SeaweedFS: the S3 backend on a production S3 server, beside moto. */
+export const SEAWEEDFS_STORE: NetworkStore = s3Store('s3-seaweedfs', seaweedServer);
+
+export const NETWORK_STORES: NetworkStore[] = [
+  s3Store('s3', s3Server),
   {
+    name: 'gcs',
     cloud: 'gcs',
     skipReason: gcsServer.skipReason,
     origin: originOf(gcsServer.endpoint),
@@ -60,6 +78,7 @@ export const NETWORK_STORES: NetworkStore[] = [
     },
   },
   {
+    name: 'azure',
     cloud: 'azure',
     skipReason: azureServer.skipReason,
     origin: originOf(azureServer.endpoint),
@@ -75,7 +94,14 @@ export const NETWORK_STORES: NetworkStore[] = [
   },
 ];
 
-/** A store a test runs on: local disk and the three network stores, each opened with a fresh root. */
+/**
+ * The network stores with SeaweedFS beside moto: for the tests that run on both S3
+ * servers (the crash, fault and lease-race tests; the contract and policy suites run
+ * on both in packages/backend-s3).
+ */
+export const NETWORK_STORES_BOTH_S3: NetworkStore[] = [...NETWORK_STORES, SEAWEEDFS_STORE];
+
+/** A store a test runs on: local disk and the network stores (both S3 servers), each opened with a fresh root. */
 export interface StoreTarget {
   name: string;
   skipReason: string | undefined;
@@ -92,8 +118,8 @@ export function storeTargets(label: string): StoreTarget[] {
         return { store: new LocalBackend(), root: await mkdtemp(join(tmpdir(), `savepoint-${label}-`)) };
       },
     },
-    ...NETWORK_STORES.map((s) => ({
-      name: s.cloud,
+    ...NETWORK_STORES_BOTH_S3.map((s) => ({
+      name: s.name,
       skipReason: s.skipReason,
       async open() {
         await s.prepare();

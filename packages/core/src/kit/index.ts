@@ -19,6 +19,7 @@ export { isTempName, TEMP_MARKER, TEMP_TOKEN_LENGTH, tempNameFor } from '../stor
 export {
   type CheckContext,
   checkBoolean,
+  checkEndpointUrl,
   checkInteger,
   checkKnownKeys,
   checkRecord,

@@ -1,6 +1,7 @@
 // Keeps credentials out of every message savepoint produces. Backends pass the
 // secrets they were configured with; the patterns catch the ones that travel in
-// URLs and connection strings (SAS `sig=`, `AccountKey=`, presigned S3 URLs).
+// URLs and connection strings (SAS `sig=`, `AccountKey=`, presigned S3 URLs, the
+// `user:password@` part of any URL).
 
 const SECRET_PATTERNS: readonly RegExp[] = [
   // A whole PEM private key (also JSON-escaped, with literal \n), not just its first line.
@@ -8,6 +9,9 @@ const SECRET_PATTERNS: readonly RegExp[] = [
   /((?:^|[?&;\s])(?:sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|se|sv|sp|skoid|sktid)=)[^&;\s"']+/gi,
   /((?:AccountKey|SharedAccessSignature|SharedAccessKey)=)[^;\s"']+/gi,
   /((?:aws_secret_access_key|secretAccessKey|accountKey|sessionToken|private_key|client_secret)["']?\s*[:=]\s*["']?)[^"',;\s}]+/gi,
+  // A URL's userinfo (`http://user:password@host`), user name included: it is often a key id.
+  // Only the authority is looked at (up to the first `/`), so `s3://bucket/a@b` keeps its key.
+  /(\b[a-z][a-z0-9+.-]*:\/\/)[^/\s@"'<>?#]+(?=@)/gi,
 ];
 
 /** Replaces each known secret and each secret-shaped substring with `***`. */

@@ -1,6 +1,7 @@
 // Option checking shared by the policy engine and every backend: each check throws a
 // ConfigError that names the option, shows the bad value and says what is accepted.
 import { ConfigError } from './errors.js';
+import { redact } from './redact.js';
 
 /** A short, credential-free rendering of a bad value for an error message. */
 export function describeValue(value: unknown): string {
@@ -61,6 +62,32 @@ export function checkBoolean(value: unknown, option: string, ctx: CheckContext =
 
 export function checkString(value: unknown, option: string, accepted: string, ctx: CheckContext = {}): string {
   if (typeof value !== 'string' || value.length === 0) throw configError(option, value, accepted, ctx);
+  return value;
+}
+
+/**
+ * An http(s) endpoint URL (an S3 `endpoint`, a GCS `apiEndpoint`, an Azure `url`). A
+ * `user:password@` part is a credential in the wrong place: the SDKs would not use it
+ * as one, and every message quoting the URL would carry it. It is refused, and the
+ * error shows the URL with that part masked.
+ */
+export function checkEndpointUrl(value: unknown, option: string, example: string, ctx: CheckContext = {}): string {
+  const accepted = `an http(s) URL such as "${example}"`;
+  const shown = typeof value === 'string' ? redact(value) : value;
+  if (typeof value !== 'string' || !/^https?:\/\/[^/]+/i.test(value)) throw configError(option, shown, accepted, ctx);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw configError(option, shown, accepted, ctx);
+  }
+  if (url.username !== '' || url.password !== '' || /^https?:\/\/[^/]*@/i.test(value)) {
+    throw new ConfigError(
+      `option "${option}" holds credentials in its user:password@ part (${describeValue(shown)}); ` +
+        `accepted: ${accepted} without user:password@, the credentials given in the backend's own credential options`,
+      { option, backend: ctx.backend },
+    );
+  }
   return value;
 }
 
