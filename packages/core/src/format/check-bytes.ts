@@ -8,6 +8,7 @@ import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError } from '../store/errors.js';
 import { type CheckpointReader, openCheckpoint, readSafetensorsHeader } from './reader.js';
 import { DATA_SHA256_KEY } from './safetensors.js';
+import { checkSeal } from './seal.js';
 import { readManifest } from './sharded.js';
 
 /** The SHA-256s of a stored file's bytes: all of them, and those from `dataStart` on. */
@@ -47,9 +48,13 @@ function checkRecorded(store: StorageBackend, path: string, recorded: string | u
 export async function checkCheckpointBytes(
   store: StorageBackend,
   path: string,
-  options: SignalOptions = {},
+  options: SignalOptions & {
+    /** (ours) What the run's pointer records for it (`checkpointSeal`): its header or manifest must match. */
+    seal?: string | undefined;
+  } = {},
 ): Promise<{ reader: CheckpointReader; dataHashChecked: boolean }> {
   const signalOnly = { signal: options.signal };
+  if (options.seal !== undefined) await checkSeal(store, path, options.seal, signalOnly);
   const reader = await openCheckpoint(store, path, signalOnly);
   if (reader.shape === 'file') {
     const { header } = await readSafetensorsHeader(store, path, signalOnly);
