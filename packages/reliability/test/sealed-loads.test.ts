@@ -147,7 +147,7 @@ for (const target of storeTargets('sealed-loads')) {
           await run.close();
           expect(report.ok).toBe(false);
           const atPointer = report.results.find((r) => r.path.endsWith('last_checkpoint'));
-          expect(atPointer?.error).toMatch(/does not verify: .*pointer records/);
+          expect(atPointer?.error).toMatch(/does not load: .*pointer records/);
         } finally {
           await store.rmtree(root);
         }

@@ -67,7 +67,7 @@ export async function verifyPath(run: RunFolder, path: string): Promise<VerifyRe
             path: pointerPath,
             target: pointer.path,
             ok: false,
-            error: `the pointer names a checkpoint that does not verify: ${checked.error}`,
+            error: `the pointer names a checkpoint that does not load: ${checked.error}`,
           },
     );
   }
