@@ -18,7 +18,11 @@
 //      the callback saving every epoch to S3: no checkpoints vs synchronous saves vs
 //      asyncSave, end to end, and (async - none) / (sync - none), the share of the save
 //      cost asyncSave leaves (`pnpm bench fit` runs only this);
-//   9. loads (`pnpm bench loads` runs only this, scripts/bench-loads.mjs): a 1 GiB full load
+//   9. memory: extra memory of the saves of a 256 MiB state, sync and async (on the save
+//      worker), on local disk, S3 and Azure, as a multiple of the state, what the hook
+//      still holds after close(), and one S3 upload against its part buffers
+//      (`pnpm bench memory` runs only this; scripts/bench-memory.mjs).
+//  10. loads (`pnpm bench loads` runs only this, scripts/bench-loads.mjs): a 1 GiB full load
 //      on local disk and S3 against readFile + SHA-256 and Python's safetensors, peak
 //      memory of load and verify, and a folder checkpoint read with 1, 2 and 4 shards at once.
 // BENCH_BYTES, BENCH_SAVE_BYTES, BENCH_SHARD_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
@@ -99,7 +103,46 @@ function fitRun(mode, store) {
   return JSON.parse(out.stdout.trim().split('\n').pop());
 }
 
+/** One run of scripts/bench-memory.mjs (its own process, so the peak RSS is that save's alone). */
+function memoryRun(args) {
+  const out = spawnSync(process.execPath, ['--expose-gc', `${root}scripts/bench-memory.mjs`, ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: '1' },
+    maxBuffer: 1 << 24,
+  });
+  if (out.status !== 0) throw new Error(`bench-memory ${args.join(' ')} failed:\n${out.stderr}`);
+  return JSON.parse(out.stdout.trim().split('\n').pop());
+}
+
 try {
+  if (!only.length || only.includes('memory')) {
+    freshServers();
+    console.log(
+      `\n== memory: extra memory of four save points of a ${mib(SAVE_BYTES)} MiB state (64 tensors; stores from backendArgs, so asyncSave runs on the save worker; parts 8 MiB x 4), median of ${REPEAT} ==`,
+    );
+    for (const store of ['local', 's3', 'azure']) {
+      const cells = [];
+      for (const mode of ['sync', 'async']) {
+        const runs = Array.from({ length: REPEAT }, () => memoryRun(['save', store, mode, String(SAVE_BYTES)]));
+        const extra = median(runs.map((r) => r.extraPeak));
+        const held = median(runs.map((r) => r.heldAfterClose));
+        cells.push(
+          `${mode} ${mib(extra)} MiB = ${ratio(extra, SAVE_BYTES)}x the state (after close: ${mib(Math.max(0, held))} MiB)`,
+        );
+      }
+      console.log(`${store.padEnd(5)}: ${cells.join('; ')}`);
+    }
+    console.log('goal: async <= 1.1x the state plus the upload buffers; sync <= the upload buffers; nothing held after close');
+    for (const mode of ['stream', 'bytes']) {
+      const runs = Array.from({ length: REPEAT }, () => memoryRun(['put', 's3', mode, String(128 * 1024 ** 2)]));
+      const extra = median(runs.map((r) => r.extraPeak));
+      const parts = runs[0].partTimesQueue;
+      console.log(
+        `s3 put of 128 MiB (${mode === 'stream' ? 'a stream of 4 MiB chunks' : 'one buffer'}): ${mib(extra)} MiB extra, ${ratio(extra, parts)}x part size x queue size (${mib(parts)} MiB)`,
+      );
+    }
+  }
   if (!only.length || only.includes('fit')) {
     freshServers();
     for (const store of ['s3', 'local']) {

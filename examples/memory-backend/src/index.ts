@@ -5,11 +5,20 @@
 import { bodyChunks, dirPrefix, joinObjectPath, parseObjectUri } from '@savepoint/core/kit';
 import {
   AbortedError,
+  byListOrder,
+  type CopyOptions,
+  checkContentType,
+  checkListPaging,
+  checkMetadata,
+  checkProgressListener,
+  checkSignedUrlOptions,
   type GetOptions,
   InvalidPathError,
   type ListEntry,
   type ListOptions,
+  listSortKey,
   NotFoundError,
+  type ObjectMetadata,
   type ObjectStat,
   PreconditionFailedError,
   type PutBody,
@@ -18,7 +27,10 @@ import {
   type RmtreeOptions,
   registerBackend,
   type SignalOptions,
+  type SignedUrlOptions,
   type StorageBackend,
+  type StoreCapabilities,
+  UnsupportedError,
 } from '@savepoint/core/store';
 
 export const BACKEND_NAME = 'memory';
@@ -29,15 +41,25 @@ interface StoredObject {
   lastModified: Date;
   /** A number no other write of this backend gets: what `ifMatch` compares. */
   version: string;
+  contentType?: string | undefined;
+  metadata?: ObjectMetadata | undefined;
 }
 
 export class MemoryBackend implements StorageBackend {
   readonly name = BACKEND_NAME;
+  /** Metadata is kept beside the bytes; there is no HTTP server to sign URLs for; a stream is stored whole. */
+  readonly capabilities: StoreCapabilities = { signedUrl: false, metadata: true, partSizeBytes: undefined };
   readonly #objects = new Map<string, StoredObject>();
   #writes = 0;
 
-  #stored(data: Uint8Array): StoredObject {
-    return { data, lastModified: new Date(), version: String(++this.#writes) };
+  #stored(data: Uint8Array, options: PutOptions = {}): StoredObject {
+    return {
+      data,
+      lastModified: new Date(),
+      version: String(++this.#writes),
+      contentType: checkContentType(options.contentType, BACKEND_NAME),
+      metadata: checkMetadata(options.metadata, BACKEND_NAME),
+    };
   }
 
   /** Compare-and-swap: called in the same event-loop turn as the write it guards, so nothing slips in between. */
@@ -83,22 +105,35 @@ export class MemoryBackend implements StorageBackend {
     this.#checkSignal(options.signal, path);
     const object = this.#objects.get(this.#key(path).full);
     if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
-    return { path, size: object.data.byteLength, lastModified: object.lastModified, version: object.version };
+    return {
+      path,
+      size: object.data.byteLength,
+      lastModified: object.lastModified,
+      version: object.version,
+      contentType: object.contentType,
+      metadata: { ...object.metadata },
+    };
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const { key, full } = this.#key(path);
     if (key === '') throw new InvalidPathError(path, 'a put needs a key', { backend: BACKEND_NAME });
     this.#checkSignal(options.signal, path);
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
+    this.#stored(new Uint8Array(0), options); // checks the metadata before reading the body
     // Collect first, store last: a failing stream never leaves a partial object.
     const parts: Uint8Array[] = [];
+    let bytes = 0;
     for await (const chunk of bodyChunks(body)) {
       this.#checkSignal(options.signal, path);
       parts.push(chunk.slice());
+      bytes += chunk.byteLength;
+      onProgress?.({ bytes });
     }
     this.#checkSignal(options.signal, path);
     this.#checkVersion(path, options.ifMatch, 'put', false);
-    this.#objects.set(full, this.#stored(new Uint8Array(Buffer.concat(parts))));
+    this.#objects.set(full, this.#stored(new Uint8Array(Buffer.concat(parts)), options));
+    onProgress?.({ bytes, totalBytes: bytes });
   }
 
   async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
@@ -106,11 +141,18 @@ export class MemoryBackend implements StorageBackend {
     // One event-loop turn from check to set: nothing can slip in between.
     if (this.#objects.has(this.#key(path).full)) return false;
     const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body.slice();
-    this.#objects.set(this.#key(path).full, this.#stored(bytes));
+    this.#objects.set(this.#key(path).full, this.#stored(bytes, options));
     return true;
   }
 
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
+    const data = this.#read(path, options);
+    onProgress?.({ bytes: data.byteLength, totalBytes: data.byteLength });
+    return data;
+  }
+
+  #read(path: string, options: GetOptions): Uint8Array {
     this.#checkSignal(options.signal, path);
     const object = this.#objects.get(this.#key(path).full);
     if (!object) throw new NotFoundError(path, { backend: BACKEND_NAME });
@@ -151,8 +193,10 @@ export class MemoryBackend implements StorageBackend {
         entries.set(`${dir}/`, { path: `mem://${dir}`, name: rest.slice(0, slash), type: 'dir' });
       }
     }
-    const sorted = [...entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    yield* sorted;
+    const { limit, startAfter } = checkListPaging(options, BACKEND_NAME);
+    const sorted = [...entries.values()].sort(byListOrder);
+    const after = startAfter === undefined ? sorted : sorted.filter((entry) => listSortKey(entry) > startAfter);
+    yield* after.slice(0, limit);
   }
 
   async remove(path: string, options: RemoveOptions = {}): Promise<void> {
@@ -171,8 +215,26 @@ export class MemoryBackend implements StorageBackend {
     for (const name of [...this.#objects.keys()]) if (name.startsWith(prefix)) this.#objects.delete(name);
   }
 
-  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
-    await this.put(destination, await this.get(source, options), options);
+  async copy(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
+    const object = this.#objects.get(this.#key(source).full);
+    if (!object) throw new NotFoundError(source, { backend: BACKEND_NAME });
+    await this.put(destination, object.data, { ...options, contentType: object.contentType, metadata: object.metadata });
+  }
+
+  async move(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
+    if (source === destination) {
+      await this.stat(source, options);
+      return;
+    }
+    await this.copy(source, destination, options);
+    this.#objects.delete(this.#key(source).full);
+  }
+
+  async signedUrl(path: string, options: SignedUrlOptions): Promise<string> {
+    checkSignedUrlOptions(options, BACKEND_NAME);
+    throw new UnsupportedError('signedUrl', `signedUrl ${path}: a memory store has no server to sign for`, {
+      backend: BACKEND_NAME,
+    });
   }
 }
 

@@ -1,11 +1,18 @@
 // The Azure Blob store: az://container/key and https://<account>.blob.core.windows.net/<container>/<key>.
 // Streams are staged as blocks with bounded concurrency and committed last, so a
 // failed upload leaves no blob; rmtree uses BlobBatch and reads every sub-response.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { DefaultAzureCredential } from '@azure/identity';
-import { type BlobDownloadResponseParsed, BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import {
+  type BlobDownloadResponseParsed,
+  BlobSASPermissions,
+  BlobServiceClient,
+  type ContainerClient,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
+import {
+  type ListPage,
   type ObjectHead,
   type ObjectListing,
   type ObjectLocation,
@@ -19,8 +26,9 @@ import {
   type StreamWrite,
   sizeFromContentRange,
   stageParts,
+  type WriteAttributes,
 } from '@savepoint/core/kit';
-import { ConfigError, InvalidPathError, registerBackend } from '@savepoint/core/store';
+import { ConfigError, InvalidPathError, registerBackend, type SignedUrlOptions } from '@savepoint/core/store';
 import { azureErrorCode, BACKEND_NAME, mapAzureError } from './azure-errors.js';
 import { type AzureBackendOptions, type ResolvedAzureOptions, resolveAzureOptions } from './azure-options.js';
 
@@ -36,7 +44,36 @@ interface Location extends ObjectLocation {
   source: string;
 }
 
-const headers = (contentType: string | undefined) => (contentType ? { blobHTTPHeaders: { blobContentType: contentType } } : {});
+const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest();
+
+/**
+ * What every write sends beside the bytes: the content type and metadata, and the
+ * blob's MD5, stored with it so whole downloads can be compared (`md5` given only when
+ * the whole blob's bytes are known). A single-request upload also sends it as the
+ * request's Content-MD5, which Azure checks before it stores anything.
+ */
+function headers(attributes: WriteAttributes, blobMd5?: Uint8Array) {
+  return {
+    blobHTTPHeaders: {
+      ...(attributes.contentType === undefined ? {} : { blobContentType: attributes.contentType }),
+      ...(blobMd5 === undefined ? {} : { blobContentMD5: blobMd5 }),
+    },
+    ...(attributes.metadata === undefined ? {} : { metadata: attributes.metadata }),
+  };
+}
+
+/** A whole download's bytes against the MD5 the blob was stored with: a mismatch fails the read (and it is retried). */
+async function* checkedMd5(body: AsyncIterable<Uint8Array>, expected: Uint8Array): AsyncIterable<Uint8Array> {
+  const hash = createHash('md5');
+  for await (const chunk of body) {
+    hash.update(chunk);
+    yield chunk;
+  }
+  if (!hash.digest().equals(expected)) {
+    // Classified as a network failure: the bytes were damaged on the way, a retry reads them again.
+    throw Object.assign(new Error("the downloaded bytes do not match the blob's Content-MD5"), { code: 'ECONNRESET' });
+  }
+}
 
 /** The Azure side of the adapter: one method per primitive, nothing else. */
 class AzurePrimitives implements ObjectStorePrimitives {
@@ -117,7 +154,13 @@ class AzurePrimitives implements ObjectStorePrimitives {
 
   async head(location: ObjectLocation, request: ObjectRequest): Promise<ObjectHead> {
     const props = await this.#blob(location).getProperties({ abortSignal: request.signal });
-    return { size: props.contentLength ?? 0, lastModified: props.lastModified, version: props.etag };
+    return {
+      size: props.contentLength ?? 0,
+      lastModified: props.lastModified,
+      version: props.etag,
+      contentType: props.contentType,
+      metadata: props.metadata,
+    };
   }
 
   async read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined> {
@@ -135,15 +178,25 @@ class AzurePrimitives implements ObjectStorePrimitives {
       if ((error as { statusCode?: unknown }).statusCode === 416) return undefined;
       throw error;
     }
+    const body = (response.readableStreamBody as AsyncIterable<Uint8Array> | undefined) ?? Readable.from([]);
     return {
       size: ranged ? sizeFromContentRange(response.contentRange) : response.contentLength,
       version: response.etag,
-      body: (response.readableStreamBody as AsyncIterable<Uint8Array> | undefined) ?? Readable.from([]),
+      // Only a whole read carries the blob's MD5 (a range's Content-MD5 would be of the range, and is not asked for).
+      body:
+        !ranged && (response.contentMD5 ?? response.blobContentMD5)
+          ? checkedMd5(body, (response.contentMD5 ?? response.blobContentMD5) as Uint8Array)
+          : body,
     };
   }
 
-  async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
-    await this.#blob(location).upload(bytes, bytes.byteLength, { abortSignal: request.signal, ...headers(request.contentType) });
+  async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
+    const digest = md5(bytes);
+    await this.#blob(location).upload(bytes, bytes.byteLength, {
+      abortSignal: request.signal,
+      ...headers(request, digest),
+      transactionalContentMD5: digest,
+    } as never);
   }
 
   /**
@@ -155,25 +208,39 @@ class AzurePrimitives implements ObjectStorePrimitives {
     const blob = this.#blob(location);
     const uploadId = randomBytes(8).toString('hex');
     const blockId = (index: number) => Buffer.from(`${uploadId}-${String(index).padStart(6, '0')}`).toString('base64');
+    // The whole blob's MD5, taken in order as the body passes (blocks are staged out of order).
+    const whole = createHash('md5');
+    const hashed = (async function* () {
+      for await (const chunk of body) {
+        whole.update(chunk);
+        yield chunk;
+      }
+    })();
     const count = await stageParts(
-      body,
+      hashed,
       write,
       { partSize: this.options.blockSize, concurrency: this.options.concurrency },
-      (part, index, request) => blob.stageBlock(blockId(index), part, part.byteLength, { abortSignal: request.signal }),
+      // Each block carries its own Content-MD5, which Azure checks before it keeps the block.
+      (part, index, request) =>
+        blob.stageBlock(blockId(index), part, part.byteLength, {
+          abortSignal: request.signal,
+          transactionalContentMD5: md5(part),
+        }),
     );
     const ids = Array.from({ length: count }, (_, index) => blockId(index));
-    await write.part('put', (request) =>
-      blob.commitBlockList(ids, { abortSignal: request.signal, ...headers(write.contentType) }),
-    );
+    const digest = whole.digest();
+    await write.part('put', (request) => blob.commitBlockList(ids, { abortSignal: request.signal, ...headers(write, digest) }));
   }
 
-  async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & { contentType?: string | undefined }) {
+  async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
     try {
       // If-None-Match: * — Azure answers 409 BlobAlreadyExists (or 412) when a blob is there.
+      const digest = md5(bytes);
       await this.#blob(location).upload(bytes, bytes.byteLength, {
         abortSignal: request.signal,
         conditions: { ifNoneMatch: '*' },
-        ...headers(request.contentType),
+        ...headers(request, digest),
+        transactionalContentMD5: digest,
       });
       return true;
     } catch (error) {
@@ -187,13 +254,15 @@ class AzurePrimitives implements ObjectStorePrimitives {
     location: ObjectLocation,
     bytes: Uint8Array,
     version: string,
-    request: ObjectRequest & { contentType?: string | undefined },
+    request: ObjectRequest & WriteAttributes,
   ): Promise<boolean> {
     try {
+      const digest = md5(bytes);
       await this.#blob(location).upload(bytes, bytes.byteLength, {
         abortSignal: request.signal,
         conditions: { ifMatch: version },
-        ...headers(request.contentType),
+        ...headers(request, digest),
+        transactionalContentMD5: digest,
       });
       return true;
     } catch (error) {
@@ -217,11 +286,8 @@ class AzurePrimitives implements ObjectStorePrimitives {
     }
   }
 
-  async listPage(
-    location: ObjectLocation,
-    page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },
-    request: ObjectRequest,
-  ): Promise<ObjectListing> {
+  /** Azure lists have no start-after: `page.startAfter` is left to the adapter's filter. */
+  async listPage(location: ObjectLocation, page: ListPage, request: ObjectRequest): Promise<ObjectListing> {
     const container = this.#container(location);
     const pages = page.delimiter
       ? container
@@ -272,14 +338,38 @@ class AzurePrimitives implements ObjectStorePrimitives {
     const response = await this.#blob(source).download(0, undefined, { abortSignal: request.signal });
     const body = response.readableStreamBody;
     if (!body) throw Object.assign(new Error('empty download'), { code: 'ECONNRESET' });
+    // The source's content type, metadata and stored MD5 come along, as S3 and GCS copies keep them.
     await this.#blob(destination).uploadStream(
       body as NodeJS.ReadableStream as never,
       this.options.blockSize,
       this.options.concurrency,
       {
         abortSignal: request.signal,
+        blobHTTPHeaders: {
+          ...(response.contentType === undefined ? {} : { blobContentType: response.contentType }),
+          ...(response.blobContentMD5 === undefined ? {} : { blobContentMD5: response.blobContentMD5 }),
+        },
+        ...(response.metadata === undefined ? {} : { metadata: response.metadata }),
       },
     );
+  }
+
+  /**
+   * A service SAS, signed here with the account key; a backend built on a SAS token or a
+   * token credential holds no key, and is told so (a user delegation SAS is not made).
+   */
+  async signUrl(location: ObjectLocation, options: SignedUrlOptions): Promise<string> {
+    const blob = this.#blob(location);
+    if (!(blob.credential instanceof StorageSharedKeyCredential)) {
+      throw new ConfigError(
+        `signedUrl ${(location as Location).source}: this backend holds no account key to sign with; give backendArgs connectionString with AccountKey, or accountName and accountKey`,
+        { option: 'accountKey', backend: BACKEND_NAME },
+      );
+    }
+    return blob.generateSasUrl({
+      permissions: BlobSASPermissions.parse(options.action === 'read' ? 'r' : 'cw'),
+      expiresOn: new Date(Date.now() + options.expiresInMs),
+    });
   }
 
   classify(error: unknown, path: string, operation: string) {

@@ -10,6 +10,8 @@ export interface Crc32cHasher {
   update(bytes: Uint8Array): void;
   /** Whether the bytes so far have the CRC32C `base64` (as in `x-goog-hash: crc32c=...`). */
   matches(base64: string): boolean;
+  /** The CRC32C of the bytes so far, as GCS writes it (big-endian, base64): what an upload sends for the server to check. */
+  digest(): string;
 }
 
 type NativeCrc32c = (input: Uint8Array, initialState?: number) => number;
@@ -37,6 +39,11 @@ export function crc32cHasher(implementation: 'native' | 'portable' = CRC32C_IMPL
         const expected = Buffer.from(base64, 'base64');
         return expected.byteLength === 4 && expected.readUInt32BE(0) === state >>> 0;
       },
+      digest() {
+        const out = Buffer.alloc(4);
+        out.writeUInt32BE(state >>> 0, 0);
+        return out.toString('base64');
+      },
     };
   }
   const portable = new CRC32C();
@@ -47,5 +54,15 @@ export function crc32cHasher(implementation: 'native' | 'portable' = CRC32C_IMPL
     matches(base64) {
       return portable.validate(base64);
     },
+    digest() {
+      return portable.toString();
+    },
   };
+}
+
+/** The CRC32C of `bytes`, as GCS writes it. */
+export function crc32cOf(bytes: Uint8Array): string {
+  const hasher = crc32cHasher();
+  hasher.update(bytes);
+  return hasher.digest();
 }

@@ -1,5 +1,5 @@
 // Builds GCS backends against the local fake-gcs-server for this package's tests.
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Storage } from '@google-cloud/storage';
 import { localServer } from '../../../test-support/servers.js';
 import { GcsBackend, type GcsBackendOptions } from '../src/index.js';
@@ -22,10 +22,23 @@ export async function ensureBucket(name = BUCKET): Promise<void> {
   if (!exists) await storage.createBucket(name);
 }
 
+/**
+ * A service account's key made up for the tests: signed URLs are signed locally with it.
+ * Against a custom endpoint the client sends no credentials (useAuthWithCustomEndpoint is
+ * off), so the emulator never sees it.
+ */
+export const signingCredentials = (() => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    client_email: 'savepoint-test@savepoint-test.iam.gserviceaccount.com',
+    private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
+})();
+
 export async function gcsContext() {
   await ensureBucket();
   return {
-    backend: new GcsBackend(gcsArgs()),
+    backend: new GcsBackend(gcsArgs({ credentials: signingCredentials })),
     root: `gs://${BUCKET}/`,
     storeRoot: `gs://${BUCKET}`,
     scratchStore: gcsScratchStore,

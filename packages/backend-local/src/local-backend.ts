@@ -6,15 +6,28 @@ import { type Dirent, constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bodyChunks, checkKnownKeys, checkString, isTempName, TEMP_TOKEN_LENGTH, tempNameFor } from '@savepoint/core/kit';
+import {
+  bodyChunks,
+  checkKnownKeys,
+  checkString,
+  countedChunks,
+  isTempName,
+  TEMP_TOKEN_LENGTH,
+  tempNameFor,
+} from '@savepoint/core/kit';
 import {
   AbortedError,
   BackendError,
+  type CopyOptions,
+  checkListPaging,
+  checkProgressListener,
+  checkSignedUrlOptions,
   type GetOptions,
   InvalidPathError,
   type ListEntry,
   type ListOptions,
   LOCAL_BACKEND_NAME,
+  listSortKey,
   NotFoundError,
   type ObjectStat,
   PreconditionFailedError,
@@ -24,7 +37,10 @@ import {
   type RmtreeOptions,
   registerBackend,
   type SignalOptions,
+  type SignedUrlOptions,
   type StorageBackend,
+  type StoreCapabilities,
+  UnsupportedError,
 } from '@savepoint/core/store';
 import { describeRefusal, fileVersion, isClaimName, isDeadClaim, swapIfMatch } from './local-cas.js';
 import {
@@ -65,8 +81,12 @@ class TempVanished extends Error {
   }
 }
 
+/** A disk has no HTTP server to sign for and no place for metadata beside a file's bytes. */
+const LOCAL_CAPABILITIES: StoreCapabilities = Object.freeze({ signedUrl: false, metadata: false, partSizeBytes: undefined });
+
 export class LocalBackend implements StorageBackend {
   readonly name = BACKEND_NAME;
+  readonly capabilities = LOCAL_CAPABILITIES;
   readonly #root: string | undefined;
 
   constructor(options: LocalBackendOptions = {}) {
@@ -157,11 +177,21 @@ export class LocalBackend implements StorageBackend {
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
+    this.#refuseMetadata(path, options);
     await this.#write(path, body, options, options.ifMatch === undefined ? 'replace' : { ifMatch: options.ifMatch });
   }
 
   async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
+    this.#refuseMetadata(path, options);
     return this.#write(path, body, options, 'create');
+  }
+
+  /** Metadata that would be dropped is refused; a content type is a hint a file system never kept, so it is ignored. */
+  #refuseMetadata(path: string, options: PutOptions): void {
+    if (options.metadata !== undefined)
+      throw new UnsupportedError('put', `put ${path}: the local store keeps no metadata (capabilities.metadata is false)`, {
+        backend: BACKEND_NAME,
+      });
   }
 
   /**
@@ -204,9 +234,11 @@ export class LocalBackend implements StorageBackend {
     checkSignal(options.signal, path);
     const dir = nodePath.dirname(abs);
     const temp = nodePath.join(dir, tempNameFor(nodePath.basename(abs), randomBytes(TEMP_TOKEN_LENGTH / 2).toString('hex')));
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
     try {
       await makeFolderFor(dir, path);
       const handle = await fs.open(temp, 'wx');
+      let written = 0;
       try {
         for await (const chunk of bodyChunks(body)) {
           checkSignal(options.signal, path);
@@ -215,6 +247,8 @@ export class LocalBackend implements StorageBackend {
             const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
             offset += bytesWritten;
           }
+          written += chunk.byteLength;
+          onProgress?.({ bytes: written });
         }
         checkSignal(options.signal, path);
         await handle.sync();
@@ -244,6 +278,7 @@ export class LocalBackend implements StorageBackend {
         await fs.rm(temp, { force: true });
       }
       await fsyncDir(dir);
+      onProgress?.({ bytes: written, totalBytes: written });
       return true;
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => {});
@@ -257,6 +292,13 @@ export class LocalBackend implements StorageBackend {
   }
 
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
+    const bytes = await this.#read(path, options);
+    onProgress?.({ bytes: bytes.byteLength, totalBytes: bytes.byteLength });
+    return bytes;
+  }
+
+  async #read(path: string, options: GetOptions): Promise<Uint8Array> {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     try {
@@ -288,6 +330,7 @@ export class LocalBackend implements StorageBackend {
   }
 
   async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     let size: number;
@@ -299,15 +342,26 @@ export class LocalBackend implements StorageBackend {
       throw mapFsError(error, path, 'getStream');
     }
     const { start, end } = options.range ? clampRange(options.range, size, path) : { start: 0, end: size };
-    if (end <= start) return (async function* () {})();
+    if (end <= start) return countedChunks((async function* () {})(), onProgress, 0);
     // createReadStream's `end` is inclusive.
-    return linkedReadStream(abs, { start, end: end - 1, highWaterMark: 1 << 20 }, options.signal);
+    return countedChunks(
+      linkedReadStream(abs, { start, end: end - 1, highWaterMark: 1 << 20 }, options.signal),
+      onProgress,
+      end - start,
+    );
   }
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
+    const { limit, startAfter } = checkListPaging(options, BACKEND_NAME);
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
-    yield* this.#walk(abs, path.replace(/[\\/]+$/, ''), options);
+    // The walk yields in the listing order (see #walk), so a page resumes after the last one given.
+    let left = limit ?? Number.POSITIVE_INFINITY;
+    for await (const entry of this.#walk(abs, path.replace(/[\\/]+$/, ''), options)) {
+      if (startAfter !== undefined && listSortKey(entry) <= startAfter) continue;
+      if (left-- <= 0) return;
+      yield entry;
+    }
   }
 
   async *#walk(abs: string, display: string, options: ListOptions): AsyncIterable<ListEntry> {
@@ -318,7 +372,9 @@ export class LocalBackend implements StorageBackend {
       if (isNotFound(error)) return;
       throw mapFsError(error, display, 'list');
     }
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // The contract's order: a folder `a` sorts as `a/`, after `a.txt` (as object stores list keys).
+    const sortName = (entry: Dirent) => (entry.isDirectory() ? `${entry.name}/` : entry.name);
+    entries.sort((a, b) => (sortName(a) < sortName(b) ? -1 : sortName(a) > sortName(b) ? 1 : 0));
     for (const entry of entries) {
       checkSignal(options.signal, display);
       if (isTempName(entry.name)) continue;
@@ -415,7 +471,46 @@ export class LocalBackend implements StorageBackend {
    * temp file (a copy-on-write clone where the filesystem offers one: btrfs, XFS, APFS),
    * fsynced, then renamed in, so a reader never sees a partial copy (as `put`).
    */
-  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
+  async signedUrl(path: string, options: SignedUrlOptions): Promise<string> {
+    checkSignedUrlOptions(options, BACKEND_NAME);
+    this.#resolve(path);
+    throw new UnsupportedError(
+      'signedUrl',
+      `signedUrl ${path}: a local disk has no server to sign a URL for (capabilities.signedUrl is false); serve the file yourself or use an object store`,
+      { backend: BACKEND_NAME },
+    );
+  }
+
+  /** A rename: atomic on one file system, so a reader sees the file at one name or the other. */
+  async move(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
+    const src = this.#resolve(source);
+    const abs = this.#resolve(destination);
+    checkSignal(options.signal, source);
+    let size: number;
+    try {
+      const st = await fs.stat(src);
+      if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+      size = st.size;
+    } catch (error) {
+      throw mapFsError(error, source, 'move');
+    }
+    if (src === abs) return;
+    const dir = nodePath.dirname(abs);
+    try {
+      await makeFolderFor(dir, destination);
+      await fs.rename(src, abs);
+      await fsyncDir(dir);
+      await fsyncDir(nodePath.dirname(src));
+    } catch (error) {
+      if (error instanceof InvalidPathError) throw error;
+      throw mapFsError(error, destination, 'move');
+    }
+    onProgress?.({ bytes: size, totalBytes: size });
+  }
+
+  async copy(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
+    const onProgress = checkProgressListener(options.onProgress, BACKEND_NAME);
     const src = this.#resolve(source);
     const abs = this.#resolve(destination);
     checkSignal(options.signal, source);
@@ -438,6 +533,10 @@ export class LocalBackend implements StorageBackend {
       checkSignal(options.signal, source);
       await fs.rename(temp, abs);
       await fsyncDir(dir);
+      if (onProgress) {
+        const { size } = await fs.stat(abs);
+        onProgress({ bytes: size, totalBytes: size });
+      }
     } catch (error) {
       await fs.rm(temp, { force: true }).catch(() => {});
       if (error instanceof AbortedError || error instanceof InvalidPathError) throw error;

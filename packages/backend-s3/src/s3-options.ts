@@ -34,7 +34,7 @@ export interface S3BackendOptions {
   profile?: string;
   /** savepoint's retry policy (`{ retries, minDelayMs, maxDelayMs, factor }`), applied to every HTTP request. */
   retry?: Partial<RetryPolicy>;
-  /** Multipart part size in bytes (>= 5 MiB). Memory per upload is about partSize x queueSize. */
+  /** Multipart part size in bytes (>= 5 MiB). An upload holds at most (queueSize + 1) x partSize of parts. */
   partSize?: number;
   /** Parts uploaded at once. */
   queueSize?: number;

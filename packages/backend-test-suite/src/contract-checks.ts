@@ -10,6 +10,7 @@ import { expect } from 'vitest';
 import { CAS_CHECKS } from './cas-checks.js';
 
 import type { ContractCheck, ScratchStore } from './contract-check.js';
+import { STORAGE_API_CHECKS } from './storage-api-checks.js';
 
 export {
   type Capabilities,
@@ -52,9 +53,9 @@ async function hashStream(chunks: AsyncIterable<Uint8Array>): Promise<{ sha: str
   return { sha: hash.digest('hex'), size };
 }
 
-async function listNames(backend: StorageBackend, dir: string, recursive = false): Promise<string[]> {
+async function listNames(backend: StorageBackend, dir: string, recursive = false, startAfter?: string): Promise<string[]> {
   const out: string[] = [];
-  for await (const entry of backend.list(dir, { recursive })) {
+  for await (const entry of backend.list(dir, { recursive, ...(startAfter === undefined ? {} : { startAfter }) })) {
     out.push(
       recursive ? entry.path.slice(dir.replace(/\/+$/, '').length + 1) : `${entry.name}${entry.type === 'dir' ? '/' : ''}`,
     );
@@ -324,7 +325,7 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
     },
   },
   {
-    name: 'listing and rmtree page past 1,000 keys',
+    name: 'listing and rmtree page past 1,000 keys, also from a startAfter',
     timeoutMs: 300_000,
     async run({ backend, dir, caps }) {
       const many = backend.joinPath(dir, 'many');
@@ -334,6 +335,10 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       const names = await listNames(backend, many);
       expect(names.length).toBe(keys.length);
       expect(names).toEqual(keys);
+      // Resumed after the first key, the listing still goes past the store's first page.
+      const rest = await listNames(backend, many, false, backend.joinPath(many, keys[0] as string));
+      expect(rest.length, 'a listing given startAfter stopped early').toBe(keys.length - 1);
+      expect(rest).toEqual(keys.slice(1));
       expect((await listNames(backend, dir, true)).length).toBe(keys.length + 1);
       await backend.rmtree(many);
       expect(await listNames(backend, many)).toEqual([]);
@@ -595,4 +600,5 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
       );
     },
   },
+  ...STORAGE_API_CHECKS,
 ];

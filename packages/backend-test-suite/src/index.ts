@@ -17,6 +17,7 @@ export {
 } from './instrumented-backend.js';
 export { type PolicyTestOptions, testCheckpointPolicy } from './policy-checks.js';
 export { type CheckFailure, runChecks } from './run-checks.js';
+export { CHECK_NAMES, partSizeOf, STORAGE_API_CHECKS } from './storage-api-checks.js';
 export {
   type BackendFactory,
   type BackendTestContext,

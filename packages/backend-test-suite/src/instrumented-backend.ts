@@ -2,6 +2,7 @@
 // the policy engine's crash-ordering tests and its store-calls-per-save benchmark.
 import type { SignalOptions, StorageBackend } from '@savepoint/core';
 import type {
+  CopyOptions,
   GetOptions,
   ListEntry,
   ListOptions,
@@ -10,6 +11,8 @@ import type {
   PutOptions,
   RemoveOptions,
   RmtreeOptions,
+  SignedUrlOptions,
+  StoreCapabilities,
 } from '@savepoint/core/store';
 
 export type Operation =
@@ -25,6 +28,8 @@ export type Operation =
   | 'remove'
   | 'rmtree'
   | 'copy'
+  | 'move'
+  | 'signedUrl'
   | 'removeIncompleteWrites';
 
 export interface Call {
@@ -39,7 +44,7 @@ export class InjectedFault extends Error {
   override readonly name = 'InjectedFault';
 }
 
-export const MUTATING_OPERATIONS: readonly Operation[] = ['put', 'putIfAbsent', 'remove', 'rmtree', 'copy'];
+export const MUTATING_OPERATIONS: readonly Operation[] = ['put', 'putIfAbsent', 'remove', 'rmtree', 'copy', 'move'];
 
 export class InstrumentedBackend implements StorageBackend {
   readonly calls: Call[] = [];
@@ -53,6 +58,9 @@ export class InstrumentedBackend implements StorageBackend {
 
   get name(): string {
     return this.inner.name;
+  }
+  get capabilities(): StoreCapabilities {
+    return this.inner.capabilities;
   }
 
   async #run<T>(op: Operation, path: string, action: () => Promise<T>): Promise<T> {
@@ -116,7 +124,13 @@ export class InstrumentedBackend implements StorageBackend {
   rmtree(path: string, o?: RmtreeOptions) {
     return this.#run('rmtree', path, () => this.inner.rmtree(path, o));
   }
-  copy(source: string, destination: string, o?: SignalOptions) {
+  copy(source: string, destination: string, o?: CopyOptions) {
     return this.#run('copy', source, () => this.inner.copy(source, destination, o));
+  }
+  move(source: string, destination: string, o?: CopyOptions) {
+    return this.#run('move', source, () => this.inner.move(source, destination, o));
+  }
+  signedUrl(path: string, o: SignedUrlOptions) {
+    return this.#run('signedUrl', path, () => this.inner.signedUrl(path, o));
   }
 }

@@ -4,12 +4,22 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { StorageBackend } from '@savepoint/core';
-import type { ObjectStat, PutBody, PutOptions, RemoveOptions } from '@savepoint/core/store';
+import type {
+  CopyOptions,
+  ListEntry,
+  ListOptions,
+  ObjectStat,
+  PutBody,
+  PutOptions,
+  RemoveOptions,
+  SignedUrlOptions,
+  StoreCapabilities,
+} from '@savepoint/core/store';
 import { PreconditionFailedError } from '@savepoint/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // A relative import, not a package dependency: backend-local depends on this suite for its own tests.
 import { LocalBackend } from '../../backend-local/src/index.js';
-import { runChecks } from '../src/index.js';
+import { CHECK_NAMES, runChecks } from '../src/index.js';
 
 const caps = { largeObjectBytes: 1 << 20, manyKeys: 50, fileAndFolderSameName: false };
 
@@ -17,6 +27,15 @@ const caps = { largeObjectBytes: 1 << 20, manyKeys: 50, fileAndFolderSameName: f
 class Wrapped implements StorageBackend {
   readonly name = 'broken';
   constructor(protected readonly inner: LocalBackend) {}
+  get capabilities(): StoreCapabilities {
+    return this.inner.capabilities;
+  }
+  signedUrl(p: string, o: SignedUrlOptions) {
+    return this.inner.signedUrl(p, o);
+  }
+  move(a: string, b: string, o?: CopyOptions) {
+    return this.inner.move(a, b, o);
+  }
   joinPath(base: string, ...parts: string[]) {
     return this.inner.joinPath(base, ...parts);
   }
@@ -44,7 +63,7 @@ class Wrapped implements StorageBackend {
   getStream(p: string, o?: { range?: { start: number; end?: number } }) {
     return this.inner.getStream(p, o);
   }
-  list(p: string, o?: { recursive?: boolean }) {
+  list(p: string, o?: ListOptions): AsyncIterable<ListEntry> {
     return this.inner.list(p, o);
   }
   remove(p: string, o?: RemoveOptions) {
@@ -53,8 +72,99 @@ class Wrapped implements StorageBackend {
   rmtree(p: string, o?: { allowRoot?: boolean }) {
     return this.inner.rmtree(p, o);
   }
-  copy(a: string, b: string) {
-    return this.inner.copy(a, b);
+  copy(a: string, b: string, o?: CopyOptions) {
+    return this.inner.copy(a, b, o);
+  }
+}
+
+/** A store that declares its own part size: the torn-write checks must write several of these. */
+const OWN_PART = 64 * 1024;
+
+/**
+ * A multipart upload that makes each part visible as it is written (a put per part over
+ * what came before), and deletes it again on failure: after the failure nothing is left,
+ * but a reader saw parts while it ran.
+ */
+class PartsVisibleAsWritten extends Wrapped {
+  override get capabilities(): StoreCapabilities {
+    return { ...this.inner.capabilities, partSizeBytes: OWN_PART };
+  }
+  override async put(p: string, body: PutBody, o?: PutOptions) {
+    if (typeof body === 'string' || body instanceof Uint8Array) return this.inner.put(p, body, o);
+    const had = await this.inner.isFile(p);
+    const seen: Uint8Array[] = [];
+    let pending = 0;
+    try {
+      for await (const chunk of body) {
+        seen.push(chunk.slice());
+        pending += chunk.byteLength;
+        if (pending >= OWN_PART) {
+          await this.inner.put(p, Buffer.concat(seen), o);
+          pending = 0;
+        }
+      }
+      await this.inner.put(p, Buffer.concat(seen), o);
+    } catch (error) {
+      if (!had) await this.inner.remove(p);
+      throw error;
+    }
+  }
+}
+
+/** Pages by itself at 20 entries, and when given startAfter returns only its first page. */
+class ListStopsAfterFirstPage extends Wrapped {
+  override async *list(p: string, o?: ListOptions): AsyncIterable<ListEntry> {
+    let count = 0;
+    for await (const entry of this.inner.list(p, o)) {
+      if (o?.startAfter !== undefined && count++ >= 20) return;
+      yield entry;
+    }
+  }
+}
+
+/** A copy implemented as a rename. */
+class CopyIsMove extends Wrapped {
+  override copy(a: string, b: string, o?: CopyOptions) {
+    return this.inner.move(a, b, o);
+  }
+}
+
+/** Drops the caller's signal on a streamed put, though it honours one already aborted. */
+class PutDropsSignal extends Wrapped {
+  override put(p: string, body: PutBody, o?: PutOptions) {
+    if (o?.signal?.aborted) return this.inner.put(p, body, o);
+    return this.inner.put(p, body, { ...o, signal: undefined });
+  }
+}
+
+/** A move that copies and leaves the source, as a backend missing its delete would. */
+class MoveKeepsSource extends Wrapped {
+  override move(a: string, b: string, o?: CopyOptions) {
+    return this.inner.copy(a, b, o);
+  }
+}
+
+/** Calls onProgress never: a backend that accepts the option and ignores it. */
+class NoProgress extends Wrapped {
+  override put(p: string, body: PutBody, o?: PutOptions) {
+    return this.inner.put(p, body, { ...o, onProgress: undefined });
+  }
+}
+
+/** Claims signed URLs on a store that cannot make them, and answers with a file path. */
+class FakeSignedUrl extends Wrapped {
+  override get capabilities(): StoreCapabilities {
+    return { ...this.inner.capabilities, signedUrl: true };
+  }
+  override async signedUrl(p: string) {
+    return `file://${p}`;
+  }
+}
+
+/** Takes metadata and drops it silently, where the store should refuse it. */
+class DropsMetadata extends Wrapped {
+  override put(p: string, body: PutBody, o?: PutOptions) {
+    return this.inner.put(p, body, { ...o, metadata: undefined });
   }
 }
 
@@ -318,4 +428,30 @@ describe('the contract suite fails broken backends', () => {
     const failures = await runChecks(new HalfWrittenPut(new LocalBackend()), root, { caps });
     expect(failures.map((f) => f.check)).toContain('a put whose stream fails leaves nothing visible, and keeps the old object');
   }, 60_000);
+
+  // The classes of mutants a backend author's own mutants survived (issue 28), each killed.
+  const mutants: [string, StorageBackend, string][] = [
+    [
+      'a streamed put that makes each part visible as it is written',
+      new PartsVisibleAsWritten(new LocalBackend()),
+      CHECK_NAMES.tornFailed,
+    ],
+    [
+      'a list that stops after the first page when given startAfter',
+      new ListStopsAfterFirstPage(new LocalBackend()),
+      CHECK_NAMES.listPagingMany,
+    ],
+    ['a copy implemented as a move', new CopyIsMove(new LocalBackend()), CHECK_NAMES.copyKeepsSource],
+    ["a put that drops the caller's signal", new PutDropsSignal(new LocalBackend()), CHECK_NAMES.tornAborted],
+    ['a move that keeps its source', new MoveKeepsSource(new LocalBackend()), CHECK_NAMES.move],
+    ['a put that never reports progress', new NoProgress(new LocalBackend()), CHECK_NAMES.progress],
+    ['a signed URL that no HTTP client can fetch', new FakeSignedUrl(new LocalBackend()), CHECK_NAMES.signedUrl],
+    ['a put that drops metadata instead of refusing it', new DropsMetadata(new LocalBackend()), CHECK_NAMES.metadata],
+  ];
+  for (const [what, backend, check] of mutants) {
+    it(`fails ${what}`, async () => {
+      const failures = await runChecks(backend, root, { caps, only: [check] });
+      expect(failures.map((f) => f.check)).toEqual([check]);
+    }, 60_000);
+  }
 });

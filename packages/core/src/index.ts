@@ -80,6 +80,8 @@ export {
   type StorageBackend,
   TimeoutError,
   TransientError,
+  transferObject,
+  UnsupportedError,
   unregisterBackend,
   uriScheme,
 } from './store/index.js';

@@ -12,16 +12,14 @@ import {
   CheckpointHook,
   type CheckpointHookOptions,
   ConfigError,
-  Tensor as CoreTensor,
   type Logger,
   type Runner,
   RuntimeInfo,
   readResumePoint,
   type StorageBackend,
-  type Tensor,
 } from '@savepoint/core';
 import * as tf from '@tensorflow/tfjs';
-import { toSavepointTensor, toTfTensor } from './tensors.js';
+import { loadOptimizerState, loadWeightsState, optimizerState, weightsState } from './tf-state.js';
 
 export interface SavepointCheckpointOptions extends CheckpointHookOptions {
   /** Where the run lives (local folder or store URI): the pointer and, by default, the checkpoints. */
@@ -46,17 +44,17 @@ function metricsOf(logs: tf.Logs | undefined): Record<string, number> {
   return metrics;
 }
 
-/** Model weights by TensorFlow.js variable name (`dense_Dense1/kernel`), as TF.js's own weight manifest names them. */
-function weightNames(model: tf.LayersModel): string[] {
-  return model.weights.map((w) => w.originalName);
+const count = (value: unknown) => (Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : 0);
+
+/** Where `resume` puts `fit`: the epoch to start, and the batches of it a checkpoint already holds. */
+export interface FitResumePoint {
+  initialEpoch: number;
+  /** Batches of epoch `initialEpoch` trained before the checkpoint (iteration mode); 0 at an epoch boundary. */
+  batchInEpoch: number;
+  path?: string;
 }
 
-interface OptimizerState {
-  class: string;
-  /** Weight names in the order `optimizer.setWeights` expects them. */
-  names: string[];
-  weights: Record<string, Tensor>;
-}
+type FitInput = tf.Tensor | tf.Tensor[];
 
 export class SavepointCheckpoint extends tf.Callback {
   readonly hook: CheckpointHook;
@@ -68,6 +66,13 @@ export class SavepointCheckpoint extends tf.Callback {
   #iter = 0;
   #maxEpochs = 1;
   #stepsPerEpoch: number | undefined;
+  /** Batches done in the epoch under way: checkpoints record it, so a resume can continue there. */
+  #batch = 0;
+  /** Batches of the next epoch that `fit` skips (a resume mid-epoch). */
+  #skip = 0;
+  /** Set by `fit`: it begins and ends training itself, around its two `model.fit` calls. */
+  #managed = false;
+  #resumedBatch = 0;
   #model: tf.LayersModel | undefined;
 
   constructor(options: SavepointCheckpointOptions) {
@@ -99,9 +104,14 @@ export class SavepointCheckpoint extends tf.Callback {
       runtimeInfo: this.#runtimeInfo,
       logger: this.#logger,
       rank: 0,
-      modelState: () => this.#modelState(),
-      optimizerState: () => this.#optimizerState(),
-      extraMeta: () => ({ tfjs_version: tf.version.tfjs, model_class: this.#requireModel().getClassName() }),
+      modelState: () => weightsState(this.#requireModel()),
+      optimizerState: () => optimizerState(this.#requireModel().optimizer),
+      extraMeta: () => ({
+        tfjs_version: tf.version.tfjs,
+        model_class: this.#requireModel().getClassName(),
+        batch_in_epoch: this.#batch,
+        steps_per_epoch: this.#stepsPerEpoch ?? null,
+      }),
     };
   }
 
@@ -113,26 +123,110 @@ export class SavepointCheckpoint extends tf.Callback {
   /**
    * Restores `model` (weights and optimizer state; compile it first) and the run's
    * rotation and bests from the work dir's `last_checkpoint`, and returns the epoch to
-   * pass to `fit` as `initialEpoch` (0 when there is nothing to resume). A pointer to a
-   * checkpoint outside this run is refused (`ForeignPathError`).
+   * pass to `fit` as `initialEpoch` (0 when there is nothing to resume). A checkpoint
+   * saved mid-epoch (iteration mode) gives `batchInEpoch` > 0: `model.fit` cannot start
+   * inside an epoch and trains those batches again (a warning says so); `checkpoint.fit`
+   * continues at that batch. A pointer to a checkpoint outside this run is refused
+   * (`ForeignPathError`).
    */
-  async resume(
-    model: tf.LayersModel,
-    options: { backend?: StorageBackend } = {},
-  ): Promise<{ initialEpoch: number; path?: string }> {
+  async resume(model: tf.LayersModel, options: { backend?: StorageBackend } = {}): Promise<FitResumePoint> {
     this.#model = model;
     const store = this.hook.config.store;
     const found = await readResumePoint(this.hook, this.#workDir, this.#runtimeInfo, {
       backend: options.backend ?? (store.kind === 'instance' ? store.backend : undefined),
     });
-    if (!found) return { initialEpoch: 0 };
-    this.#loadWeights(model, found.checkpoint.state_dict as Record<string, unknown>);
-    const optimizer = found.checkpoint.optimizer as OptimizerState | undefined;
-    if (optimizer && this.hook.config.saveOptimizer) await this.#loadOptimizer(model, optimizer);
+    if (!found) return { initialEpoch: 0, batchInEpoch: 0 };
+    loadWeightsState(model, found.checkpoint.state_dict, this.#logger);
+    if (found.checkpoint.optimizer && this.hook.config.saveOptimizer) {
+      await loadOptimizerState(model.optimizer, found.checkpoint.optimizer, this.#logger);
+    }
+    const meta = (found.checkpoint.meta ?? {}) as { batch_in_epoch?: unknown; steps_per_epoch?: unknown };
+    let batch = count(meta.batch_in_epoch);
+    const perEpoch = count(meta.steps_per_epoch);
     this.#epoch = found.epoch;
+    // Saved at an epoch's last batch, before its end was counted: the next epoch starts whole.
+    if (perEpoch > 0 && batch >= perEpoch) {
+      this.#epoch++;
+      batch = 0;
+    }
     this.#iter = found.iter;
-    this.#logger.info(`Resumed from ${found.path} at epoch ${found.epoch}, iter ${found.iter}`);
-    return { initialEpoch: found.epoch, path: found.path };
+    this.#resumedBatch = batch;
+    this.#logger.info(`Resumed from ${found.path} at epoch ${this.#epoch}, iter ${found.iter}`);
+    if (batch > 0) {
+      this.#logger.warn(
+        `The checkpoint was saved after batch ${batch} of epoch ${this.#epoch + 1}: model.fit restarts that epoch at its first batch and trains ${batch} batch(es) again. checkpoint.fit(model, x, y, { shuffle: false, ... }) continues at batch ${batch + 1}.`,
+      );
+    }
+    return { initialEpoch: this.#epoch, batchInEpoch: batch, path: found.path };
+  }
+
+  /**
+   * `model.fit(x, y, args)` from where the last `resume` left off, exactly: a checkpoint
+   * saved mid-epoch continues at the next batch (the rest of that epoch first, then the
+   * other epochs). Skipping batches is exact only when every epoch feeds the same batches
+   * in the same order, so it needs `shuffle: false` (TensorFlow.js shuffles with an
+   * unseeded order) and tensors as data; `validationSplit` is taken off before the
+   * batches are counted, as `model.fit` does. The checkpoint callback is added to
+   * `args.callbacks`. Returns each epoch's logs.
+   */
+  async fit(
+    model: tf.LayersModel,
+    x: FitInput,
+    y: FitInput,
+    args: Omit<tf.ModelFitArgs, 'initialEpoch'> = {},
+  ): Promise<{ epoch: number[]; history: Record<string, number[]> }> {
+    if (args.shuffle !== false) {
+      throw new ConfigError(
+        `checkpoint.fit got shuffle ${JSON.stringify(args.shuffle)}; accepted: false (a resume skips the batches a checkpoint holds, which needs the same batches in every epoch; or call model.fit, which resumes at the epoch boundary)`,
+        { option: 'shuffle' },
+      );
+    }
+    this.#model = model;
+    const batchSize = args.batchSize ?? 32;
+    let [trainX, trainY, validationData] = [x, y, args.validationData];
+    if (args.validationSplit !== undefined && args.validationSplit > 0) {
+      // As model.fit: the last fraction of the samples, before any batching.
+      const samples = first(x).shape[0] as number;
+      const at = Math.floor(samples * (1 - args.validationSplit));
+      [trainX, trainY] = [rows(x, 0, at), rows(y, 0, at)];
+      validationData = [rows(x, at), rows(y, at)] as [tf.Tensor, tf.Tensor];
+    }
+    const samples = first(trainX).shape[0] as number;
+    this.#stepsPerEpoch = Math.ceil(samples / batchSize);
+    const epochs = args.epochs ?? 1;
+    const user = Array.isArray(args.callbacks) ? args.callbacks : args.callbacks ? [args.callbacks] : [];
+    const callbacks = [this, ...user.filter((c) => c !== this)] as tf.CustomCallbackArgs[];
+    const common = { ...args, validationSplit: undefined, validationData, callbacks, batchSize };
+    const merged = { epoch: [] as number[], history: {} as Record<string, number[]> };
+    const add = (h: tf.History) => {
+      merged.epoch.push(...h.epoch);
+      for (const [k, v] of Object.entries(h.history)) {
+        merged.history[k] = [...(merged.history[k] ?? []), ...(v as number[])];
+      }
+    };
+    this.#managed = true;
+    this.#maxEpochs = epochs;
+    await this.hook.beforeTrain(this.#runner);
+    try {
+      let epoch = this.#epoch;
+      const skip = this.#resumedBatch;
+      this.#resumedBatch = 0;
+      if (skip > 0 && epoch < epochs) {
+        this.#skip = skip;
+        const from = skip * batchSize;
+        add(await model.fit(rows(trainX, from), rows(trainY, from), { ...common, epochs: epoch + 1, initialEpoch: epoch }));
+        epoch++;
+      }
+      if (epoch < epochs) add(await model.fit(trainX, trainY, { ...common, epochs, initialEpoch: epoch }));
+      await this.hook.afterTrain(this.#runner);
+      return merged;
+    } catch (error) {
+      await this.hook.close().catch(() => {});
+      throw error;
+    } finally {
+      this.#managed = false;
+      this.#skip = 0;
+    }
   }
 
   override setModel(model: Parameters<tf.Callback['setModel']>[0]): void {
@@ -141,6 +235,7 @@ export class SavepointCheckpoint extends tf.Callback {
   }
 
   override async onTrainBegin(): Promise<void> {
+    if (this.#managed) return; // checkpoint.fit began training and counts the batches itself
     const params = this.params as { epochs?: number; steps?: number; samples?: number; batchSize?: number };
     this.#maxEpochs = params.epochs ?? 1;
     this.#stepsPerEpoch =
@@ -148,18 +243,26 @@ export class SavepointCheckpoint extends tf.Callback {
     await this.hook.beforeTrain(this.#runner);
   }
 
+  override async onEpochBegin(): Promise<void> {
+    this.#batch = this.#skip;
+    this.#skip = 0;
+  }
+
   override async onBatchEnd(): Promise<void> {
     this.#iter++;
+    this.#batch++;
     await this.hook.afterTrainIter(this.#runner);
   }
 
   override async onEpochEnd(epoch: number, logs?: tf.Logs): Promise<void> {
     this.#epoch = epoch + 1;
+    this.#batch = 0;
     await this.hook.afterTrainEpoch(this.#runner);
     if (this.hook.config.saveBest) await this.hook.afterValEpoch(this.#runner, metricsOf(logs));
   }
 
   override async onTrainEnd(): Promise<void> {
+    if (this.#managed) return;
     await this.hook.afterTrain(this.#runner);
   }
 
@@ -181,74 +284,14 @@ export class SavepointCheckpoint extends tf.Callback {
     }
     return this.#model;
   }
+}
 
-  #modelState(): Record<string, Tensor> {
-    const model = this.#requireModel();
-    const names = weightNames(model);
-    const state: Record<string, Tensor> = {};
-    model.weights.forEach((variable, i) => {
-      state[names[i] as string] = toSavepointTensor(variable.read(), names[i] as string);
-    });
-    return state;
-  }
+function first(input: FitInput): tf.Tensor {
+  return (Array.isArray(input) ? input[0] : input) as tf.Tensor;
+}
 
-  async #optimizerState(): Promise<Record<string, unknown>> {
-    const optimizer = this.#requireModel().optimizer;
-    if (!optimizer) return {};
-    const named = await optimizer.getWeights();
-    const weights: Record<string, Tensor> = {};
-    for (const { name, tensor } of named) weights[name] = toSavepointTensor(tensor, `optimizer ${name}`);
-    const state: OptimizerState = { class: optimizer.getClassName(), names: named.map((n) => n.name), weights };
-    return state as unknown as Record<string, unknown>;
-  }
-
-  #loadWeights(model: tf.LayersModel, state: Record<string, unknown> | undefined): void {
-    if (!state || typeof state !== 'object') {
-      throw new ConfigError('the checkpoint holds no state_dict to restore the model from', { option: 'checkpoint' });
-    }
-    const names = weightNames(model);
-    const stored = Object.keys(state);
-    // By name; a model built in another order in this process (other layer-name counters)
-    // still restores when the weights match one for one by position and shape.
-    const byName = names.every((n) => Object.hasOwn(state, n));
-    if (!byName && stored.length !== names.length) {
-      const missing = names.filter((n) => !Object.hasOwn(state, n));
-      throw new ConfigError(
-        `the checkpoint's weights do not fit this model: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''} (it has ${stored.length} weights, the model ${names.length})`,
-        { option: 'checkpoint' },
-      );
-    }
-    if (!byName) {
-      this.#logger.warn('Weight names differ from the checkpoint (layers named in another order): restoring by position.');
-    }
-    const tensors = model.weights.map((variable, i) => {
-      const key = byName ? (names[i] as string) : (stored[i] as string);
-      return toTfTensor(tf, state[key], key, variable.shape as number[]);
-    });
-    model.setWeights(tensors);
-    tf.dispose(tensors);
-  }
-
-  async #loadOptimizer(model: tf.LayersModel, state: OptimizerState): Promise<void> {
-    const optimizer = model.optimizer;
-    if (!optimizer) {
-      throw new ConfigError('the checkpoint holds optimizer state: compile the model before resume()', { option: 'model' });
-    }
-    if (!Array.isArray(state.names) || !state.weights || typeof state.weights !== 'object') return;
-    if (state.class !== optimizer.getClassName()) {
-      this.#logger.warn(
-        `The checkpoint's optimizer is ${state.class}, the model's ${optimizer.getClassName()}: its state is not restored.`,
-      );
-      return;
-    }
-    // TensorFlow.js optimizers match their slots by position, not by name: the order is what counts.
-    const named = state.names.map((name) => {
-      const stored = state.weights[name] as unknown;
-      const shape =
-        stored instanceof CoreTensor ? stored.shape : ArrayBuffer.isView(stored) ? [(stored as Float32Array).length] : [];
-      return { name, tensor: toTfTensor(tf, stored, `optimizer ${name}`, shape) };
-    });
-    await optimizer.setWeights(named);
-    tf.dispose(named.map((n) => n.tensor));
-  }
+/** Rows `[from, to)` along the first axis of each tensor. */
+function rows<T extends FitInput>(input: T, from: number, to?: number): T {
+  const one = (t: tf.Tensor) => t.slice(from, (to ?? (t.shape[0] as number)) - from);
+  return (Array.isArray(input) ? input.map(one) : one(input)) as T;
 }

@@ -3,14 +3,28 @@
 // (topology, training config and weights manifest) beside one binary weights file, so
 // the folder also loads with TensorFlow.js's own handlers once copied to disk or served
 // over HTTP. The weights are written first and `model.json` last, under a name that
-// carries the hash of their bytes: a reader never sees a `model.json` whose weights are
-// missing or belong to another save, even while a model is saved over an older one.
-import { createHash } from 'node:crypto';
+// carries the hash of their bytes and a token of this save: a reader never sees a
+// `model.json` whose weights are missing or belong to another save.
+//
+// Under concurrency (several saves to one folder, loads racing them), safe by these rules:
+// - every save writes a weights file no other save names (the token), and its
+//   `model.json` names only that file;
+// - a save deletes only what the `model.json` it replaced named, after its own landed, and
+//   only weights files savepoint names (`weights-<hash>[-<token>].bin`), never what a
+//   foreign `model.json` named: once a `model.json` has been replaced it is never current
+//   again (no save writes it twice), so no current `model.json` can name what is deleted;
+// - a save whose `model.json` was replaced by the time it landed deletes its own weights;
+//   a save that loses a race after that check may leave its weights file behind, never
+//   one a `model.json` names;
+// - a load that finds its weights gone (a newer save replaced them between its two
+//   reads) reads `model.json` again and loads the newer model.
+import { createHash, randomBytes } from 'node:crypto';
 import {
   type BackendArgs,
   ConfigError,
   CorruptCheckpointError,
   getBackend,
+  isNotFound,
   registeredBackends,
   type StorageBackend,
 } from '@savepoint/core';
@@ -23,12 +37,21 @@ export const MODEL_JSON = 'model.json';
  * a reader allocate more.
  */
 export const MAX_MODEL_JSON_BYTES = 100_000_000;
-/** `weights-<first 16 hex digits of the SHA-256 of the bytes>.bin`, the name `save` gives the weights. */
-const HASHED_WEIGHTS = /^weights-([0-9a-f]{16})\.bin$/;
+/**
+ * `weights-<first 16 hex digits of the SHA-256 of the bytes>-<8 hex digits of this save>.bin`,
+ * the name `save` gives the weights (before 0.2, without the token: still read and removed).
+ */
+const HASHED_WEIGHTS = /^weights-([0-9a-f]{16})(?:-[0-9a-f]{8})?\.bin$/;
+/** How many times a load reads `model.json` again when saves keep replacing the weights it named. */
+const LOAD_ATTEMPTS = 5;
 
-/** The weights file name for `weights`: it carries their hash, so a reader can check them. */
+/**
+ * The weights file name for `weights`: their hash, so a reader can check them, and a
+ * random token, so two saves of the same bytes never share (and delete) one file.
+ */
 function weightsFileName(weights: Uint8Array): string {
-  return `weights-${createHash('sha256').update(weights).digest('hex').slice(0, 16)}.bin`;
+  const hash = createHash('sha256').update(weights).digest('hex').slice(0, 16);
+  return `weights-${hash}-${randomBytes(4).toString('hex')}.bin`;
 }
 
 export interface SavepointIOOptions {
@@ -82,10 +105,14 @@ export function savepointIO(url: string, options: SavepointIOOptions = {}): tf.i
       if (artifacts.initializerSignature) json.initializerSignature = artifacts.initializerSignature;
       // model.json last: until it lands, readers see the previous model whole.
       await store.put(modelJson, JSON.stringify(json), { contentType: 'application/json' });
-      // Then the weights only the previous model.json named go.
+      // Then the weights the replaced model.json named go: only files savepoint names, so a
+      // foreign model.json (TensorFlow.js's own `group1-shard1of1.bin`, any other file) costs nothing.
       for (const path of weightPaths(previous)) {
-        if (path !== weightsName && isPlainFileName(path)) await store.remove(store.joinPath(dir, path));
+        if (path !== weightsName && HASHED_WEIGHTS.test(path)) await store.remove(store.joinPath(dir, path));
       }
+      // A concurrent save replaced this one's model.json already: nothing will name these weights again.
+      const current = await readModelJson(store, modelJson).catch(() => undefined);
+      if (current && !weightPaths(current).includes(weightsName)) await store.remove(store.joinPath(dir, weightsName));
       return {
         modelArtifactsInfo: {
           dateSaved: new Date(),
@@ -98,34 +125,47 @@ export function savepointIO(url: string, options: SavepointIOOptions = {}): tf.i
     },
 
     async load(): Promise<tf.io.ModelArtifacts> {
-      const json = await readModelJson(store, modelJson);
-      return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, async (manifest) => {
-        const specs: tf.io.WeightsManifestEntry[] = [];
-        const buffers: ArrayBuffer[] = [];
-        const corrupt = (what: string) => new CorruptCheckpointError(`${modelJson} ${what}`, { backend: store.name });
-        if (!Array.isArray(manifest)) throw corrupt('has a weightsManifest that is not a list');
-        const seen = new Set<string>();
-        for (const group of manifest) {
-          if (!Array.isArray(group?.paths) || !Array.isArray(group?.weights)) {
-            throw corrupt('has a weightsManifest group without its paths and weights lists');
-          }
-          specs.push(...group.weights);
-          for (const path of group.paths as unknown[]) {
-            if (typeof path !== 'string') throw corrupt(`names a weights file that is not a string (${typeof path})`);
-            // A stranger's model.json could name "../../secrets": only files beside it are read.
-            if (!isPlainFileName(path)) throw corrupt(`names weights file ${JSON.stringify(path)} outside its folder`);
-            // One file listed many times would be read, and held, as many times.
-            if (seen.has(path)) throw corrupt(`lists weights file ${JSON.stringify(path)} twice`);
-            seen.add(path);
-            const bytes = await store.get(store.joinPath(dir, path));
-            checkWeightsName(store, store.joinPath(dir, path), path, bytes);
-            buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
-          }
+      for (let attempt = 1; ; attempt++) {
+        const json = await readModelJson(store, modelJson);
+        try {
+          return await loadArtifacts(json);
+        } catch (error) {
+          // A weights file gone means a newer save replaced this model.json since it was read.
+          if (!isNotFound(error) || attempt >= LOAD_ATTEMPTS) throw error;
+          const now = await readModelJson(store, modelJson);
+          if (JSON.stringify(weightPaths(now)) === JSON.stringify(weightPaths(json))) throw error;
         }
-        return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
-      });
+      }
     },
   };
+
+  function loadArtifacts(json: Record<string, unknown>): Promise<tf.io.ModelArtifacts> {
+    return tf.io.getModelArtifactsForJSON(json as unknown as tf.io.ModelJSON, async (manifest) => {
+      const specs: tf.io.WeightsManifestEntry[] = [];
+      const buffers: ArrayBuffer[] = [];
+      const corrupt = (what: string) => new CorruptCheckpointError(`${modelJson} ${what}`, { backend: store.name });
+      if (!Array.isArray(manifest)) throw corrupt('has a weightsManifest that is not a list');
+      const seen = new Set<string>();
+      for (const group of manifest) {
+        if (!Array.isArray(group?.paths) || !Array.isArray(group?.weights)) {
+          throw corrupt('has a weightsManifest group without its paths and weights lists');
+        }
+        specs.push(...group.weights);
+        for (const path of group.paths as unknown[]) {
+          if (typeof path !== 'string') throw corrupt(`names a weights file that is not a string (${typeof path})`);
+          // A stranger's model.json could name "../../secrets": only files beside it are read.
+          if (!isPlainFileName(path)) throw corrupt(`names weights file ${JSON.stringify(path)} outside its folder`);
+          // One file listed many times would be read, and held, as many times.
+          if (seen.has(path)) throw corrupt(`lists weights file ${JSON.stringify(path)} twice`);
+          seen.add(path);
+          const bytes = await store.get(store.joinPath(dir, path));
+          checkWeightsName(store, store.joinPath(dir, path), path, bytes);
+          buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+        }
+      }
+      return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
+    });
+  }
 }
 
 /**

@@ -21,14 +21,19 @@ export function toSavepointTensor(tensor: tf.Tensor, name: string): Tensor {
   return new Tensor(data, tensor.shape, dtype);
 }
 
-/** A stored tensor as a TensorFlow.js tensor of `shape` (checked against the stored shape). */
-export function toTfTensor(tfjs: typeof tf, stored: unknown, name: string, shape: readonly number[]): tf.Tensor {
+/**
+ * A stored tensor as a TensorFlow.js tensor with its shape: the stored one (a savepoint
+ * `Tensor`'s shape; a bare typed array, which a loaded checkpoint gives for every 1-D
+ * tensor, is 1-D), or `shape` when given, checked to hold as many values.
+ */
+export function toTfTensor(tfjs: typeof tf, stored: unknown, name: string, shape?: readonly number[]): tf.Tensor {
   const tensor = stored instanceof Tensor ? stored : ArrayBuffer.isView(stored) ? new Tensor(stored as TypedArray) : undefined;
   if (!tensor) throw new ConfigError(`checkpoint entry ${JSON.stringify(name)} is not a tensor`, { option: 'checkpoint' });
-  const elements = shape.reduce((a, b) => a * b, 1);
+  const target = shape ?? tensor.shape;
+  const elements = target.reduce((a, b) => a * b, 1);
   if (tensor.data.length !== elements) {
     throw new ConfigError(
-      `checkpoint tensor ${JSON.stringify(name)} has shape [${tensor.shape.join(', ')}], the model expects [${shape.join(', ')}]`,
+      `checkpoint tensor ${JSON.stringify(name)} has shape [${tensor.shape.join(', ')}], the model expects [${target.join(', ')}]`,
       { option: 'checkpoint' },
     );
   }
@@ -37,5 +42,26 @@ export function toTfTensor(tfjs: typeof tf, stored: unknown, name: string, shape
     tensor.dtype === 'F32' || tensor.dtype === 'I32' || tensor.dtype === 'BOOL'
       ? tensor.data
       : Float32Array.from(tensor.data as ArrayLike<number>);
-  return tfjs.tensor(values as Float32Array | Int32Array | Uint8Array, [...shape], dtype);
+  return tfjs.tensor(values as Float32Array | Int32Array | Uint8Array, [...target], dtype);
+}
+
+/** A nested tree of checkpoint values. */
+export type TfTree = { [key: string]: TfTree | tf.Tensor | unknown };
+
+/**
+ * A loaded checkpoint (or part of one) with every tensor leaf as a TensorFlow.js tensor
+ * of its shape: 1-D ones too, which `loadCheckpoint` gives as bare typed arrays. Other
+ * leaves (numbers, strings, metadata) are left as they are. The caller disposes the tensors.
+ */
+export function toTfTensors(tfjs: typeof tf, tree: Record<string, unknown>, prefix = ''): TfTree {
+  const out: TfTree = {};
+  for (const [key, value] of Object.entries(tree)) {
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (value instanceof Tensor || (ArrayBuffer.isView(value) && !(value instanceof DataView))) {
+      out[key] = toTfTensor(tfjs, value, name);
+    } else if (value && typeof value === 'object' && !Array.isArray(value)) {
+      out[key] = toTfTensors(tfjs, value as Record<string, unknown>, name);
+    } else out[key] = value;
+  }
+  return out;
 }

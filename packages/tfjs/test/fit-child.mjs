@@ -1,6 +1,8 @@
 // A training process for the kill test: fits the fixture model with SavepointCheckpoint
 // on the store its config names, announcing each finished epoch on stdout, and prints
 // the final weights as JSON. With `resume` it resumes from the run's last checkpoint.
+// With `byBatch` (iteration mode, SGD) it saves after every batch, announces each, and
+// trains through `checkpoint.fit`, which resumes mid-epoch at the next batch.
 import { registerAzureBackend } from '@savepoint/backend-azure';
 import { registerGcsBackend } from '@savepoint/backend-gcs';
 import { registerLocalBackend } from '@savepoint/backend-local';
@@ -11,7 +13,7 @@ import { buildModel, dataset } from './fixture-model.mjs';
 
 for (const register of [registerLocalBackend, registerS3Backend, registerGcsBackend, registerAzureBackend]) register();
 const config = JSON.parse(process.env.SAVEPOINT_FIT_CONFIG ?? '{}');
-const model = buildModel();
+const model = buildModel(config.byBatch ? 'sgd' : 'momentum');
 const { x, y } = dataset();
 const checkpoint = new SavepointCheckpoint({
   workDir: config.workDir,
@@ -20,20 +22,20 @@ const checkpoint = new SavepointCheckpoint({
   maxKeepCkpts: 2,
   asyncSave: config.asyncSave === true,
   leaseTtlMs: 2000,
+  ...(config.byBatch ? { byEpoch: false } : {}),
 });
-const { initialEpoch } = config.resume ? await checkpoint.resume(model) : { initialEpoch: 0 };
+const { initialEpoch, batchInEpoch } = config.resume ? await checkpoint.resume(model) : { initialEpoch: 0, batchInEpoch: 0 };
+let iter = checkpoint.position.iter;
 const announce = new tf.CustomCallback({
   onEpochEnd: async (epoch) => {
     process.stdout.write(`epoch ${epoch + 1}\n`);
   },
+  onBatchEnd: async () => {
+    process.stdout.write(`iter ${++iter}\n`);
+  },
 });
-await model.fit(x, y, {
-  epochs: config.epochs,
-  initialEpoch,
-  batchSize: 32,
-  shuffle: false,
-  verbose: 0,
-  callbacks: [checkpoint, announce],
-});
+const args = { epochs: config.epochs, batchSize: 32, shuffle: false, verbose: 0, callbacks: [announce] };
+if (config.byBatch) await checkpoint.fit(model, x, y, args);
+else await model.fit(x, y, { ...args, initialEpoch, callbacks: [checkpoint, announce] });
 const weights = await Promise.all(model.getWeights().map(async (w) => Array.from(await w.data())));
-process.stdout.write(`weights ${JSON.stringify({ initialEpoch, weights })}\n`);
+process.stdout.write(`weights ${JSON.stringify({ initialEpoch, batchInEpoch, weights })}\n`);

@@ -18,7 +18,7 @@ export function buildModel(optimizer = 'momentum') {
   );
   model.add(tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }));
   model.compile({
-    optimizer: optimizer === 'adam' ? tf.train.adam(0.01) : tf.train.momentum(0.1, 0.9),
+    optimizer: optimizer === 'adam' ? tf.train.adam(0.01) : optimizer === 'sgd' ? tf.train.sgd(0.1) : tf.train.momentum(0.1, 0.9),
     loss: 'categoricalCrossentropy',
     metrics: ['acc'],
   });

@@ -1,6 +1,8 @@
 // Exact resume with real processes: a model.fit child is killed with SIGKILL after a
 // seeded epoch (with synchronous and with asynchronous saves), a second child resumes
 // from the run's last checkpoint, and its final weights equal an uninterrupted run's.
+// In iteration mode the kill comes mid-epoch and the resume continues at the next batch
+// (checkpoint.fit), bit-identical to an uninterrupted SGD run.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Run } from '@savepoint/core';
@@ -16,13 +18,14 @@ interface ChildConfig {
   epochs: number;
   asyncSave: boolean;
   resume: boolean;
+  byBatch?: boolean;
 }
 
-/** Runs a fit child; with `killAfterEpoch`, SIGKILLs it `delayMs` after it announces that epoch. */
+/** Runs a fit child; with `kill`, SIGKILLs it `delayMs` after it announces that epoch (or iteration). */
 function runChild(
   config: ChildConfig,
-  kill?: { afterEpoch: number; delayMs: number },
-): Promise<{ killed: boolean; result?: { initialEpoch: number; weights: number[][] } }> {
+  kill?: { afterEpoch?: number; afterIter?: number; delayMs: number },
+): Promise<{ killed: boolean; result?: { initialEpoch: number; batchInEpoch: number; weights: number[][] } }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CHILD], {
       env: { ...process.env, SAVEPOINT_FIT_CONFIG: JSON.stringify(config) },
@@ -33,7 +36,8 @@ function runChild(
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => {
       out += d;
-      if (kill && out.includes(`epoch ${kill.afterEpoch}\n`) && !child.killed) {
+      const mark = kill?.afterIter !== undefined ? `iter ${kill.afterIter}\n` : `epoch ${kill?.afterEpoch}\n`;
+      if (kill && out.includes(mark) && !child.killed) {
         setTimeout(() => child.kill('SIGKILL'), kill.delayMs);
       }
     });
@@ -47,15 +51,15 @@ function runChild(
   });
 }
 
-let straight: number[][] | undefined;
-async function uninterrupted(): Promise<number[][]> {
-  if (!straight) {
-    const model = buildModel();
+const straight = new Map<string, number[][]>();
+async function uninterrupted(optimizer: 'momentum' | 'sgd' = 'momentum'): Promise<number[][]> {
+  if (!straight.has(optimizer)) {
+    const model = buildModel(optimizer);
     const { x, y } = dataset();
     await model.fit(x, y, { epochs: EPOCHS, batchSize: 32, shuffle: false, verbose: 0 });
-    straight = await weightsOf(model);
+    straight.set(optimizer, await weightsOf(model));
   }
-  return straight;
+  return straight.get(optimizer) as number[][];
 }
 
 for (const target of TF_STORES) {
@@ -84,6 +88,40 @@ for (const target of TF_STORES) {
           }
         },
         120_000,
+      );
+
+      // 96 samples in batches of 32: 3 batches an epoch; iteration 8 is batch 2 of epoch 3.
+      it.skipIf(target.name !== 'local' && target.name !== 's3').each([
+        [false, 8, 0],
+        [true, 8, 5],
+      ] as const)(
+        'iteration mode, asyncSave %s: killed after iteration %i (+%i ms), mid-epoch; resumed at the next batch: bit-identical SGD weights',
+        async (asyncSave, afterIter, delayMs) => {
+          const { store, dir, args, cleanup } = await target.open();
+          try {
+            const config: ChildConfig = {
+              workDir: dir,
+              backendArgs: args,
+              epochs: EPOCHS,
+              asyncSave,
+              resume: false,
+              byBatch: true,
+            };
+            const first = await runChild(config, { afterIter, delayMs });
+            expect(first.killed).toBe(true);
+            const pointer = await Run.open(dir, { backend: store }).latest();
+            expect(pointer, 'a checkpoint was committed before the kill').toBeDefined();
+            const second = await runChild({ ...config, resume: true });
+            if (!asyncSave) {
+              // A synchronous save of iteration 8 committed before the child announced it.
+              expect(second.result).toMatchObject({ initialEpoch: 2, batchInEpoch: 2 });
+            }
+            expect(second.result?.weights).toEqual(await uninterrupted('sgd'));
+          } finally {
+            await cleanup();
+          }
+        },
+        180_000,
       );
     },
   );

@@ -54,7 +54,7 @@ for (const target of TF_STORES) {
           await model.save(savepointIO(store.joinPath(dir, 'm2'), { backend: recorded }));
           const puts = recorded.calls.filter((c) => c.op === 'put').map((c) => c.path.slice(c.path.lastIndexOf('/') + 1));
           expect(puts.at(-1)).toBe('model.json');
-          expect(puts[0]).toMatch(/^weights-[0-9a-f]{16}\.bin$/);
+          expect(puts[0]).toMatch(/^weights-[0-9a-f]{16}-[0-9a-f]{8}\.bin$/);
           const hostile = JSON.parse(new TextDecoder().decode(await store.get(store.joinPath(dir, 'm2', 'model.json'))));
           hostile.weightsManifest[0].paths = ['../secrets.bin'];
           await store.put(store.joinPath(dir, 'm3', 'model.json'), JSON.stringify(hostile));
@@ -137,7 +137,7 @@ describe('what a model.json names is checked before it is loaded', () => {
       const path = mine.json.weightsManifest[0].paths[0];
       mine.json.weightsManifest[0].paths = Array.from({ length: 2000 }, () => path);
       await writeFile(join(mine.dir, 'model.json'), JSON.stringify(mine.json));
-      await expect(mine.load()).rejects.toThrow(/lists weights file "weights-[0-9a-f]{16}\.bin" twice/);
+      await expect(mine.load()).rejects.toThrow(/lists weights file "weights-[0-9a-f]{16}-[0-9a-f]{8}\.bin" twice/);
       mine.json.weightsManifest[0].paths = [7];
       await writeFile(join(mine.dir, 'model.json'), JSON.stringify(mine.json));
       await expect(mine.load()).rejects.toThrow(/names a weights file that is not a string/);

@@ -29,8 +29,8 @@ export class SaveQueue {
   #inFlight: Promise<void>[] = [];
   /** The first background failure not yet raised to the caller. */
   #failure: { error: unknown } | undefined;
-  /** Snapshot buffers of finished saves, reused by the next snapshot. */
-  readonly #pool = new SnapshotPool();
+  /** Snapshot buffers of finished saves, reused by the next snapshot (shared memory once the save worker runs them). */
+  #pool = new SnapshotPool();
   /** Buffers the save point being planned copied into, released when its save ends. */
   #planBuffers: TypedArray[] = [];
   /** Save points planned so far (each background one gets its number), and the first not cancelled by a failure. */
@@ -46,6 +46,7 @@ export class SaveQueue {
   /** Sets who carries the steps out from now on. */
   useRunner(runner: StepRunner): void {
     this.#runner = runner;
+    if (runner.offThread !== this.#pool.shared) this.#pool = new SnapshotPool({ shared: runner.offThread });
   }
 
   async #run(steps: readonly SaveStep[]): Promise<readonly TypedArray[] | undefined> {
@@ -76,11 +77,14 @@ export class SaveQueue {
   async drain(): Promise<void> {
     await Promise.allSettled(this.#inFlight);
     this.#pool.clear();
+    this.#planBuffers = [];
   }
 
   /**
    * The checkpoint as it is now. With `asyncSave` its tensors are copied, so that training
-   * may change them while the upload runs: that copy is the only extra memory a save holds.
+   * may change them while the upload runs: that copy (and the store's upload buffers) is
+   * the only extra memory a save holds. The buffers are reused by the next save point, and
+   * freed by `drain()` (`afterTrain`, `close()`).
    * The copy waits until fewer than `maxPendingSaves` saves are in flight, so at most that
    * many copies exist (and a validation that saves nothing never waits).
    */
@@ -88,9 +92,7 @@ export class SaveQueue {
     if (!this.#options.asyncSave) return build();
     while (this.#inFlight.length >= this.#options.maxPendingSaves) await this.#inFlight[0];
     this.raise();
-    // Nothing is in flight, so this save point is handed to the save worker before the
-    // hook call returns, and handing it over copies it: no copy of our own (save-worker.ts).
-    if (this.#runner?.offThread && this.#options.maxPendingSaves === 1) return build();
+    // For the save worker the copy is in shared memory: handing it over copies nothing.
     return snapshotCheckpoint(await build(), (data) => {
       const copy = this.#pool.copy(data);
       this.#planBuffers.push(copy);
@@ -114,6 +116,7 @@ export class SaveQueue {
       failed: () => tracker?.fail(),
     };
     let buffers: readonly TypedArray[] = this.#planBuffers;
+    this.#planBuffers = [];
     if (steps.length === 0) {
       this.#pool.release(buffers);
       outcome.committed();

@@ -9,7 +9,19 @@
 import pMap from 'p-map';
 import { onAbort } from '../store/abort-listeners.js';
 import { bodyBytes } from '../store/bytes.js';
+import {
+  byListOrder,
+  checkContentType,
+  checkListPaging,
+  checkMetadata,
+  checkProgressListener,
+  checkSignedUrlOptions,
+  listSortKey,
+  readContentType,
+  readMetadata,
+} from '../store/call-options.js';
 import type {
+  CopyOptions,
   GetOptions,
   ListEntry,
   ListOptions,
@@ -19,7 +31,10 @@ import type {
   RemoveOptions,
   RmtreeOptions,
   SignalOptions,
+  SignedUrlOptions,
   StorageBackend,
+  StoreCapabilities,
+  TransferProgress,
 } from '../store/contract.js';
 import {
   AbortedError,
@@ -35,7 +50,7 @@ import {
 import { dirPrefix, joinObjectPath, type ObjectLocation } from '../store/object-path.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitBeforeRetry, withRetry } from './backoff.js';
 import { bufferIfSmall } from './parts.js';
-import type { ObjectHead, ObjectListing, ObjectRequest, ObjectStorePrimitives } from './primitives.js';
+import type { ObjectHead, ObjectListing, ObjectRequest, ObjectStorePrimitives, WriteAttributes } from './primitives.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, ProgressTimer } from './progress-timer.js';
 import { closeBody, ResumableReader } from './resumable-read.js';
 
@@ -50,11 +65,26 @@ export interface ObjectStoreSettings {
 /** Rounds of retrying the keys a delete round left. */
 const DELETE_ROUNDS = 4;
 
-const byPath = (a: ListEntry, b: ListEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+/** Counts the chunks of a read into the caller's listener, and reports the whole at the end. */
+export async function* countedChunks(
+  chunks: AsyncIterable<Uint8Array>,
+  onProgress: ((progress: TransferProgress) => void) | undefined,
+  totalBytes: number | undefined,
+): AsyncIterable<Uint8Array> {
+  if (!onProgress) return yield* chunks;
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    bytes += chunk.byteLength;
+    onProgress({ bytes, totalBytes });
+    yield chunk;
+  }
+  if (bytes === 0) onProgress({ bytes, totalBytes });
+}
 
 /** A `StorageBackend` over a cloud's primitives. Cloud backends extend it with their options and client. */
 export class ObjectStoreBackend implements StorageBackend {
   readonly name: string;
+  readonly capabilities: StoreCapabilities;
   readonly #store: ObjectStorePrimitives;
   readonly #settings: ObjectStoreSettings;
   readonly #reader: ResumableReader;
@@ -62,6 +92,7 @@ export class ObjectStoreBackend implements StorageBackend {
   constructor(primitives: ObjectStorePrimitives, settings: Partial<ObjectStoreSettings> = {}) {
     this.#store = primitives;
     this.name = primitives.name;
+    this.capabilities = Object.freeze({ signedUrl: true, metadata: true, partSizeBytes: primitives.singleRequestBytes });
     this.#settings = {
       retry: settings.retry ?? { ...DEFAULT_RETRY_POLICY },
       requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -189,12 +220,28 @@ export class ObjectStoreBackend implements StorageBackend {
     // Without a version no caller could compare-and-swap: refused, never guessed.
     if (!head.version)
       throw new BackendError(`stat ${path}: the store answered no version (ETag, generation)`, { backend: this.name });
-    return { path, size: head.size, lastModified: head.lastModified, version: head.version };
+    return {
+      path,
+      size: head.size,
+      lastModified: head.lastModified,
+      version: head.version,
+      contentType: readContentType(head.contentType),
+      metadata: readMetadata(head.metadata),
+    };
+  }
+
+  #attributes(options: PutOptions): WriteAttributes {
+    return {
+      contentType: checkContentType(options.contentType, this.name),
+      metadata: checkMetadata(options.metadata, this.name),
+    };
   }
 
   async put(path: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     const location = this.#object(path, 'put');
-    const { signal, contentType, ifMatch } = options;
+    const { signal, ifMatch } = options;
+    const attributes = this.#attributes(options);
+    const onProgress = checkProgressListener(options.onProgress, this.name);
     if (signal?.aborted) throw this.#aborted(path, 'put', signal);
     const { bytes, stream } = await bufferIfSmall(body, this.#store.singleRequestBytes);
     if (ifMatch !== undefined) {
@@ -207,19 +254,24 @@ export class ObjectStoreBackend implements StorageBackend {
         );
       }
       const replaced = await this.#request(path, 'put', signal, (request) =>
-        this.#store.replaceBytes(location, bytes, ifMatch, { ...request, contentType }),
+        this.#store.replaceBytes(location, bytes, ifMatch, { ...request, ...attributes }),
       );
       if (!replaced) throw new PreconditionFailedError(path, ifMatch, { backend: this.name });
+      onProgress?.({ bytes: bytes.byteLength, totalBytes: bytes.byteLength });
       return;
     }
     if (bytes) {
       // One request: a buffer can be re-sent, so it is retried whole.
-      await this.#request(path, 'put', signal, (request) => this.#store.writeBytes(location, bytes, { ...request, contentType }));
+      await this.#request(path, 'put', signal, (request) =>
+        this.#store.writeBytes(location, bytes, { ...request, ...attributes }),
+      );
+      onProgress?.({ bytes: bytes.byteLength, totalBytes: bytes.byteLength });
       return;
     }
     // A stream cannot be replayed: the cloud splits it into parts, and each part request
     // is retried on its own. The timeout measures time without taking a chunk of the body.
     const timer = new ProgressTimer(this.#settings.requestTimeoutMs, signal);
+    let sent = 0;
     try {
       const tracked = (async function* () {
         // Chunks already copied by bufferIfSmall: the caller may reuse its buffers.
@@ -229,11 +281,16 @@ export class ObjectStoreBackend implements StorageBackend {
         }
       })();
       await this.#store.writeStream(location, tracked, {
-        contentType,
+        ...attributes,
         signal: timer.signal,
         part: (operation, run) => this.#request(path, operation, timer.signal, run),
-        progress: () => timer.touch(),
+        progress: (bytes) => {
+          timer.touch();
+          sent += bytes;
+          onProgress?.({ bytes: sent });
+        },
       });
+      onProgress?.({ bytes: sent, totalBytes: sent });
     } catch (error) {
       throw this.#mapFailure(error, path, 'put', signal, timer);
     } finally {
@@ -244,10 +301,11 @@ export class ObjectStoreBackend implements StorageBackend {
   async putIfAbsent(path: string, body: Uint8Array | string, options: PutOptions = {}): Promise<boolean> {
     const location = this.#object(path, 'putIfAbsent');
     const bytes = bodyBytes(body) as Uint8Array;
+    const attributes = this.#attributes(options);
     // A retried create whose first attempt landed answers "exists": the lease reads its
     // own owner id back and knows it won (see lease.ts).
     return this.#request(path, 'putIfAbsent', options.signal, (request) =>
-      this.#store.createBytes(location, bytes, { ...request, contentType: options.contentType }),
+      this.#store.createBytes(location, bytes, { ...request, ...attributes }),
     );
   }
 
@@ -256,10 +314,11 @@ export class ObjectStoreBackend implements StorageBackend {
    * into it as they arrive, so peak memory is the object once, not its chunks plus a copy.
    */
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
+    const onProgress = checkProgressListener(options.onProgress, this.name);
     const { length, chunks } = await this.#reader.open(path, this.#object(path, 'get'), options);
     const out = new Uint8Array(length);
     let offset = 0;
-    for await (const chunk of chunks) {
+    for await (const chunk of countedChunks(chunks, onProgress, length)) {
       out.set(chunk, offset);
       offset += chunk.byteLength;
     }
@@ -272,18 +331,40 @@ export class ObjectStoreBackend implements StorageBackend {
    * retry budget: a reset never restarts a 10 GiB download from zero.
    */
   async getStream(path: string, options: GetOptions = {}): Promise<AsyncIterable<Uint8Array>> {
-    return (await this.#reader.open(path, this.#object(path, 'get'), options)).chunks;
+    const onProgress = checkProgressListener(options.onProgress, this.name);
+    const { length, chunks } = await this.#reader.open(path, this.#object(path, 'get'), options);
+    return countedChunks(chunks, onProgress, length);
   }
 
   async *list(path: string, options: ListOptions = {}): AsyncIterable<ListEntry> {
+    const { limit, startAfter } = checkListPaging(options, this.name);
     const location = this.#store.locate(path);
     const prefix = dirPrefix(location.key);
+    // Compared as keys of this bucket (a folder's with its `/`): a path of another bucket is refused by locate.
+    const afterKey =
+      startAfter === undefined
+        ? undefined
+        : `${this.#store.locate(startAfter).key}${startAfter.endsWith('/') ? '/' : ''}`.replace(/\/\/$/, '/');
+    let left = limit ?? Number.POSITIVE_INFINITY;
     let token: string | undefined;
     do {
       let page: ObjectListing;
       try {
+        // Full pages even under a small limit: fake-gcs-server drops folders from short
+        // delimited pages, and the cut to `limit` is made here anyway.
+        const pageLimit = 1000;
         page = await this.#request(path, 'list', options.signal, (request) =>
-          this.#store.listPage(location, { prefix, delimiter: options.recursive ? undefined : '/', token, limit: 1000 }, request),
+          this.#store.listPage(
+            location,
+            {
+              prefix,
+              delimiter: options.recursive ? undefined : '/',
+              token,
+              limit: pageLimit,
+              startAfter: token === undefined ? afterKey : undefined,
+            },
+            request,
+          ),
         );
       } catch (error) {
         if (error instanceof NotFoundError) return;
@@ -305,10 +386,22 @@ export class ObjectStoreBackend implements StorageBackend {
           lastModified: file.lastModified,
         });
       }
-      entries.sort(byPath);
-      yield* entries;
+      entries.sort(byListOrder);
+      for (const entry of entries) {
+        // Every store is filtered here, so one that ignored the hint still starts after it.
+        if (afterKey !== undefined && this.#sortKey(entry) <= afterKey) continue;
+        if (left <= 0) return;
+        left--;
+        yield entry;
+      }
       token = page.next;
-    } while (token);
+    } while (token && left > 0);
+  }
+
+  /** An entry's place in the listing order, as a key of its bucket (see listSortKey). */
+  #sortKey(entry: ListEntry): string {
+    const key = this.#store.locate(entry.path).key;
+    return listSortKey({ path: key, type: entry.type });
   }
 
   async remove(path: string, options: RemoveOptions = {}): Promise<void> {
@@ -381,10 +474,42 @@ export class ObjectStoreBackend implements StorageBackend {
     }
   }
 
-  async copy(source: string, destination: string, options: SignalOptions = {}): Promise<void> {
+  /** Server-side: no byte passes here, so progress is the whole object once the copy landed. */
+  async copy(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
+    const onProgress = checkProgressListener(options.onProgress, this.name);
     const from = this.#object(source, 'copy');
     const to = this.#object(destination, 'copy');
     await this.#request(source, 'copy', options.signal, (request) => this.#store.copyObject(from, to, request));
+    if (onProgress) {
+      const { size } = await this.#head(destination, 'copy', options.signal);
+      onProgress({ bytes: size, totalBytes: size });
+    }
+  }
+
+  /**
+   * No object store renames: a copy, then the source's delete. A failure after the copy
+   * leaves both objects (the caller can move again); never neither.
+   */
+  async move(source: string, destination: string, options: CopyOptions = {}): Promise<void> {
+    this.#object(source, 'move');
+    this.#object(destination, 'move');
+    if (source === destination) {
+      // A copy onto itself then a delete would lose the object.
+      await this.stat(source, options);
+      return;
+    }
+    await this.copy(source, destination, options);
+    await this.remove(source, { signal: options.signal });
+  }
+
+  async signedUrl(path: string, options: SignedUrlOptions): Promise<string> {
+    const checked = checkSignedUrlOptions(options, this.name);
+    const location = this.#object(path, 'signedUrl');
+    try {
+      return await this.#store.signUrl(location, checked);
+    } catch (error) {
+      throw this.#mapFailure(error, path, 'signedUrl', undefined);
+    }
   }
 }
 

@@ -30,7 +30,7 @@ export {
   hasMethods,
   secretConfigError,
 } from '../store/validate.js';
-export { ObjectStoreBackend, type ObjectStoreSettings, untilAborted } from './adapter.js';
+export { countedChunks, ObjectStoreBackend, type ObjectStoreSettings, untilAborted } from './adapter.js';
 export {
   DEFAULT_RETRY_POLICY,
   parseRetryPolicy,
@@ -43,6 +43,7 @@ export {
 } from './backoff.js';
 export { bufferIfSmall, fixedSizeParts, stageParts } from './parts.js';
 export {
+  type ListPage,
   type ObjectHead,
   type ObjectListing,
   type ObjectRead,
@@ -53,6 +54,7 @@ export {
   rangeHeader,
   type StreamWrite,
   sizeFromContentRange,
+  type WriteAttributes,
 } from './primitives.js';
 export {
   isThisProcess,

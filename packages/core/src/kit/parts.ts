@@ -8,10 +8,15 @@ import type { ObjectRequest, StreamWrite } from './primitives.js';
 
 /**
  * Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter),
- * holding at most one part in memory. Used for multipart/block uploads.
+ * holding at most one part in memory; `buffers` supplies them (fresh ones by default).
+ * Each chunk is copied before the next is taken. Used for multipart/block uploads.
  */
-export async function* fixedSizeParts(chunks: AsyncIterable<Uint8Array>, size: number): AsyncIterable<Uint8Array> {
-  let buffer = new Uint8Array(size);
+export async function* fixedSizeParts(
+  chunks: AsyncIterable<Uint8Array>,
+  size: number,
+  buffers: { take(): Uint8Array } = { take: () => new Uint8Array(size) },
+): AsyncIterable<Uint8Array> {
+  let buffer = buffers.take();
   let filled = 0;
   for await (const chunk of chunks) {
     let offset = 0;
@@ -22,7 +27,7 @@ export async function* fixedSizeParts(chunks: AsyncIterable<Uint8Array>, size: n
       offset += take;
       if (filled === size) {
         yield buffer;
-        buffer = new Uint8Array(size);
+        buffer = buffers.take();
         filled = 0;
       }
     }
@@ -31,19 +36,22 @@ export async function* fixedSizeParts(chunks: AsyncIterable<Uint8Array>, size: n
 }
 
 /**
- * Reads a body until it ends or passes `limit` bytes. A small body comes back whole
- * (so it can be sent in one retryable request); a larger one comes back as a stream
- * that replays what was read, then the rest. Memory stays within `limit` plus one chunk.
- * What comes back is ours, never the caller's memory: a producer may reuse its buffer
- * (SDKs hold chunks while they fill a part), so every byte is copied, exactly once.
+ * Reads a body until it ends or passes `limit` bytes. A small body comes back whole, as
+ * our own copy (so it can be sent in one retryable request, and the caller may reuse its
+ * buffer once put resolves). A larger one comes back as a stream that replays what was
+ * read, then the rest, chunk by chunk as the producer yields it: each chunk is valid
+ * until the next is taken (a producer may reuse its buffer), so a writer copies what it
+ * keeps longer (`stageParts` copies into its part buffers). A large buffer is streamed as
+ * views of the caller's memory, which the caller leaves alone until put resolves: copying
+ * it whole would double the memory of every large upload. Memory stays within `limit`
+ * plus one chunk.
  */
 export async function bufferIfSmall(
   body: PutBody,
   limit: number,
 ): Promise<{ bytes: Uint8Array; stream?: undefined } | { bytes?: undefined; stream: AsyncIterable<Uint8Array> }> {
   const whole = bodyBytes(body);
-  // Copied: a caller may reuse its buffer once put resolves, or while a retry is still pending.
-  if (whole) return whole.byteLength <= limit ? { bytes: whole.slice() } : { stream: bodyChunks(whole.slice()) };
+  if (whole) return whole.byteLength <= limit ? { bytes: whole.slice() } : { stream: slicesOf(whole, limit) };
   const iterator = bodyChunks(body)[Symbol.asyncIterator]();
   const head: Uint8Array[] = [];
   let size = 0;
@@ -65,16 +73,24 @@ export async function bufferIfSmall(
       while (true) {
         const next = await iterator.next();
         if (next.done) return;
-        yield next.value.slice();
+        yield next.value;
       }
     })(),
   };
 }
 
+/** Views of `bytes`, `size` bytes each (no copy). */
+async function* slicesOf(bytes: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  for (let offset = 0; offset < bytes.byteLength; offset += size) yield bytes.subarray(offset, offset + size);
+}
+
 /**
  * Cuts a stream into parts of `partSize` and stages each through `stage` (under the
- * adapter's retry and timeout via `write.part`), at most `concurrency` at once; memory
- * stays within `concurrency + 1` parts. Resolves the number of parts, in order 0..n-1.
+ * adapter's retry and timeout via `write.part`), at most `concurrency` at once. Parts
+ * are copied into buffers reused once their part has been staged: an upload holds at
+ * most `concurrency + 1` part buffers, however long the stream (fresh buffers per part
+ * left garbage that the collector freed late, measured at 4x to 5x that). Resolves the
+ * number of parts, in order 0..n-1.
  */
 export async function stageParts(
   body: AsyncIterable<Uint8Array>,
@@ -82,17 +98,38 @@ export async function stageParts(
   options: { partSize: number; concurrency: number },
   stage: (part: Uint8Array, index: number, request: ObjectRequest) => Promise<unknown>,
 ): Promise<number> {
+  const pool = new PartBuffers(options.partSize);
   let count = 0;
   const indexed = (async function* () {
-    for await (const part of fixedSizeParts(body, options.partSize)) yield { part, index: count++ };
+    for await (const part of fixedSizeParts(body, options.partSize, pool)) yield { part, index: count++ };
   })();
   await pMap(
     indexed,
     async ({ part, index }) => {
       await write.part('put', (request) => stage(part, index, request));
-      write.progress();
+      write.progress(part.byteLength);
+      // Staged: nothing reads this part any more (its retries are over).
+      pool.release(part);
     },
     { concurrency: options.concurrency },
   );
   return count;
+}
+
+/** Part buffers of one upload, reused once their part is staged. */
+export class PartBuffers {
+  readonly #free: Uint8Array[] = [];
+  /** Buffers ever made: at most concurrency + 1 for `stageParts`. */
+  allocated = 0;
+  constructor(readonly size: number) {}
+  take(): Uint8Array {
+    const buffer = this.#free.pop();
+    if (buffer) return buffer;
+    this.allocated++;
+    return new Uint8Array(this.size);
+  }
+  /** Gives back a part (the last part is a view of a whole buffer). */
+  release(part: Uint8Array): void {
+    this.#free.push(part.byteLength === this.size ? part : new Uint8Array(part.buffer, part.byteOffset, this.size));
+  }
 }

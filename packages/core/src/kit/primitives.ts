@@ -2,6 +2,7 @@
 // primitives (head, read, write, conditional create, list one page, delete many,
 // copy, classify an error) and the shapes they exchange. Everything the clouds share
 // is the adapter's (adapter.ts), written once.
+import type { ObjectMetadata, SignedUrlOptions } from '../store/contract.js';
 import type { SavepointError } from '../store/errors.js';
 import type { ObjectLocation } from '../store/object-path.js';
 
@@ -15,6 +16,16 @@ export interface ObjectHead {
   lastModified?: Date | undefined;
   /** ETag or generation: resumed reads are pinned to it, and `stat` gives it for compare-and-swap. */
   version?: string | undefined;
+  /** As the store answered: the adapter keeps only what a put could have stored (call-options.ts). */
+  contentType?: string | undefined;
+  /** User metadata as the store answered (hostile: the adapter checks it). */
+  metadata?: Record<string, unknown> | undefined;
+}
+
+/** What a write stores beside the bytes: already checked by the adapter. */
+export interface WriteAttributes {
+  contentType?: string | undefined;
+  metadata?: ObjectMetadata | undefined;
 }
 
 /** Where a read starts and stops, and the version it keeps to. */
@@ -56,6 +67,14 @@ export function sizeFromContentRange(contentRange: string | null | undefined): n
   return total === undefined ? undefined : Number(total);
 }
 
+export interface ListPage {
+  prefix: string;
+  delimiter: '/' | undefined;
+  token: string | undefined;
+  limit: number;
+  startAfter?: string | undefined;
+}
+
 export interface ObjectListing {
   files: { key: string; size?: number | undefined; lastModified?: Date | undefined }[];
   /** Sub-folder prefixes, each ending in `/`. */
@@ -66,13 +85,16 @@ export interface ObjectListing {
 /** Runs one request of a multi-request write under the adapter's retry, timeout and abort. */
 export type PartRunner = <T>(operation: string, request: (request: ObjectRequest) => Promise<T>) => Promise<T>;
 
-export interface StreamWrite {
-  contentType?: string | undefined;
+export interface StreamWrite extends WriteAttributes {
   signal?: AbortSignal | undefined;
   /** Every request the write makes (each part, block or chunk, and the commit) goes through this. */
   part: PartRunner;
-  /** Call for each chunk taken from the body: the request timeout measures time without progress. */
-  progress(): void;
+  /**
+   * Call when the store has taken `bytes` more of the body (a part acknowledged; the
+   * SDK's own progress event where it has one): the request timeout measures time
+   * without progress, and the caller's `onProgress` hears of it.
+   */
+  progress(bytes: number): void;
 }
 
 /**
@@ -97,19 +119,11 @@ export interface ObjectStorePrimitives {
    */
   read(location: ObjectLocation, range: ReadRange, request: ObjectRequest): Promise<ObjectRead | undefined>;
   /** Writes `bytes` atomically in one request. */
-  writeBytes(
-    location: ObjectLocation,
-    bytes: Uint8Array,
-    request: ObjectRequest & { contentType?: string | undefined },
-  ): Promise<void>;
+  writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes): Promise<void>;
   /** Writes a stream of unknown length atomically; nothing is visible unless it all lands. */
   writeStream(location: ObjectLocation, body: AsyncIterable<Uint8Array>, write: StreamWrite): Promise<void>;
   /** Writes `bytes` only if no object is there, in one conditional request: true if it created it. */
-  createBytes(
-    location: ObjectLocation,
-    bytes: Uint8Array,
-    request: ObjectRequest & { contentType?: string | undefined },
-  ): Promise<boolean>;
+  createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes): Promise<boolean>;
   /**
    * Replaces the object with `bytes` only if it is still `version` (S3 and Azure
    * `If-Match`, GCS `ifGenerationMatch`), in one request: false when the store answers
@@ -119,21 +133,28 @@ export interface ObjectStorePrimitives {
     location: ObjectLocation,
     bytes: Uint8Array,
     version: string,
-    request: ObjectRequest & { contentType?: string | undefined },
+    request: ObjectRequest & WriteAttributes,
   ): Promise<boolean>;
   /**
    * Deletes the object only if it is still `version`, in one request: false when the store
    * refuses (412). A 404 is true; after a false the adapter asks whether anything is there.
    */
   removeVersion(location: ObjectLocation, version: string, request: ObjectRequest): Promise<boolean>;
-  listPage(
-    bucket: ObjectLocation,
-    page: { prefix: string; delimiter: '/' | undefined; token: string | undefined; limit: number },
-    request: ObjectRequest,
-  ): Promise<ObjectListing>;
+  /**
+   * One page of keys below `prefix`. `startAfter` is a hint (only with no `token`): a
+   * store that can start there (S3 `StartAfter`, GCS `startOffset`) may skip the keys at
+   * or before it; the adapter filters them anyway, so a store without it ignores it.
+   */
+  listPage(bucket: ObjectLocation, page: ListPage, request: ObjectRequest): Promise<ObjectListing>;
   /** Deletes up to `deleteBatchSize` keys; resolves the keys that failed. A missing key counts as deleted. */
   deleteMany(bucket: ObjectLocation, keys: string[], request: ObjectRequest): Promise<string[]>;
   copyObject(source: ObjectLocation, destination: ObjectLocation, request: ObjectRequest): Promise<void>;
+  /**
+   * A URL for a plain GET (`read`) or PUT (`write`) of the object, signed locally with
+   * the backend's credentials (options already checked). A credential kind that cannot
+   * sign throws `ConfigError` saying which one can.
+   */
+  signUrl(location: ObjectLocation, options: SignedUrlOptions): Promise<string>;
   /** The contract's error for a raw SDK error (credentials redacted). */
   classify(error: unknown, path: string, operation: string): SavepointError;
 }

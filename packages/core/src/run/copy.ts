@@ -8,6 +8,7 @@
 import { MANIFEST_NAME } from '../format/sharded.js';
 import type { ListEntry, SignalOptions, StorageBackend } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
+import { transferObject } from '../store/transfer.js';
 import type { RunFolder } from './folder.js';
 import { LEASE_NAME, POINTER_NAME, RUN_MARKER_NAME } from './layout.js';
 import { formatPointer } from './pointer.js';
@@ -80,15 +81,17 @@ export async function copyRun(
   progress.start(total);
   let bytes = 0;
   for (const file of files) {
-    const stream = await source.getStream(file.from, options);
-    async function* counted() {
-      for await (const chunk of stream) {
-        bytes += chunk.byteLength;
-        progress.update(bytes);
-        yield chunk;
-      }
-    }
-    await target.store.put(destination(file.segments), counted(), options);
+    // The library's one copy between stores: streaming, bounded memory, progress per chunk.
+    const before = bytes;
+    const copied = await transferObject(
+      { store: source, path: file.from },
+      { store: target.store, path: destination(file.segments) },
+      {
+        signal: options.signal,
+        onProgress: ({ bytes: done }) => progress.update(before + done),
+      },
+    );
+    bytes = before + copied.bytes;
   }
   // A new run: no fencing generation; the bookkeeping comes along.
   if (pointerText !== undefined) {

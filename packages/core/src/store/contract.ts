@@ -21,8 +21,34 @@ export interface SignalOptions {
   signal?: AbortSignal | undefined;
 }
 
-export interface PutOptions extends SignalOptions {
+/** How far a transfer is: bytes moved so far, and the whole when it is known. */
+export interface TransferProgress {
+  bytes: number;
+  totalBytes?: number | undefined;
+}
+
+export interface ProgressOptions {
+  /**
+   * Called as bytes move (an upload's parts as the store acknowledges them, where the
+   * SDK reports it: lib-storage's `httpUploadProgress`, each staged block or part; a
+   * read's chunks as they arrive), never more often than once per part or chunk, and
+   * once at the end with the whole. A listener that throws fails the call.
+   */
+  onProgress?: ((progress: TransferProgress) => void) | undefined;
+}
+
+/**
+ * User metadata: at most 32 keys of `[a-z_][a-z0-9_]*` (the names S3, GCS and Azure all
+ * keep as written) with printable ASCII values, 2 KiB in all (S3's limit). Anything else
+ * fails the put with `ConfigError` before a request is made.
+ */
+export type ObjectMetadata = Record<string, string>;
+
+export interface PutOptions extends SignalOptions, ProgressOptions {
+  /** Stored with the object and returned by `stat` (`capabilities.metadata`). */
   contentType?: string | undefined;
+  /** Stored with the object and returned by `stat` (`capabilities.metadata`; see `ObjectMetadata`). */
+  metadata?: ObjectMetadata | undefined;
   /**
    * Compare-and-swap: replace the object only if it is still this version (what `stat`
    * returned). Otherwise the put rejects with `PreconditionFailedError` and writes
@@ -44,13 +70,47 @@ export interface RemoveOptions extends SignalOptions {
   ifMatch?: string | undefined;
 }
 
-export interface GetOptions extends SignalOptions {
+export interface GetOptions extends SignalOptions, ProgressOptions {
   range?: ByteRange | undefined;
 }
+
+export interface CopyOptions extends SignalOptions, ProgressOptions {}
 
 export interface ListOptions extends SignalOptions {
   /** List every file below the folder instead of one level (files and sub-folders). */
   recursive?: boolean | undefined;
+  /** At most this many entries (a positive integer). */
+  limit?: number | undefined;
+  /**
+   * Only entries after this one in the listing's order: the last entry of the previous
+   * page (or its path; a folder's path with a `/` after it). With `limit`, pages through a
+   * folder of any size; a page is shorter than `limit` only at the end of the listing.
+   */
+  startAfter?: string | Pick<ListEntry, 'path' | 'type'> | undefined;
+}
+
+export interface SignedUrlOptions {
+  /** `read`: a plain GET of the object. `write`: a plain PUT of the whole body. */
+  action: 'read' | 'write';
+  /** How long the URL works: a positive integer of milliseconds, at most 7 days (S3's and GCS's limit). */
+  expiresInMs: number;
+}
+
+/**
+ * What a backend declares about itself; the contract suite reads it, so a store is
+ * tested at its own sizes and never for what it says it cannot do.
+ */
+export interface StoreCapabilities {
+  /** `signedUrl` works; when false it rejects with `UnsupportedError`. */
+  signedUrl: boolean;
+  /** `put` keeps `contentType` and `metadata` and `stat` returns them; when false, a put with `metadata` rejects with `UnsupportedError`. */
+  metadata: boolean;
+  /**
+   * Bytes of one part (block, chunk) of a streamed upload, and of the largest body sent
+   * in one request; undefined on a store that writes a stream whole (local disk). The
+   * suite's torn-write checks write several parts of this size.
+   */
+  partSizeBytes: number | undefined;
 }
 
 export interface RmtreeOptions extends SignalOptions {
@@ -81,6 +141,10 @@ export interface ObjectStat {
    * generation; on local disk it changes on every write). What `ifMatch` compares.
    */
   version: string;
+  /** What `put` stored (`capabilities.metadata`); undefined when none was given. */
+  contentType?: string | undefined;
+  /** What `put` stored, checked as `ObjectMetadata` when read back; `{}` when none. */
+  metadata?: ObjectMetadata | undefined;
 }
 
 /**
@@ -108,6 +172,8 @@ export interface ObjectStat {
 export interface StorageBackend {
   /** Short name used in messages and the registry: `local`, `s3`, `gcs`, `azure`. */
   readonly name: string;
+  /** What this store can do, and its part size (see `StoreCapabilities`). */
+  readonly capabilities: StoreCapabilities;
 
   /** Joins path segments with the store's separator (`/` on object stores). Does no I/O. */
   joinPath(base: string, ...parts: string[]): string;
@@ -137,9 +203,17 @@ export interface StorageBackend {
 
   /**
    * Lists a folder: one level (files and sub-folders) or, with `recursive`, every file
-   * below it. Pages by itself; order is lexicographic by path. A missing folder lists nothing.
+   * below it. Pages by itself; ordered by path, a folder sorting as its path followed by `/`
+   * (`b.txt` before the folder `b`: the order object stores keep). A missing folder lists nothing.
    */
   list(path: string, options?: ListOptions): AsyncIterable<ListEntry>;
+
+  /**
+   * A URL that lets a plain HTTP client read (GET) or write (PUT) the object at `path`
+   * without credentials, for `expiresInMs`. Rejects with `UnsupportedError` where
+   * `capabilities.signedUrl` is false. The URL is a credential: never log it.
+   */
+  signedUrl(path: string, options: SignedUrlOptions): Promise<string>;
 
   /** Deletes the file at `path`; succeeds when it is already gone. Never touches a folder. With `ifMatch`, only that version. */
   remove(path: string, options?: RemoveOptions): Promise<void>;
@@ -150,7 +224,13 @@ export interface StorageBackend {
    */
   rmtree(path: string, options?: RmtreeOptions): Promise<void>;
   /** Copies one file within this store. */
-  copy(source: string, destination: string, options?: SignalOptions): Promise<void>;
+  copy(source: string, destination: string, options?: CopyOptions): Promise<void>;
+  /**
+   * Moves one file within this store: the destination gets the whole object (as `copy`),
+   * then the source is gone. Object stores copy then delete, so a failure between the two
+   * leaves both (never neither); a missing source is `NotFoundError` and writes nothing.
+   */
+  move(source: string, destination: string, options?: CopyOptions): Promise<void>;
 
   /**
    * Optional. Deletes what killed writes left below `path` that no listing shows

@@ -15,6 +15,7 @@ export type SavepointErrorCode =
   | 'NOT_OWNED'
   | 'LEASE_HELD'
   | 'PRECONDITION_FAILED'
+  | 'UNSUPPORTED'
   | 'BACKEND';
 
 export interface SavepointErrorOptions {
@@ -197,6 +198,19 @@ export class PreconditionFailedError extends SavepointError {
     );
     this.path = path;
     this.expected = expected;
+  }
+}
+
+/**
+ * The store cannot do this at all (a signed URL on local disk): declared in its
+ * `capabilities`, never retried, the same answer every time.
+ */
+export class UnsupportedError extends SavepointError {
+  override readonly name = 'UnsupportedError';
+  readonly operation: string;
+  constructor(operation: string, message: string, options: SavepointErrorOptions = {}) {
+    super('UNSUPPORTED', message, options);
+    this.operation = operation;
   }
 }
 

@@ -1,18 +1,37 @@
 // `@savepoint/core/store`: what an adopter of the storage packages needs, and nothing
 // of the policy engine: the StorageBackend contract, the one error hierarchy, and the
 // registry that picks a backend from `backendArgs` or a URI scheme.
+export {
+  byListOrder,
+  checkContentType,
+  checkListPaging,
+  checkMetadata,
+  checkProgressListener,
+  checkSignedUrlOptions,
+  listSortKey,
+  METADATA_MAX_BYTES,
+  readContentType,
+  readMetadata,
+  SIGNED_URL_MAX_MS,
+} from './call-options.js';
 export type {
   ByteRange,
+  CopyOptions,
   GetOptions,
   ListEntry,
   ListOptions,
+  ObjectMetadata,
   ObjectStat,
+  ProgressOptions,
   PutBody,
   PutOptions,
   RemoveOptions,
   RmtreeOptions,
   SignalOptions,
+  SignedUrlOptions,
   StorageBackend,
+  StoreCapabilities,
+  TransferProgress,
 } from './contract.js';
 export {
   AbortedError,
@@ -34,6 +53,7 @@ export {
   type SavepointErrorOptions,
   TimeoutError,
   TransientError,
+  UnsupportedError,
 } from './errors.js';
 export { redact } from './redact.js';
 export {
@@ -51,3 +71,4 @@ export {
   unregisterBackend,
   uriScheme,
 } from './registry.js';
+export { type TransferOptions, transferObject } from './transfer.js';

@@ -1,0 +1,151 @@
+// The memory a save holds, as the README states it: an upload holds at most
+// (concurrency + 1) part buffers; a large buffer is uploaded from the caller's memory,
+// never copied whole; an async save handed to the save worker is one copy of the state,
+// in shared memory (the hand-over copies nothing more); after `close()` the hook holds
+// no snapshot buffer. (`pnpm bench memory` measures the same in bytes.)
+import { setImmediate } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { SaveQueue } from '../src/engine/save-queue.js';
+import type { SaveStep, StepRunner } from '../src/engine/save-steps.js';
+import { Tensor, type TypedArray } from '../src/format/tensor.js';
+import { bufferIfSmall, stageParts } from '../src/kit/parts.js';
+import type { StreamWrite } from '../src/kit/primitives.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const write: StreamWrite = { part: (_operation, run) => run({ signal: new AbortController().signal }), progress() {} };
+
+async function* chunks(count: number, size: number) {
+  for (let i = 0; i < count; i++) yield new Uint8Array(size).fill(i);
+}
+
+describe('upload buffers', () => {
+  it('stageParts holds at most concurrency + 1 part buffers, however many parts, and each part keeps its bytes until staged', async () => {
+    const partSize = 1024;
+    const seen = new Set<ArrayBufferLike>();
+    const staged: number[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const count = await stageParts(chunks(60, 700), write, { partSize, concurrency: 3 }, async (part, index) => {
+      seen.add(part.buffer);
+      inFlight++;
+      mostInFlight = Math.max(mostInFlight, inFlight);
+      const first = part[0];
+      // Other parts are filled while this one is "on the wire": its bytes must not change.
+      await setImmediate();
+      await setImmediate();
+      expect(part[0]).toBe(first);
+      staged[index] = part.byteLength;
+      inFlight--;
+    });
+    expect(count).toBe(Math.ceil((60 * 700) / partSize));
+    expect(staged.reduce((a, b) => a + b, 0)).toBe(60 * 700);
+    expect(mostInFlight).toBe(3);
+    expect(seen.size).toBeLessThanOrEqual(4);
+  });
+
+  it('stageParts stages the right bytes in each part when its buffers are reused', async () => {
+    const parts: Uint8Array[] = [];
+    await stageParts(chunks(10, 1000), write, { partSize: 2000, concurrency: 2 }, async (part, index) => {
+      await setImmediate();
+      parts[index] = part.slice();
+    });
+    expect(parts).toHaveLength(5);
+    parts.forEach((part, i) => {
+      expect(part.subarray(0, 1000).every((b) => b === 2 * i)).toBe(true);
+      expect(part.subarray(1000).every((b) => b === 2 * i + 1)).toBe(true);
+    });
+  });
+
+  it("a body longer than one request is streamed from the caller's buffer, not copied whole", async () => {
+    const body = new Uint8Array(10_000).fill(3);
+    const result = await bufferIfSmall(body, 4096);
+    expect(result.bytes).toBeUndefined();
+    const pieces: Uint8Array[] = [];
+    for await (const piece of result.stream as AsyncIterable<Uint8Array>) pieces.push(piece);
+    expect(pieces.every((piece) => piece.buffer === body.buffer)).toBe(true);
+    expect(pieces.reduce((n, piece) => n + piece.byteLength, 0)).toBe(10_000);
+    // A small body is still our own copy: the caller may reuse its buffer once put resolves.
+    const small = new Uint8Array(100);
+    expect((await bufferIfSmall(small, 4096)).bytes?.buffer).not.toBe(small.buffer);
+  });
+});
+
+/** A step runner standing in for the save worker: records what it was handed. */
+function workerStandIn() {
+  const handed: SaveStep[][] = [];
+  let finish: (() => void) | undefined;
+  const runner: StepRunner = {
+    offThread: true,
+    run(steps) {
+      handed.push([...steps]);
+      return new Promise<undefined>((resolve) => {
+        finish = () => resolve(undefined);
+      });
+    },
+    async close() {},
+  };
+  return { runner, handed, finish: () => finish?.() };
+}
+
+const arraysOf = (steps: SaveStep[]): TypedArray[] =>
+  steps.flatMap((step) =>
+    step.kind === 'save' ? Object.values(step.checkpoint).map((v) => (v instanceof Tensor ? v.data : (v as TypedArray))) : [],
+  );
+
+describe('async saves handed to the save worker', () => {
+  it('hand over one copy of the state, in shared memory (the hand-over copies nothing more), reused by the next save point', async () => {
+    const queue = new SaveQueue({ asyncSave: true, maxPendingSaves: 1, signal: undefined });
+    const worker = workerStandIn();
+    queue.useRunner(worker.runner);
+    const live = { w: new Float32Array([1, 2, 3]), b: new Tensor(new Float32Array([4]), [1], 'F32') };
+    // As the hook does: the snapshot is taken while the save point is planned.
+    const savePoint = () =>
+      queue.savePoint(async (steps) => {
+        steps.push({ kind: 'save', name: 'c', checkpoint: await queue.snapshot(async () => live) });
+      });
+    await savePoint();
+    const first = arraysOf(worker.handed[0] ?? []);
+    expect(first).toHaveLength(2);
+    for (const array of first) {
+      expect(array.buffer).toBeInstanceOf(SharedArrayBuffer);
+      expect(array).not.toBe(live.w);
+    }
+    // Training changes the state: the save in flight keeps what it was given.
+    live.w[0] = 9;
+    expect(Array.from(first[0] as Float32Array)).toEqual([1, 2, 3]);
+    worker.finish();
+    await queue.flush();
+    await savePoint();
+    const second = arraysOf(worker.handed[1] ?? []);
+    expect(second.map((a) => a.buffer)).toEqual(first.map((a) => a.buffer));
+    expect(Array.from(second[0] as Float32Array)).toEqual([9, 2, 3]);
+    worker.finish();
+    await queue.flush();
+  });
+
+  it('after drain (afterTrain, close) the queue holds no snapshot buffer', async () => {
+    const queue = new SaveQueue({ asyncSave: true, maxPendingSaves: 2, signal: undefined });
+    const worker = workerStandIn();
+    queue.useRunner(worker.runner);
+    const refs: WeakRef<ArrayBufferLike>[] = [];
+    await (async () => {
+      await queue.savePoint(async (steps) => {
+        steps.push({ kind: 'save', name: 'c', checkpoint: await queue.snapshot(async () => ({ w: new Float32Array(1 << 20) })) });
+      });
+      for (const array of arraysOf(worker.handed[0] ?? [])) refs.push(new WeakRef(array.buffer));
+    })();
+    worker.finish();
+    await queue.drain();
+    worker.handed.length = 0;
+    await setImmediate();
+    gc();
+    await setImmediate();
+    gc();
+    expect(refs).toHaveLength(1);
+    expect(refs.every((ref) => ref.deref() === undefined)).toBe(true);
+  });
+});
