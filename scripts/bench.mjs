@@ -28,6 +28,9 @@
 //  10. preempt: time from SIGTERM to the committed pointer for a 256 MiB state on S3, sync
 //      and asyncSave, against a plain synchronous save of the same state in the same
 //      process (`node scripts/bench.mjs preempt` runs only this; goal <= 5 s).
+//  11. loads (`pnpm bench loads` runs only this, scripts/bench-loads.mjs): a 1 GiB full load
+//      on local disk and S3 against readFile + SHA-256 and Python's safetensors, peak
+//      memory of load and verify, and a folder checkpoint read with 1, 2 and 4 shards at once.
 // BENCH_BYTES, BENCH_SAVE_BYTES, BENCH_SHARD_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -47,6 +50,13 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 const only = process.argv.slice(2);
+if (only.includes('loads')) {
+  // `pnpm bench loads [local|s3]`: full loads, verify and shard reads (scripts/bench-loads.mjs), on the running servers.
+  const { main } = await import('./bench-loads.mjs');
+  const stores = only.filter((a) => a === 'local' || a === 's3');
+  main(stores.length > 0 ? stores : undefined);
+  process.exit(0);
+}
 
 function run(args) {
   const out = spawnSync(process.execPath, ['--expose-gc', `${root}scripts/bench-worker.mjs`, ...args], {
@@ -370,6 +380,10 @@ try {
       `one by one: ${one.requests} requests, ${one.seconds.toFixed(2)} s; rmtree: ${tree.requests} requests, ${tree.seconds.toFixed(2)} s; ` +
         `speed-up ${ratio(one.seconds, tree.seconds)}x, requests ratio ${ratio(tree.requests, one.requests)}`,
     );
+  }
+  if (!only.length) {
+    freshServers();
+    (await import('./bench-loads.mjs')).main();
   }
 } finally {
   if (!wasRunning) execFileSync('bash', [`${root}scripts/servers.sh`, 'stop'], { stdio: 'inherit' });

@@ -158,6 +158,13 @@ if (checkpoints) {
     `${checkpoints.refused} hostile checkpoints (a tensor defined in two shards, a savepoint header stripped of its data hash, a shard without its hash, a manifest listing one shard 1,000 times or over the 100 MB bound, shard entries of the wrong type or with a path, a damaged or swapped source given to publish, directly and at \`afterTrain\`) were each refused with CorruptCheckpointError naming what is wrong; publishing wrote nothing.`,
   );
 }
+const sealedCheckpoints = figures['sealed-checkpoints'];
+if (sealedCheckpoints) {
+  lines.push(
+    '',
+    `${sealedCheckpoints.refused} checkpoints named by the run's pointer had their metadata edited with their data, and so their data hash, intact (\`meta\` in a file's header or a folder's manifest, on every store): each still loaded without the seal, and each was refused with CorruptCheckpointError on resume and by \`verify\` against the seal the pointer records.`,
+  );
+}
 const output = process.argv[2] ?? 'test-results/reliability.md';
 writeFileSync(output, `${lines.join('\n')}\n`);
 console.error(`[reliability] wrote ${output}`);

@@ -27,7 +27,9 @@ describe('savepoint demo', () => {
       // job is the second). A third, the run's bookkeeping, follows when the last epoch improved the best.
       const pointer = (await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n');
       expect(pointer.slice(0, 2)).toEqual(['epoch_10.safetensors', 'generation: 2']);
-      expect(pointer.slice(2).every((line) => line.startsWith('runtime_info: {'))).toBe(true);
+      // Then the checkpoint's seal, and the bookkeeping when a best moved since.
+      expect(pointer[2]).toMatch(/^seal: [0-9a-f]{64}$/);
+      expect(pointer.slice(3).every((line) => line.startsWith('runtime_info: {'))).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

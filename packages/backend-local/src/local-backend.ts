@@ -8,7 +8,6 @@ import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   bodyChunks,
-  callSignal,
   checkKnownKeys,
   checkString,
   countedChunks,
@@ -69,6 +68,8 @@ export interface LocalBackendOptions {
 
 /** Writes tried when another process deletes the temp file before it is moved in (only for a body that can be sent again). */
 const TEMP_ATTEMPTS = 3;
+/** The most bytes one read call asks for (Node reads at most 2 GiB per call). */
+const READ_PART_BYTES = 1024 * 1024 * 1024;
 
 /** A write's own temp file vanished before it was moved in (see tempVanished): nothing was written. */
 class TempVanished extends Error {
@@ -301,24 +302,19 @@ export class LocalBackend implements StorageBackend {
     const abs = this.#resolve(path);
     checkSignal(options.signal, path);
     try {
-      if (!options.range) {
-        const st = await fs.stat(abs);
-        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-        const link = options.signal ? callSignal(options.signal) : undefined;
-        try {
-          return new Uint8Array(await fs.readFile(abs, { signal: link?.signal }));
-        } finally {
-          link?.release();
-        }
-      }
+      // One handle for whole files too: fs.readFile refuses files over 2 GiB.
       const handle = await fs.open(abs, 'r');
       try {
-        const size = (await handle.stat()).size;
-        const { start, end } = clampRange(options.range, size, path);
+        const st = await handle.stat();
+        if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
+        const { start, end } = clampRange(options.range ?? { start: 0 }, st.size, path);
         const out = new Uint8Array(end - start);
         let offset = 0;
         while (offset < out.byteLength) {
-          const { bytesRead } = await handle.read(out, offset, out.byteLength - offset, start + offset);
+          checkSignal(options.signal, path);
+          // One read call takes at most 2 GiB (Node's limit): bigger files are read in parts.
+          const length = Math.min(out.byteLength - offset, READ_PART_BYTES);
+          const { bytesRead } = await handle.read(out, offset, length, start + offset);
           if (bytesRead === 0) break;
           offset += bytesRead;
         }

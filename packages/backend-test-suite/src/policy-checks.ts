@@ -142,18 +142,18 @@ export function testCheckpointPolicy(name: string, factory: BackendFactory, opti
           expect(info.last_ckpt).toBe(`${mode}_11.safetensors`);
         });
 
-        it("the pointer's first line is the newest checkpoint name relative to the work dir; the second, the writer's fencing generation", async () => {
+        it("the pointer's first line is the newest checkpoint name relative to the work dir; the second, the writer's fencing generation; the third, the checkpoint's seal", async () => {
           const dir = freshWorkDir();
           await train(mode, dir, { hook: { interval: 3 } });
           const raw = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
-          expect(raw).toBe(`${mode}_11.safetensors\ngeneration: 1`);
+          expect(raw).toMatch(new RegExp(`^${mode}_11\\.safetensors\ngeneration: 1\nseal: [0-9a-f]{64}$`));
           expect(await Run.open(dir, { backend: ctx.backend }).latest()).toBe(
             ctx.backend.joinPath(dir, `${mode}_11.safetensors`),
           );
           // The next job writes with a generation above it, from its first write on (taking the lease).
           await train(mode, dir, { hook: { interval: 3 }, steps: 12, resume: true });
           const next = new TextDecoder().decode(await ctx.backend.get(ctx.backend.joinPath(dir, 'last_checkpoint')));
-          expect(next).toBe(`${mode}_12.safetensors\ngeneration: 2`);
+          expect(next).toMatch(new RegExp(`^${mode}_12\\.safetensors\ngeneration: 2\nseal: [0-9a-f]{64}$`));
         });
 
         it('resume from step 11 holding [9, 10, 11] with maxKeepCkpts 2, train to 12: 9 and 10 go, 11 and 12 stay', async () => {

@@ -110,8 +110,10 @@ describe('savepoint cp with a relative source path', () => {
       // bare name and carries no fencing generation (the copy is a new run).
       const after = await tree(copy);
       expect([...after.keys()]).toEqual([...before.keys()]);
-      expect(Buffer.from(before.get('last_checkpoint') ?? '', 'base64').toString()).toBe('epoch_4.safetensors\ngeneration: 1');
-      expect(await readFile(join(copy, 'last_checkpoint'), 'utf8')).toBe('epoch_4.safetensors');
+      expect(Buffer.from(before.get('last_checkpoint') ?? '', 'base64').toString()).toMatch(
+        /^epoch_4\.safetensors\ngeneration: 1\nseal: [0-9a-f]{64}$/,
+      );
+      expect(await readFile(join(copy, 'last_checkpoint'), 'utf8')).toMatch(/^epoch_4\.safetensors\nseal: [0-9a-f]{64}$/);
       const withoutPointer = (files: Map<string, string>) => new Map([...files].filter(([name]) => name !== 'last_checkpoint'));
       expect(withoutPointer(after)).toEqual(withoutPointer(before));
 
@@ -292,7 +294,7 @@ describe('savepoint prune on the checkpoint folder of a run whose outDir is not 
     // A copy of it resumes where it stopped: the pointer comes along.
     const copy = join(root, 'other-copy');
     expect((await run(['cp', other, copy])).code).toBe(0);
-    expect(await readFile(join(copy, 'last_checkpoint'), 'utf8')).toBe('epoch_5.safetensors');
+    expect(await readFile(join(copy, 'last_checkpoint'), 'utf8')).toMatch(/^epoch_5\.safetensors\nseal: [0-9a-f]{64}$/);
   });
 
   it("a folder that is both another run's checkpoint folder and a work dir with its own pointer is refused, saying why", async () => {

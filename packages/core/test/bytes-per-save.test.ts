@@ -74,7 +74,8 @@ describe('bytes uploaded per save point of an improving best', () => {
     // The pointer carries the new best's bookkeeping; the checkpoint's own runtime info predates it.
     const pointer = (await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n');
     expect(pointer[0]).toBe('epoch_6.safetensors');
-    expect(JSON.parse((pointer[2] as string).replace(/^runtime_info: /, ''))).toMatchObject({
+    expect(pointer[2]).toMatch(/^seal: [0-9a-f]{64}$/);
+    expect(JSON.parse((pointer[3] as string).replace(/^runtime_info: /, ''))).toMatchObject({
       best_ckpt: 'best_acc_epoch_6.safetensors',
       best_score: 0.06,
     });

@@ -44,8 +44,9 @@ describe('outDir on another store', () => {
       await run(workDir, 2, false).trainer.train();
       const base = workDir.split('/').pop();
       // The first line names the checkpoint; the second is the fencing generation of the job that wrote it.
-      expect(await readFile(join(workDir, 'last_checkpoint'), 'utf8')).toBe(
-        `mem://bucket/out/${base}/epoch_2.safetensors\ngeneration: 1`,
+      // (ours) The third line is the checkpoint's seal (format/seal.ts).
+      expect(await readFile(join(workDir, 'last_checkpoint'), 'utf8')).toMatch(
+        new RegExp(`^mem://bucket/out/${base}/epoch_2\\.safetensors\ngeneration: 1\nseal: [0-9a-f]{64}$`),
       );
       const second = run(workDir, 3, true);
       await second.trainer.train();

@@ -65,7 +65,8 @@ export async function readResumePoint(
   const run = hook.openRun(workDir, options.backend);
   const target = await run.resumeTarget();
   if (!target) return undefined;
-  const checkpoint = await run.load(target.path);
+  // (ours) Checked against the seal the pointer records: an edit of its metadata is refused.
+  const checkpoint = await run.load(target.path, { seal: target.seal });
   const meta = (checkpoint.meta ?? {}) as { epoch?: unknown; iter?: unknown };
   const hub = checkpoint.message_hub as { runtime_info?: unknown } | undefined;
   const info = hub?.runtime_info;

@@ -8,6 +8,7 @@ import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError } from '../store/errors.js';
 import { type CheckpointReader, type OpenCheckpointOptions, openCheckpoint, readSafetensorsHeader } from './reader.js';
 import { DATA_SHA256_KEY } from './safetensors.js';
+import { checkSeal } from './seal.js';
 import { readManifest } from './sharded.js';
 
 /** The SHA-256s of a stored file's bytes: all of them, and those from `dataStart` on. */
@@ -47,9 +48,14 @@ function checkRecorded(store: StorageBackend, path: string, recorded: string | u
 export async function checkCheckpointBytes(
   store: StorageBackend,
   path: string,
-  options: SignalOptions & Pick<OpenCheckpointOptions, 'objectPath'> = {},
+  options: SignalOptions &
+    Pick<OpenCheckpointOptions, 'objectPath'> & {
+      /** (ours) What the run's pointer records for it (`checkpointSeal`): its header or manifest must match. */
+      seal?: string | undefined;
+    } = {},
 ): Promise<{ reader: CheckpointReader; dataHashChecked: boolean }> {
   const signalOnly = { signal: options.signal };
+  if (options.seal !== undefined) await checkSeal(store, path, options.seal, signalOnly);
   const reader = await openCheckpoint(store, path, { ...signalOnly, objectPath: options.objectPath });
   if (reader.shape === 'file') {
     const { header } = await readSafetensorsHeader(store, path, signalOnly);

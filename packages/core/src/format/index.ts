@@ -28,12 +28,15 @@ export {
   parseSafetensorsHeader,
   type SafetensorsHeader,
 } from './safetensors.js';
+export { checkpointSeal, checkSeal } from './seal.js';
 export {
   isShardFileName,
   MANIFEST_NAME,
   MAX_MANIFEST_BYTES,
   readManifest,
+  readManifestBytes,
   type ShardManifest,
   shardFileName,
 } from './sharded.js';
+export { type StreamedFile, type StreamLoadOptions, streamSafetensorsFile } from './stream-load.js';
 export { type Checkpoint, type DType, dtypeOf, isTypedArray, Tensor, type TypedArray } from './tensor.js';

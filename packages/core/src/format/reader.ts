@@ -67,7 +67,7 @@ export async function readSafetensorsHeader(
   store: StorageBackend,
   path: string,
   options: SignalOptions & { savepointWritten?: boolean } = {},
-): Promise<{ header: SafetensorsHeader; fileBytes: number; bytesRead: number }> {
+): Promise<{ header: SafetensorsHeader; fileBytes: number; bytesRead: number; headerBytes: Uint8Array }> {
   const signalOnly = { signal: options.signal };
   const { size: fileBytes } = await store.stat(path, signalOnly);
   const first = await store.get(path, { ...signalOnly, range: { start: 0, end: FIRST_READ_BYTES } });
@@ -92,8 +92,9 @@ export async function readSafetensorsHeader(
     bytes.set(rest, first.byteLength);
   }
   let header: SafetensorsHeader;
+  const headerBytes = bytes.subarray(0, Math.min(bytes.byteLength, headerEnd));
   try {
-    header = parseSafetensorsHeader(bytes.subarray(0, Math.min(bytes.byteLength, headerEnd)));
+    header = parseSafetensorsHeader(headerBytes);
     checkDataSection(header, fileBytes);
     checkDataHashRecorded(header, { savepointWritten: options.savepointWritten });
   } catch (error) {
@@ -102,7 +103,7 @@ export async function readSafetensorsHeader(
     }
     throw error;
   }
-  return { header, fileBytes, bytesRead: bytes.byteLength };
+  return { header, fileBytes, bytesRead: bytes.byteLength, headerBytes };
 }
 
 /** A checkpoint opened for reading by parts. */

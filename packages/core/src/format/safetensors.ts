@@ -157,9 +157,20 @@ function tensorBytes(t: TensorEntry): Uint8Array {
   return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
+/**
+ * The most bytes handed to one hash update or one write: Node's hash refuses more than
+ * 2 GiB at once ("data is too long") and one fs write takes at most 2 GiB, so a tensor
+ * past that is hashed and streamed in slices.
+ */
+export const MAX_SLICE_BYTES = 64 * 1024 * 1024;
+
+function* slices(bytes: Uint8Array, size = MAX_SLICE_BYTES): Iterable<Uint8Array> {
+  for (let offset = 0; offset < bytes.byteLength; offset += size) yield bytes.subarray(offset, offset + size);
+}
+
 function digestTensorDataSync(tensors: readonly TensorEntry[]): string {
   const hash = createHash('sha256');
-  for (const t of tensors) hash.update(tensorBytes(t));
+  for (const t of tensors) for (const slice of slices(tensorBytes(t))) hash.update(slice);
   return hash.digest('hex');
 }
 
@@ -210,11 +221,10 @@ export function encodeSafetensors(
   const byteLength = prefix.byteLength + offset;
   return {
     byteLength,
+    header: prefix,
     async *chunks() {
       yield prefix;
-      for (const t of tensors) {
-        if (t.data.byteLength > 0) yield new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      }
+      for (const t of tensors) yield* slices(tensorBytes(t));
     },
   };
 }
@@ -446,6 +456,8 @@ export function parseMetadataValue(key: string, json: string): unknown {
 export interface EncodedCheckpoint {
   /** Exact size in bytes, known before the first chunk. */
   readonly byteLength: number;
+  /** The file's first bytes: the 8-byte length and the JSON header (what a checkpoint's seal hashes, seal.ts). */
+  readonly header: Uint8Array;
   /** The bytes, in order. Can be called more than once and yields the same bytes each time. */
   chunks(): AsyncIterable<Uint8Array>;
 }

@@ -3,6 +3,7 @@
 // shard files first and the manifest last: the manifest is what makes it complete,
 // and it names every shard with its size and SHA-256.
 
+import { createHash } from 'node:crypto';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError } from '../store/errors.js';
 import { MAX_HEADER_BYTES } from './safetensors.js';
@@ -49,28 +50,51 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
  * size, SHA-256 and tensor names), so that no reader meets a non-string name or reads
  * one shard many times. Anything else is a `CorruptCheckpointError` saying what.
  */
-export async function readManifest(backend: StorageBackend, dir: string, options: SignalOptions = {}): Promise<ShardManifest> {
-  const { path, json } = await readManifestJson(backend, dir, options);
-  return checkShardManifest(json, path, backend.name);
+export async function readManifest(
+  backend: StorageBackend,
+  dir: string,
+  options: SignalOptions & {
+    /** (ours) The SHA-256 the run's pointer records for it (`checkpointSeal`): an edited manifest is refused. */
+    sha256?: string | undefined;
+  } = {},
+): Promise<ShardManifest> {
+  return (await readManifestBytes(backend, dir, options)).manifest;
+}
+
+/** `readManifest`, with the SHA-256 of the exact bytes parsed (what the pointer's seal of a folder is). */
+export async function readManifestBytes(
+  backend: StorageBackend,
+  dir: string,
+  options: SignalOptions & { sha256?: string | undefined } = {},
+): Promise<{ manifest: ShardManifest; sha256: string }> {
+  const { path, json, sha256 } = await readManifestJson(backend, dir, options);
+  return { manifest: checkShardManifest(json, path, backend.name), sha256 };
 }
 
 /**
  * The JSON of the manifest in `dir`, read with the bound (whatever its format: the
- * sharded one here, the incremental one of incremental.ts).
+ * sharded one here, the incremental one of incremental.ts), with the SHA-256 of the
+ * exact bytes; with `sha256`, bytes that do not match it are refused.
  */
 export async function readManifestJson(
   backend: StorageBackend,
   dir: string,
-  options: SignalOptions = {},
-): Promise<{ path: string; json: unknown }> {
+  options: SignalOptions & { sha256?: string | undefined } = {},
+): Promise<{ path: string; json: unknown; sha256: string }> {
   const path = backend.joinPath(dir, MANIFEST_NAME);
   // One byte past the bound: reading more is never needed to refuse it.
-  const bytes = await backend.get(path, { ...options, range: { start: 0, end: MAX_MANIFEST_BYTES + 1 } });
+  const bytes = await backend.get(path, { signal: options.signal, range: { start: 0, end: MAX_MANIFEST_BYTES + 1 } });
   const corrupt = (what: string, cause?: unknown) =>
     new CorruptCheckpointError(`manifest ${path} ${what}`, { backend: backend.name, cause });
   if (bytes.byteLength > MAX_MANIFEST_BYTES) throw corrupt(`is over the ${MAX_MANIFEST_BYTES}-byte bound`);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (options.sha256 !== undefined && sha256 !== options.sha256) {
+    throw corrupt(
+      `does not match the SHA-256 the run's pointer records (${options.sha256.slice(0, 12)}…, it gives ${sha256.slice(0, 12)}…): it or its metadata was edited after it was saved`,
+    );
+  }
   try {
-    return { path, json: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) };
+    return { path, json: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)), sha256 };
   } catch (error) {
     throw corrupt('is not valid JSON', error);
   }

@@ -7,14 +7,13 @@ import { isIncrementalManifest } from '../format/incremental.js';
 import { type CheckpointReader, type OpenCheckpointOptions, openCheckpoint } from '../format/reader.js';
 import {
   CHECKPOINT_EXTENSION,
-  decodeCheckpoint,
-  decodeSafetensors,
   digestTensorData,
   encodeCheckpoint,
   encodeSafetensors,
   joinCheckpoint,
   splitCheckpoint,
 } from '../format/safetensors.js';
+import { checkSeal } from '../format/seal.js';
 import {
   checkShardManifest,
   isShardFileName,
@@ -25,6 +24,7 @@ import {
   shardFileName,
   TensorOwners,
 } from '../format/sharded.js';
+import { streamSafetensorsFile } from '../format/stream-load.js';
 import type { Checkpoint, Tensor, TypedArray } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
@@ -69,9 +69,11 @@ export async function saveCheckpointFile(
   path: string,
   checkpoint: Checkpoint,
   options: SaveOptions = {},
-): Promise<{ sha256: string; bytes: number }> {
+): Promise<{ sha256: string; bytes: number; seal: string }> {
   const encoded = await encodeForUpload(checkpoint);
-  return putHashed(backend, path, encoded.chunks(), options);
+  const written = await putHashed(backend, path, encoded.chunks(), options);
+  // (ours) The seal (format/seal.ts) of a file: the SHA-256 of its header, for the pointer.
+  return { ...written, seal: createHash('sha256').update(encoded.header).digest('hex') };
 }
 
 /**
@@ -85,7 +87,7 @@ export async function saveCheckpointDir(
   path: string,
   checkpoint: Checkpoint,
   options: SignalOptions & { maxShardBytes: number; concurrency?: number },
-): Promise<ShardManifest> {
+): Promise<ShardManifest & { seal: string }> {
   const { metadata, tensors } = splitCheckpoint(checkpoint);
   const groups: (typeof tensors)[] = [];
   let current: typeof tensors = [];
@@ -115,11 +117,15 @@ export async function saveCheckpointDir(
     options.concurrency ?? DEFAULT_SHARD_CONCURRENCY,
   );
   const previous = await readManifest(backend, path).catch(() => undefined);
-  await backend.put(backend.joinPath(path, MANIFEST_NAME), JSON.stringify(manifest, null, 1), options);
+  const manifestText = JSON.stringify(manifest, null, 1);
+  await backend.put(backend.joinPath(path, MANIFEST_NAME), manifestText, options);
   for (const old of previous?.shards ?? []) {
     if (!manifest.shards.some((s) => s.file === old.file)) await backend.remove(backend.joinPath(path, old.file));
   }
-  return manifest;
+  // (ours) The seal (format/seal.ts) of a folder: the SHA-256 of its manifest's bytes, for the pointer.
+  const seal = createHash('sha256').update(manifestText).digest('hex');
+  // Not enumerable: the manifest's own fields stay what is written.
+  return Object.defineProperty(manifest, 'seal', { value: seal, enumerable: false }) as ShardManifest & { seal: string };
 }
 
 export type CheckpointShape = 'file' | 'directory' | 'incomplete' | 'missing';
@@ -142,6 +148,7 @@ export async function loadCheckpoint(
   path: string,
   options: SaveOptions & {
     verify?: boolean;
+    /** Shards read at once (default `DEFAULT_SHARD_CONCURRENCY`, chosen by `pnpm bench loads`). */
     concurrency?: number;
     /**
      * Only these top-level keys (e.g. `['state_dict']` without `optimizer`), read by range
@@ -150,15 +157,23 @@ export async function loadCheckpoint(
     keys?: readonly string[];
     /** Where an incremental checkpoint's objects are; by default in the folder next to it. */
     objectPath?: OpenCheckpointOptions['objectPath'];
+    /** (ours) What the run's pointer records for this checkpoint (`checkpointSeal`): its header or manifest must match. */
+    seal?: string | undefined;
   } = {},
 ): Promise<Checkpoint> {
+  const signal = { signal: options.signal };
   const objectPath = options.objectPath ?? objectPathNear(backend, path);
   if (options.keys !== undefined) {
+    if (options.seal !== undefined) await checkSeal(backend, path, options.seal, signal);
     const reader = await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency, objectPath });
     return reader.load(options.keys);
   }
-  const shape = await checkpointShape(backend, path, options);
-  if (shape === 'file') return decodeCheckpoint(await backend.get(path, options));
+  const shape = await checkpointShape(backend, path, signal);
+  if (shape === 'file') {
+    // Every tensor lands in its own buffer as the bytes arrive, hashed on the way (stream-load.ts).
+    const { header, tensors } = await streamSafetensorsFile(backend, path, { ...signal, headerSha256: options.seal });
+    return joinCheckpoint(header.metadata, tensors);
+  }
   if (shape === 'missing') throw new NotFoundError(path, { backend: backend.name, message: `no checkpoint at ${path}` });
   if (shape === 'incomplete') {
     throw new NotFoundError(path, {
@@ -166,7 +181,7 @@ export async function loadCheckpoint(
       message: `checkpoint folder ${path} has no ${MANIFEST_NAME}: its save did not finish, so it is not a checkpoint`,
     });
   }
-  const { path: manifestPath, json } = await readManifestJson(backend, path, options);
+  const { path: manifestPath, json } = await readManifestJson(backend, path, { ...signal, sha256: options.seal });
   if (isIncrementalManifest(json)) {
     // (ours) Every object is checked against the SHA-256 it is named by as it is read.
     return (await openCheckpoint(backend, path, { signal: options.signal, concurrency: options.concurrency, objectPath })).load();
@@ -177,22 +192,15 @@ export async function loadCheckpoint(
     manifest.shards,
     async (shard) => {
       const shardPath = backend.joinPath(path, shard.file);
-      const bytes = await backend.get(shardPath, options);
-      if (bytes.byteLength !== shard.bytes) {
-        throw new CorruptCheckpointError(`${shardPath} has ${bytes.byteLength} bytes, its manifest says ${shard.bytes}`, {
-          backend: backend.name,
-        });
-      }
-      if (options.verify !== false && createHash('sha256').update(bytes).digest('hex') !== shard.sha256) {
-        throw new CorruptCheckpointError(`${shardPath} does not match the SHA-256 in its manifest`, { backend: backend.name });
-      }
-      try {
-        // The manifest is savepoint's, so its shards are too: each must record its data hash.
-        return decodeSafetensors(bytes, { savepointWritten: true }).tensors;
-      } catch (error) {
-        if (!(error instanceof CorruptCheckpointError)) throw error;
-        throw new CorruptCheckpointError(`${shardPath}: ${error.message.replace(/^\[core\] /, '')}`, { backend: backend.name });
-      }
+      // One hash per byte: the manifest's SHA-256 of the whole shard covers its header and
+      // so the data hash the header records (checked instead when `verify` is false).
+      const read = await streamSafetensorsFile(backend, shardPath, {
+        ...signal,
+        savepointWritten: true,
+        fileBytes: shard.bytes,
+        fileSha256: options.verify === false ? undefined : shard.sha256,
+      });
+      return read.tensors;
     },
     options.concurrency ?? DEFAULT_SHARD_CONCURRENCY,
   );

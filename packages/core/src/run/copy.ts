@@ -52,6 +52,8 @@ export async function copyRun(
   let pointerText: string | undefined;
   /** The bookkeeping the source's pointer carries (a best recorded after its checkpoint): the copy needs it to resume alike. */
   let runtimeInfo: Record<string, unknown> | undefined;
+  /** (ours) The seal of the checkpoint it names: the copy's bytes are the same, so the seal holds for the copy. */
+  let seal: string | undefined;
   if (await source.isFile(from, options)) {
     files.push({ from, segments: [], size: (await source.stat(from, options)).size });
   } else if (await source.isDir(from, options)) {
@@ -70,6 +72,7 @@ export async function copyRun(
       // The run's own checkpoint by its bare name; anything else (a foreign path) as it was written.
       pointerText = resumable ? resumable.name : await run.latest(options);
       runtimeInfo = resumable?.runtimeInfo;
+      seal = resumable?.seal;
     }
     // The manifest makes a folder checkpoint complete: it must land after its shards.
     files.sort((a, b) => Number(a.segments.at(-1) === MANIFEST_NAME) - Number(b.segments.at(-1) === MANIFEST_NAME));
@@ -98,7 +101,7 @@ export async function copyRun(
   if (pointerText !== undefined) {
     await target.store.put(
       destination([POINTER_NAME]),
-      formatPointer({ text: pointerText, generation: 0, runtimeInfo }),
+      formatPointer({ text: pointerText, generation: 0, runtimeInfo, seal }),
       options,
     );
   }

@@ -83,10 +83,14 @@ export class FencedPointer {
       }
       if (now.generation > lease.generation) throw lost(lease, path, now.generation);
       try {
-        await store.put(path, formatPointer({ text: now.text, generation: lease.generation, runtimeInfo: now.runtimeInfo }), {
-          ...options,
-          ifMatch: now.version,
-        });
+        await store.put(
+          path,
+          formatPointer({ text: now.text, generation: lease.generation, runtimeInfo: now.runtimeInfo, seal: now.seal }),
+          {
+            ...options,
+            ifMatch: now.version,
+          },
+        );
       } catch (error) {
         if (error instanceof PreconditionFailedError) continue; // the previous holder moved it just now: read again
         throw error;
@@ -97,9 +101,12 @@ export class FencedPointer {
   }
 
   /** Moves the pointer to `text` (with the run's bookkeeping, when given), only if it is still what this holder last wrote or read. */
-  async move(text: string, options: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined } = {}): Promise<void> {
-    const { runtimeInfo, ...signal } = options;
-    await this.#write(formatPointer({ text, generation: this.generation, runtimeInfo }), text, signal);
+  async move(
+    text: string,
+    options: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined; seal?: string | undefined } = {},
+  ): Promise<void> {
+    const { runtimeInfo, seal, ...signal } = options;
+    await this.#write(formatPointer({ text, generation: this.generation, runtimeInfo, seal }), text, signal);
   }
 
   /**

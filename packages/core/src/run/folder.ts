@@ -39,9 +39,12 @@ export interface RunFolder {
   readonly store: StorageBackend;
   readonly workDirStore: StorageBackend;
   latest(options?: SignalOptions): Promise<string | undefined>;
+  latestSealed(options?: SignalOptions): Promise<{ path: string; seal: string | undefined } | undefined>;
   resumeTarget(
     options?: SignalOptions,
-  ): Promise<{ name: string; path: string; runtimeInfo?: Record<string, unknown> | undefined } | undefined>;
+  ): Promise<
+    { name: string; path: string; runtimeInfo?: Record<string, unknown> | undefined; seal?: string | undefined } | undefined
+  >;
   scan(options?: SignalOptions): Promise<RunScan>;
   acquireLease(options: Omit<AcquireLeaseOptions, 'signal'>): Promise<RunLease>;
   remove(name: string, options?: SignalOptions): Promise<RemoveResult>;

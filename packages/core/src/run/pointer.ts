@@ -9,6 +9,11 @@
 // holder last saw is gone, and their moves (compare-and-swap on that version) fail.
 // The generation is in the bytes, not only in the version: an S3 ETag is a hash of
 // the bytes, and a rewrite of the same bytes would keep it.
+//
+// (ours) A `seal: <sha256>` line records the named checkpoint's seal (format/seal.ts: the
+// SHA-256 of its header or manifest, which cover its metadata and every byte's hash), so
+// that an edit of the checkpoint the pointer names is caught on resume and by `verify`.
+// A pointer without it (an older savepoint's) is read as before, its checkpoint unsealed.
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { NotFoundError } from '../store/errors.js';
 import { POINTER_NAME, resolvePointerText } from './layout.js';
@@ -17,6 +22,7 @@ import { POINTER_NAME, resolvePointerText } from './layout.js';
 const MAX_POINTER_BYTES = 64 * 1024;
 const GENERATION_LINE = /^generation:\s*(\d{1,15})$/;
 const RUNTIME_INFO_LINE = /^runtime_info:\s*(\{.*\})$/;
+const SEAL_LINE = /^seal:\s*([0-9a-f]{64})$/;
 
 export interface PointerRecord {
   /** The checkpoint it names, exactly as stored; undefined for a pointer that names none yet (written by a take-over). */
@@ -29,6 +35,8 @@ export interface PointerRecord {
    * best recorded without saving the checkpoint again. Undefined: the checkpoint's own.
    */
   runtimeInfo?: Record<string, unknown> | undefined;
+  /** (ours) The seal of the checkpoint it names (format/seal.ts); undefined for a pointer written without one. */
+  seal?: string | undefined;
 }
 
 /** Parses the pointer's bytes. Lines other than these are ignored (a later format may add some); malformed bookkeeping is left out. */
@@ -36,14 +44,17 @@ export function parsePointer(raw: string): PointerRecord {
   let text: string | undefined;
   let generation = 0;
   let runtimeInfo: Record<string, unknown> | undefined;
+  let seal: string | undefined;
   for (const line of raw.split(/\r?\n/).map((l) => l.trim())) {
     const match = GENERATION_LINE.exec(line);
     const info = RUNTIME_INFO_LINE.exec(line);
+    const sealed = SEAL_LINE.exec(line);
     if (match) generation = Number(match[1]);
     else if (info) runtimeInfo = parseInfo(info[1] as string);
+    else if (sealed) seal = sealed[1];
     else if (text === undefined && line.length > 0) text = line;
   }
-  return runtimeInfo ? { text, generation, runtimeInfo } : { text, generation };
+  return { text, generation, ...(runtimeInfo ? { runtimeInfo } : {}), ...(seal ? { seal } : {}) };
 }
 
 function parseInfo(json: string): Record<string, unknown> | undefined {
@@ -59,6 +70,7 @@ export function formatPointer(record: PointerRecord): string {
   const lines = [
     ...(record.text === undefined ? [] : [record.text]),
     ...(record.generation > 0 ? [`generation: ${record.generation}`] : []),
+    ...(record.seal !== undefined && record.text !== undefined ? [`seal: ${record.seal}`] : []),
     ...(record.runtimeInfo ? [`runtime_info: ${JSON.stringify(record.runtimeInfo)}`] : []),
   ];
   const body = lines.join('\n');
@@ -122,8 +134,8 @@ export async function writeLastCheckpoint(
   backend: StorageBackend,
   workDir: string,
   text: string,
-  options: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined } = {},
+  options: SignalOptions & { runtimeInfo?: Record<string, unknown> | undefined; seal?: string | undefined } = {},
 ): Promise<void> {
-  const { runtimeInfo, ...signal } = options;
-  await backend.put(backend.joinPath(workDir, POINTER_NAME), formatPointer({ text, generation: 0, runtimeInfo }), signal);
+  const { runtimeInfo, seal, ...signal } = options;
+  await backend.put(backend.joinPath(workDir, POINTER_NAME), formatPointer({ text, generation: 0, runtimeInfo, seal }), signal);
 }

@@ -6,6 +6,7 @@
 // are ever loaded for resume or deleted. The engine, the training loops and every
 // CLI command use it; none of them touches the run's stores on its own.
 
+import { checkpointSeal } from '../format/seal.js';
 import { MANIFEST_NAME } from '../format/sharded.js';
 import type { Checkpoint } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
@@ -25,13 +26,23 @@ import { type CopyProgress, copyRun } from './copy.js';
 import { FencedPointer, type FenceHolder, type FenceState } from './fenced-pointer.js';
 import type { RunFolder, RunScan } from './folder.js';
 import { type CheckpointHeader, inspectCheckpoint } from './inspect.js';
-import { absoluteWorkDir, DEFAULT_FILENAME_TEMPLATE, POINTER_NAME, RunLayout, recognisedLayouts } from './layout.js';
+import {
+  absoluteWorkDir,
+  DEFAULT_FILENAME_TEMPLATE,
+  POINTER_NAME,
+  RunLayout,
+  recognisedLayouts,
+  resolvePointerText,
+} from './layout.js';
 import { type AcquireLeaseOptions, RunLease } from './lease.js';
 import { RUN_MARKER_NAME, type RunMarker, readRunMarker, writeRunMarker } from './marker.js';
 import { type ObjectUsage, TensorObjects } from './objects.js';
 import { readLastCheckpoint, readPointer, readPointerText, writeLastCheckpoint } from './pointer.js';
 import { scanRun } from './scan.js';
 import { type VerifyReport, verifyPath } from './verify.js';
+
+/** Seals a run remembers of its own saves (a save point names at most a few: the new checkpoint and a best). */
+const MAX_SEALS_KEPT = 16;
 
 export interface RunOptions extends SignalOptions {
   /** An already-built store for the checkpoint folder (skips the registry). Not together with `backendArgs`. */
@@ -223,10 +234,19 @@ export class Run implements RunFolder {
    */
   async resumeTarget(
     options?: SignalOptions,
-  ): Promise<{ name: string; path: string; runtimeInfo?: Record<string, unknown> | undefined } | undefined> {
+  ): Promise<
+    { name: string; path: string; runtimeInfo?: Record<string, unknown> | undefined; seal?: string | undefined } | undefined
+  > {
     const pointer = await readPointer(this.workDirStore, this.workDir, this.#options(options));
     if (pointer?.text === undefined) return undefined;
-    return { ...this.layout.resolvePointer(pointer.text), runtimeInfo: pointer.runtimeInfo };
+    return { ...this.layout.resolvePointer(pointer.text), runtimeInfo: pointer.runtimeInfo, seal: pointer.seal };
+  }
+
+  /** (ours) The path the pointer names and the seal it records for it (undefined: an older pointer, unsealed). */
+  async latestSealed(options?: SignalOptions): Promise<{ path: string; seal: string | undefined } | undefined> {
+    const pointer = await readPointer(this.workDirStore, this.workDir, this.#options(options));
+    if (pointer?.text === undefined) return undefined;
+    return { path: resolvePointerText(this.workDirStore, this.workDir, pointer.text), seal: pointer.seal };
   }
 
   /**
@@ -241,8 +261,10 @@ export class Run implements RunFolder {
     this.#checkFenceHere();
     const text = this.layout.pointerText(name);
     const runtimeInfo = options?.runtimeInfo;
-    if (this.#fence) await this.#fence.move(text, { ...this.#options(options), runtimeInfo });
-    else await writeLastCheckpoint(this.workDirStore, this.workDir, text, { ...this.#options(options), runtimeInfo });
+    // The seal of what this run wrote is known; of anything else, read from its header or manifest.
+    const seal = this.#seals.get(name) ?? (await checkpointSeal(this.store, this.layout.pathOf(name), this.#options(options)));
+    if (this.#fence) await this.#fence.move(text, { ...this.#options(options), runtimeInfo, seal });
+    else await writeLastCheckpoint(this.workDirStore, this.workDir, text, { ...this.#options(options), runtimeInfo, seal });
   }
 
   /**
@@ -255,11 +277,14 @@ export class Run implements RunFolder {
     const signal = this.#options(options);
     if (await this.store.isFile(source, signal)) {
       await this.store.copy(source, this.layout.pathOf(to), signal);
-      return;
+    } else {
+      // (ours) An incremental checkpoint is its manifest: the copy names the same objects.
+      const manifest = this.store.joinPath(source, MANIFEST_NAME);
+      await this.store.copy(manifest, this.store.joinPath(this.layout.pathOf(to), MANIFEST_NAME), signal);
     }
-    // (ours) An incremental checkpoint is its manifest: the copy names the same objects.
-    const manifest = this.store.joinPath(source, MANIFEST_NAME);
-    await this.store.copy(manifest, this.store.joinPath(this.layout.pathOf(to), MANIFEST_NAME), signal);
+    // The copy is byte for byte: its seal is the source's.
+    const seal = this.#seals.get(from);
+    if (seal !== undefined) this.#remember(to, seal);
   }
 
   /** (ours) The run's tensor objects against what its checkpoints name: missing, unreferenced, shared and exclusive bytes. */
@@ -383,13 +408,25 @@ export class Run implements RunFolder {
     if (layout.kind === 'incremental') {
       await this.#objects.save(path, checkpoint, { chunkBytes: layout.chunkBytes, signal });
     } else if (layout.kind === 'directory') {
-      await saveCheckpointDir(this.store, path, checkpoint, {
+      const { seal } = await saveCheckpointDir(this.store, path, checkpoint, {
         maxShardBytes: layout.maxShardBytes,
         concurrency: layout.concurrency,
         signal,
       });
+      this.#remember(name, seal);
     } else {
-      await saveCheckpointFile(this.store, path, checkpoint, { signal });
+      this.#remember(name, (await saveCheckpointFile(this.store, path, checkpoint, { signal })).seal);
+    }
+  }
+
+  /** Seals of the checkpoints this run wrote, for the pointer (a few: the oldest are dropped). */
+  readonly #seals = new Map<string, string>();
+  #remember(name: string, seal: string): void {
+    this.#seals.delete(name);
+    this.#seals.set(name, seal);
+    for (const oldest of this.#seals.keys()) {
+      if (this.#seals.size <= MAX_SEALS_KEPT) break;
+      this.#seals.delete(oldest);
     }
   }
 
