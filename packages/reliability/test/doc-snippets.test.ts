@@ -116,6 +116,16 @@ const PLANS: Record<string, Plan> = {
     run: 'ts',
     epilogue: `if (checkpoint.step !== maxSteps) throw new Error('stopped at ' + checkpoint.step);\nconst { readdirSync } = await import('node:fs');\nconst names = readdirSync('./work_dirs/custom-loop');\nif (!names.includes('iter_300.safetensors') || !names.some((n) => n.startsWith('best_loss_iter_'))) throw new Error(names.join(' '));`,
   },
+  'README.md :: base.trainable = false; // a large frozen base, a small trainable head': {
+    mirror: 'packages/tfjs/test/tfjs-incremental.test.ts',
+    contains: 'incremental: true',
+    why: 'transfer learning with incremental: true runs a real TensorFlow.js fit with a frozen base in tfjs-incremental.test.ts',
+  },
+  'docs/checkpoint-policy.md :: objects = os.path.join(os.path.dirname(os.path.normpath(ckpt_dir)), "savepoint-objects")': {
+    mirror: 'examples/python/load_incremental.py',
+    contains: 'savepoint-objects',
+    why: "the Python loader's lines are examples/python/load_incremental.py, run against Python's safetensors by core/test/python-interop.test.ts",
+  },
   'README.md :: const hook = new CheckpointHook({': {
     mirror: 'packages/reliability/src/preempt-child.ts',
     contains: "saveOnSignals: ['SIGTERM', 'SIGINT']",
