@@ -22,9 +22,10 @@ import {
   describeValue,
 } from '../store/validate.js';
 import type { RetentionPolicy } from './retention-policy.js';
+import type { Rule } from './rule.js';
 import type { Runner } from './runner.js';
 
-export type Rule = 'greater' | 'less';
+export type { Rule };
 
 export interface CheckpointHookOptions {
   /** Save every N steps; <= 0 never saves by interval. */

@@ -2,7 +2,7 @@
 // for `savepoint prune`: regular checkpoints kept forever on a schedule (`keepPeriod`,
 // `keepTimeIntervalMs`), the newest `maxKeepCkpts` of the others, and the best K per
 // metric. Pure functions over names, steps, times and scores: the callers do the I/O.
-import type { Rule } from './options.js';
+import type { Rule } from './rule.js';
 
 export interface RetentionPolicy {
   /** The newest N regular checkpoints not kept forever survive rotation; <= 0 keeps all. */
