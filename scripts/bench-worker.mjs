@@ -176,6 +176,23 @@ async function loopback(bytes) {
   return { up, down };
 }
 
+/** A local-disk backend that reports the bytes of every put (the bytes-per-save benches). */
+function countingLocal(LocalBackend, count) {
+  return class extends LocalBackend {
+    async put(path, body, options) {
+      const chunks = [];
+      for await (const chunk of typeof body === 'string'
+        ? [new TextEncoder().encode(body)]
+        : body instanceof Uint8Array
+          ? [body]
+          : body)
+        chunks.push(chunk);
+      count(chunks.reduce((n, c) => n + c.byteLength, 0));
+      return super.put(path, Buffer.concat(chunks), options);
+    }
+  };
+}
+
 const [kind, store, impl, size] = process.argv.slice(2);
 let result;
 if (kind === 'loopback') {
@@ -218,23 +235,14 @@ if (kind === 'loopback') {
   const dir = mkdtempSync(join(tmpdir(), 'savepoint-bench-'));
   let uploaded = 0;
   let copies = 0;
-  class Counting extends LocalBackend {
-    async put(path, body, options) {
-      const chunks = [];
-      for await (const chunk of typeof body === 'string'
-        ? [new TextEncoder().encode(body)]
-        : body instanceof Uint8Array
-          ? [body]
-          : body)
-        chunks.push(chunk);
-      uploaded += chunks.reduce((n, c) => n + c.byteLength, 0);
-      return super.put(path, Buffer.concat(chunks), options);
-    }
+  const Counting = class extends countingLocal(LocalBackend, (n) => {
+    uploaded += n;
+  }) {
     async copy(source, destination, options) {
       copies++;
       return super.copy(source, destination, options);
     }
-  }
+  };
   const backend = new Counting();
   const EPOCHS = 10;
   const frozen = new Float32Array(2 * 1024 * 1024).fill(0.5);
@@ -272,19 +280,9 @@ if (kind === 'loopback') {
   const { statSync, readdirSync } = await import('node:fs');
   const mode = store;
   let uploaded = 0;
-  class Counting extends LocalBackend {
-    async put(path, body, options) {
-      const chunks = [];
-      for await (const chunk of typeof body === 'string'
-        ? [new TextEncoder().encode(body)]
-        : body instanceof Uint8Array
-          ? [body]
-          : body)
-        chunks.push(chunk);
-      uploaded += chunks.reduce((n, c) => n + c.byteLength, 0);
-      return super.put(path, Buffer.concat(chunks), options);
-    }
-  }
+  const Counting = countingLocal(LocalBackend, (n) => {
+    uploaded += n;
+  });
   const du = (path) => {
     const st = statSync(path);
     if (!st.isDirectory()) return st.size;
