@@ -36,6 +36,7 @@ import {
   type ReadRange,
   rangeHeader,
   type StreamWrite,
+  settledMap,
   sizeFromContentRange,
   stageParts,
   type WriteAttributes,
@@ -48,7 +49,6 @@ import {
   type SignalOptions,
   type SignedUrlOptions,
 } from '@savepoint/core/store';
-import pMap from 'p-map';
 import { BACKEND_NAME, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 
@@ -200,8 +200,11 @@ class S3Primitives implements ObjectStorePrimitives {
         }),
       );
     } catch (error) {
-      // The parts sent so far are freed; the object was never visible.
-      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => {});
+      // The parts sent so far are freed (none is still on the wire: stageParts settles them
+      // first); the object was never visible. A second try covers a dropped connection; what
+      // still survives is removed by the next save's cleanup of unfinished writes.
+      const abort = () => this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }));
+      await abort().catch(() => abort().catch(() => {}));
       throw error;
     }
   }
@@ -341,7 +344,8 @@ class S3Primitives implements ObjectStorePrimitives {
         start: i * partBytes,
         end: Math.min(size, (i + 1) * partBytes) - 1,
       }));
-      await pMap(
+      // Every part copy settles before the abort below, which would not free a part landing after it.
+      await settledMap(
         ranges,
         async ({ number, start, end }) => {
           const answer = await this.client.send(
@@ -358,7 +362,7 @@ class S3Primitives implements ObjectStorePrimitives {
           );
           parts[number - 1] = { ETag: answer.CopyPartResult?.ETag, PartNumber: number };
         },
-        { concurrency: this.options.queueSize },
+        this.options.queueSize,
       );
       await this.client.send(
         new CompleteMultipartUploadCommand({

@@ -60,6 +60,36 @@ describe('upload buffers', () => {
     });
   });
 
+  it('stageParts rejects only once every part still on the wire has settled, so a writer aborting its upload after it frees every part', async () => {
+    // S3 frees the parts an AbortMultipartUpload finds; a part that lands after it keeps
+    // the upload alive (and billed). CI saw that as a dangling upload after a failed stream.
+    const releases: (() => void)[] = [];
+    let settled = 0;
+    async function* dying() {
+      for (let i = 0; i < 3; i++) yield new Uint8Array(1000).fill(i);
+      throw new Error('source died');
+    }
+    const staging = stageParts(dying(), write, { partSize: 1000, concurrency: 3 }, async () => {
+      await new Promise<void>((resolve) => releases.push(resolve));
+      settled++;
+    });
+    let rejected = false;
+    const outcome = staging.then(
+      () => 'resolved',
+      (error: Error) => {
+        rejected = true;
+        return error.message;
+      },
+    );
+    // Let the stream run into its failure while all three parts are still in flight.
+    while (releases.length < 3) await setImmediate();
+    for (let i = 0; i < 5; i++) await setImmediate();
+    expect(rejected).toBe(false);
+    for (const release of releases) release();
+    expect(await outcome).toBe('source died');
+    expect(settled).toBe(3);
+  });
+
   it("a body longer than one request is streamed from the caller's buffer, not copied whole", async () => {
     const body = new Uint8Array(10_000).fill(3);
     const result = await bufferIfSmall(body, 4096);

@@ -15,6 +15,7 @@ export {
   parseObjectUri,
 } from '../store/object-path.js';
 export { safeCause } from '../store/redact.js';
+export { settledEach, settledMap } from '../store/settled-map.js';
 export { isTempName, TEMP_MARKER, TEMP_TOKEN_LENGTH, tempNameFor } from '../store/temp-names.js';
 export {
   type CheckContext,

@@ -1,9 +1,9 @@
 // Turning an upload body into parts: re-chunking a stream into fixed-size parts,
 // holding a small body back so it goes up in one retryable request, and staging
 // parts with bounded concurrency (Azure blocks, GCS composed parts).
-import pMap from 'p-map';
 import { bodyBytes, bodyChunks, collect } from '../store/bytes.js';
 import type { PutBody } from '../store/contract.js';
+import { settledEach } from '../store/settled-map.js';
 import type { ObjectRequest, StreamWrite } from './primitives.js';
 
 /**
@@ -90,7 +90,7 @@ async function* slicesOf(bytes: Uint8Array, size: number): AsyncIterable<Uint8Ar
  * are copied into buffers reused once their part has been staged: an upload holds at
  * most `concurrency + 1` part buffers, however long the stream (fresh buffers per part
  * left garbage that the collector freed late, measured at 4x to 5x that). Resolves the
- * number of parts, in order 0..n-1.
+ * number of parts, in order 0..n-1. It rejects only once every part in flight has settled.
  */
 export async function stageParts(
   body: AsyncIterable<Uint8Array>,
@@ -99,21 +99,17 @@ export async function stageParts(
   stage: (part: Uint8Array, index: number, request: ObjectRequest) => Promise<unknown>,
 ): Promise<number> {
   const pool = new PartBuffers(options.partSize);
-  let count = 0;
-  const indexed = (async function* () {
-    for await (const part of fixedSizeParts(body, options.partSize, pool)) yield { part, index: count++ };
-  })();
-  await pMap(
-    indexed,
-    async ({ part, index }) => {
+  // Rejects only once no part is still on the wire, so the writer's abort frees them all.
+  return settledEach(
+    fixedSizeParts(body, options.partSize, pool),
+    async (part, index) => {
       await write.part('put', (request) => stage(part, index, request));
       write.progress(part.byteLength);
       // Staged: nothing reads this part any more (its retries are over).
       pool.release(part);
     },
-    { concurrency: options.concurrency },
+    options.concurrency,
   );
-  return count;
 }
 
 /** Part buffers of one upload, reused once their part is staged. */

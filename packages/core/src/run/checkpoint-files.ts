@@ -28,9 +28,9 @@ import { streamSafetensorsFile } from '../format/stream-load.js';
 import type { Checkpoint, Tensor, TypedArray } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
+import { settledMap } from '../store/settled-map.js';
 import { isTempName } from '../store/temp-names.js';
 import { objectPathNear } from './layout.js';
-import { settledMap } from './settled-map.js';
 
 /** Shards of a directory checkpoint uploaded or downloaded at once. */
 export const DEFAULT_SHARD_CONCURRENCY = 4;

@@ -14,9 +14,9 @@ import { MANIFEST_NAME } from '../format/sharded.js';
 import type { Checkpoint } from '../format/tensor.js';
 import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError, NotFoundError } from '../store/errors.js';
+import { settledMap } from '../store/settled-map.js';
 import { isTempName } from '../store/temp-names.js';
 import { objectName, parseObjectName, type RunLayout, recognisedLayouts } from './layout.js';
-import { settledMap } from './settled-map.js';
 
 /** Objects uploaded at once. */
 export const OBJECT_CONCURRENCY = 8;
