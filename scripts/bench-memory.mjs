@@ -8,7 +8,8 @@
 // "Extra" is the process's peak RSS during the measured work minus its RSS just before
 // it, with the state already allocated and touched: what the save costs on top of the
 // model. The peak is the kernel's (getrusage maxRSS), so a spike between two samples is
-// counted too.
+// counted too. "Buffers" is the peak of the ArrayBuffers this thread holds (sampled
+// every 20 ms); with asyncSave the worker's own are in its isolate, inside the RSS only.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +82,15 @@ if (kind === 'save') {
   const hook = new CheckpointHook({ byEpoch: false, interval: 1, maxKeepCkpts: 1, backendArgs, asyncSave: mode === 'async' });
   await hook.beforeTrain(runner);
   const before = settle();
+  const base = process.memoryUsage();
+  const top = { heapUsed: 0, external: 0, arrayBuffers: 0, rss: 0 };
+  // The buffers this thread holds (ArrayBuffers and SharedArrayBuffers, as V8 counts
+  // them), sampled: what the RSS holds beyond them is code, heaps, sockets, the save
+  // worker's isolate and the allocator's slack.
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    for (const k of Object.keys(top)) top[k] = Math.max(top[k], m[k] - base[k]);
+  }, 20);
   for (let save = 1; save <= 4; save++) {
     runner.iter = save;
     for (const t of Object.values(tensors)) t[0] = save;
@@ -89,12 +99,14 @@ if (kind === 'save') {
   }
   await hook.flush();
   const duringSaves = peak() - before;
+  clearInterval(sampler);
   await hook.afterTrain(runner);
   await hook.close();
   const afterClose = settle() - before;
   result = {
     state: bytes,
     extraPeak: duringSaves,
+    buffersPeak: top.arrayBuffers,
     heldAfterClose: afterClose,
     offThread: logs.some((m) => /save worker/i.test(m)) ? logs.filter((m) => /save worker/i.test(m)) : [],
   };

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trainIncremental } from '@savepoint/backend-test-suite';
-import { Run, type StorageBackend } from '@savepoint/core';
+import { loadCheckpoint, Run, type StorageBackend } from '@savepoint/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBucket as ensureS3Bucket, s3Args, server as s3Server } from '../../backend-s3/test/s3-setup.js';
 import { main, registerAllBackends, storeFor } from '../src/index.js';
@@ -113,6 +113,31 @@ for (const config of stores) {
       expect(usage.unreferenced).toEqual([]);
       expect(usage.stored).toBe(5);
       expect((await cli(['verify', dir, ...flag])).code).toBe(0);
+    }, 120_000);
+
+    it('cp of one incremental checkpoint brings the objects it names (and no others): the copy loads and verifies on its own', async () => {
+      const dir = store.joinPath(root, 'run-c');
+      await trainIncremental(store, dir, { epochs: 2 });
+      const from = store.joinPath(dir, 'epoch_2.safetensors');
+      const elsewhere = store.joinPath(root, 'run-c-one');
+      const to = store.joinPath(elsewhere, 'epoch_2.safetensors');
+      const copy = await cli(['cp', from, to, ...flag]);
+      expect(copy.code, copy.err).toBe(0);
+      const verified = await cli(['verify', to, ...flag]);
+      expect(verified.code, verified.out + verified.err).toBe(0);
+      const original = await loadCheckpoint(store, from);
+      const copied = await loadCheckpoint(store, to);
+      expect(copied.state_dict).toEqual(original.state_dict);
+      // Exactly epoch 2's objects: epoch 1's head is not among them.
+      const names = async (run: string) => {
+        const out: string[] = [];
+        for await (const entry of store.list(store.joinPath(run, 'savepoint-objects'))) out.push(entry.name);
+        return out.sort();
+      };
+      const epoch2 = (await Run.open(dir, { backend: store }).objectUsage()).referenced;
+      const own = [...epoch2].filter(([, ref]) => ref.by.includes('epoch_2.safetensors')).map(([name]) => name);
+      expect(await names(elsewhere)).toEqual(own.sort());
+      expect((await names(dir)).length).toBeGreaterThan(own.length);
     }, 120_000);
   });
 }

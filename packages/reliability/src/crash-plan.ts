@@ -5,7 +5,8 @@ export interface CrashConfig {
   workDir: string;
   backendArgs: Record<string, unknown>;
   epochs: number;
-  layout: 'file' | 'directory';
+  /** How checkpoints are stored: one file, a folder of shards, or (ours) incremental objects and a manifest. */
+  layout: 'file' | 'directory' | 'incremental';
   /** Save in the background (the hook's `asyncSave`). */
   asyncSave?: boolean;
   /**
@@ -24,7 +25,8 @@ export function crashHookOptions(config: CrashConfig): CheckpointHookOptions {
     saveBest: 'acc',
     ...(config.asyncSave ? { asyncSave: true } : {}),
   } as const;
-  return config.layout === 'directory' ? { ...base, layout: 'directory', maxShardBytes: 24 } : { ...base, layout: 'file' };
+  if (config.layout === 'directory') return { ...base, layout: 'directory', maxShardBytes: 24 };
+  return config.layout === 'incremental' ? { ...base, incremental: true } : { ...base, layout: 'file' };
 }
 
 /** Improves often, so bests move (write new, delete old) throughout the run. */

@@ -125,7 +125,8 @@ for (const target of targets) {
         let recoveries = 0;
         try {
           for (let i = 0; i < KILLS; i++) {
-            const layout = i % 3 === 2 ? 'directory' : 'file';
+            // One run in three of each layout: a file, (ours) incremental objects, a folder of shards.
+            const layout = (['file', 'incremental', 'directory'] as const)[i % 3] as CrashConfig['layout'];
             // Every other run saves in the background: the same guarantees must hold in both modes.
             const asyncSave = i % 2 === 1;
             // One async run in two saves on the save worker thread (stores from backendArgs):
@@ -133,7 +134,7 @@ for (const target of targets) {
             const saveWorker = asyncSave && i % 4 === 3;
             const workDir = store.joinPath(root, `run${i}`);
             const config: CrashConfig = { workDir, backendArgs: args, epochs: EPOCHS, layout, asyncSave, saveWorker };
-            const killAt = Math.floor(random() * (saveWorker ? 2 * EPOCHS : layout === 'directory' ? 45 : 28));
+            const killAt = Math.floor(random() * (saveWorker ? 2 * EPOCHS : layout === 'file' ? 28 : 45));
             const outcome = await runChild(config, killAt, Math.floor(random() * (saveWorker ? 40 : 12)));
             if (outcome.killed) {
               kills++;
@@ -147,6 +148,10 @@ for (const target of targets) {
               const checkpoint = await loadCheckpoint(store, pointer);
               expect(checkpoint.state_dict, context).toBeDefined();
               expect((await regularCheckpoints(store, workDir)).length, context).toBeGreaterThanOrEqual(1);
+            }
+            // (ours) Incremental: no checkpoint the kill left names a missing object.
+            if (layout === 'incremental') {
+              expect((await Run.open(workDir, { backend: store }).objectUsage()).missing, context).toEqual([]);
             }
             // Resume in this process on a healthy store and train two more epochs.
             const trainer = new ReferenceTrainer({
@@ -167,6 +172,12 @@ for (const target of targets) {
             const last = await Run.open(workDir, { backend: store }).latest();
             expect(last, context).toBe(store.joinPath(workDir, `epoch_${EPOCHS + 2}.safetensors`));
             await loadCheckpoint(store, last as string);
+            // (ours) What the kill left unreferenced was collected by the resumed run.
+            if (layout === 'incremental') {
+              const usage = await Run.open(workDir, { backend: store }).objectUsage();
+              expect(usage.missing, context).toEqual([]);
+              expect(usage.unreferenced, context).toEqual([]);
+            }
             recoveries++;
             await store.rmtree(workDir);
           }

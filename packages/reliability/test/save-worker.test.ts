@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalBackend, registerLocalBackend } from '@savepoint/backend-local';
 import { ToyModel } from '@savepoint/backend-test-suite';
-import { CheckpointHook, type CheckpointHookOptions, loadCheckpoint, ReferenceTrainer, SavepointError } from '@savepoint/core';
+import {
+  CheckpointHook,
+  type CheckpointHookOptions,
+  loadCheckpoint,
+  ReferenceTrainer,
+  Run,
+  SavepointError,
+} from '@savepoint/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 /** How long a step may hold the thread waiting for the worker's commit (a busy machine is slow). */
@@ -98,5 +105,23 @@ describe('asyncSave runs beside a step that holds the thread (local disk, stores
     expect(readFileSync(join(root, 'last_checkpoint'), 'utf8').split('\n')[0]).toBe('epoch_1.safetensors');
     await loadCheckpoint(new LocalBackend(), join(root, 'epoch_1.safetensors'));
     expect(readFileSync(join(root, 'epoch_2.safetensors', 'notes.txt'), 'utf8')).toBe('not a checkpoint');
+  });
+
+  it('incremental checkpoints on the save worker: each commits while the step holds the thread, loads, resumes, and leaves no object missing or unreferenced', async () => {
+    const model = new HoldingModel(join(root, 'last_checkpoint'), 1);
+    await train({ asyncSave: true, incremental: true, maxKeepCkpts: 2, saveBest: 'acc' }, 4, model);
+    expect(model.committedWhileHeld).toEqual([true, true, true]);
+    const local = new LocalBackend();
+    const usage = await Run.open(root, { backend: local }).objectUsage();
+    expect(usage.missing).toEqual([]);
+    expect(usage.unreferenced).toEqual([]);
+    const last = await loadCheckpoint(local, join(root, 'epoch_4.safetensors'));
+    expect((last.state_dict as Record<string, Float32Array>)['fc.weight']?.[0]).toBe(2);
+    // The next job resumes from the worker's manifests, and its own collection keeps them whole.
+    const next = await train({ asyncSave: true, incremental: true, maxKeepCkpts: 2, saveBest: 'acc' }, 5, new ToyModel(), true);
+    expect(next.resumedFrom).toBe(join(root, 'epoch_4.safetensors'));
+    const after = await Run.open(root, { backend: local }).objectUsage();
+    expect(after.missing).toEqual([]);
+    expect(after.unreferenced).toEqual([]);
   });
 });

@@ -47,6 +47,8 @@ export class CheckpointHook {
   #runStartMs: number | undefined;
   /** (ours) The position of the last regular save planned: a preemption save of the same position is skipped. */
   #savedPosition: string | undefined;
+  /** (ours) The position of the last regular save that committed (a stopped one did not). */
+  #committedPosition: string | undefined;
   /** (ours) `saveOnSignals`: the handlers, and the preemption save once it runs. */
   #signals: SignalWatch | undefined;
   #preempting: Promise<never> | undefined;
@@ -183,9 +185,9 @@ export class CheckpointHook {
     );
     return {
       offThread: true,
-      run: (steps) => {
+      run: (steps, supersede) => {
         this.#requireRun();
-        return worker.run(steps).catch((error: unknown) => {
+        return worker.run(steps, supersede).catch((error: unknown) => {
           // The worker's fenced move found another holder: this job's lease is lost here too.
           if (error instanceof LeaseHeldError) lease?.markLost(error);
           throw error;
@@ -280,9 +282,20 @@ export class CheckpointHook {
     const clock = { nowMs: Date.now(), lastSaveAtMs: parseTime(runner.runtimeInfo.get(LAST_SAVE_AT_KEY)) };
     if (saveTrigger(this.config, step, last, clock, runner) === undefined) return;
     runner.logger.info(`Saving checkpoint at ${step} ${unit}`);
+    const position = positionOf(runner);
+    const tracker = this.#committed.tracker(runner.runtimeInfo);
     await this.#queue.savePoint(
       this.#collecting(runner, (steps) => this.#saveRegular(runner, step, [], steps)),
-      this.#committed.tracker(runner.runtimeInfo),
+      {
+        capture: () => tracker.capture(),
+        commit: (planned) => {
+          tracker.commit(planned);
+          this.#committedPosition = position;
+        },
+        fail: () => tracker.fail(),
+      },
+      // A regular save point alone: a preemption save of a later position may replace it.
+      { supersedable: true },
     );
   }
 
@@ -314,8 +327,9 @@ export class CheckpointHook {
   }
 
   /**
-   * (ours) The preemption save: waits for the saves in flight, saves the position now
-   * (unless the last save holds it), commits, releases the lease and exits with the
+   * (ours) The preemption save: stops a regular save in flight of an older position
+   * before its commit (or waits for the saves in flight when one is a best's), saves the
+   * position now (unless the last save holds it), commits, releases the lease and exits with the
    * signal's code. Past `preemptionGraceMs` from the signal it gives up and exits: what
    * is on the store is then the last committed checkpoint and its pointer, as after a crash.
    */
@@ -334,9 +348,18 @@ export class CheckpointHook {
       this.#exit(code);
     }, left);
     try {
+      const position = positionOf(runner);
+      // (ours) Regular saves still uploading would make the signal's save wait for them
+      // (the grace period paid twice): they are stopped before their commit and rolled
+      // back (a save point queued behind another names what that one writes, so all of
+      // them go), and the position now is saved in their place. A best's save is waited for.
+      const stopped = this.#queue.supersede();
+      if (stopped)
+        runner.logger.info(`Stopped the saves in flight before their commit: the save on ${request.signal} takes their place.`);
       await this.#queue.flush().catch((error: unknown) => runner.logger.warn(`An earlier save failed: ${error}`));
       const step = this.config.byEpoch ? runner.epoch : runner.iter;
-      if (this.#savedPosition !== positionOf(runner)) {
+      // One that had committed before it could be stopped holds the position already.
+      if (stopped ? this.#committedPosition !== position : this.#savedPosition !== position) {
         runner.logger.info(`Saving checkpoint at ${step} ${this.config.byEpoch ? 'epochs' : 'iterations'} (${request.signal})`);
         await this.#queue.savePoint(
           (steps) => this.#saveRegular(runner, step, [], steps, undefined, { saved_on: 'signal', signal: request.signal }),

@@ -36,6 +36,8 @@ export class SaveQueue {
   /** Save points planned so far (each background one gets its number), and the first not cancelled by a failure. */
   #issued = 0;
   #cancelledBelow = 0;
+  /** Save points in flight, each with what stops it before its commit and whether the hook allows that. */
+  readonly #supersedable = new Map<Promise<void>, { controller: AbortController; allowed: boolean }>();
   /** Who carries the steps out: this thread, or the save worker (set by the hook once the run is open). */
   #runner: StepRunner | undefined;
 
@@ -49,9 +51,24 @@ export class SaveQueue {
     if (runner.offThread !== this.#pool.shared) this.#pool = new SnapshotPool({ shared: runner.offThread });
   }
 
-  async #run(steps: readonly SaveStep[]): Promise<readonly TypedArray[] | undefined> {
+  async #run(steps: readonly SaveStep[], supersede?: AbortSignal): Promise<readonly TypedArray[] | undefined> {
     if (!this.#runner) throw new Error('SaveQueue: no step runner (the hook sets one in beforeTrain)');
-    return this.#runner.run(steps);
+    return this.#runner.run(steps, supersede);
+  }
+
+  /**
+   * (ours) Stops every save point in flight before its commit, when each of them is a
+   * regular save the hook allowed to be replaced (a best's save point is never stopped:
+   * then nothing is). A stopped save point leaves the store as a failed one does (the
+   * previous checkpoint and the pointer whole), its planned state is rolled back, and
+   * it is no failure: nothing is raised and nothing queued behind it is cancelled. One
+   * already moving the pointer runs to its end. True when save points were stopped.
+   */
+  supersede(): boolean {
+    const inFlight = [...this.#supersedable.values()];
+    if (inFlight.length === 0 || inFlight.some((s) => !s.allowed)) return false;
+    for (const { controller } of inFlight) controller.abort(new Error('a newer save point replaces it'));
+    return true;
   }
 
   /** Save points in flight (always 0 without `asyncSave`). */
@@ -106,7 +123,11 @@ export class SaveQueue {
    * failed; with `asyncSave` a failure cancels every save point queued behind it before
    * any of them commits: the queue fails closed.
    */
-  async savePoint<T>(plan: (steps: SaveStep[]) => Promise<void>, tracker?: CommitTracker<T>): Promise<void> {
+  async savePoint<T>(
+    plan: (steps: SaveStep[]) => Promise<void>,
+    tracker?: CommitTracker<T>,
+    options: { supersedable?: boolean } = {},
+  ): Promise<void> {
     const steps: SaveStep[] = [];
     this.#planBuffers = [];
     await plan(steps);
@@ -134,6 +155,7 @@ export class SaveQueue {
     }
     const ticket = this.#issued++;
     const previous = this.#inFlight.at(-1);
+    const supersede = new AbortController();
     const start = async () => {
       // A save point planned before an earlier one failed is cancelled, even once that
       // failure was raised: its runtime info may name what the failed one never wrote.
@@ -143,7 +165,7 @@ export class SaveQueue {
         throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
       }
       // A runner that moved the buffers to another thread hands them back when done.
-      buffers = (await this.#run(steps)) ?? buffers;
+      buffers = (await this.#run(steps, supersede.signal)) ?? buffers;
       outcome.committed();
     };
     // On this thread a save starts on a later turn of the event loop (the training loop
@@ -154,15 +176,20 @@ export class SaveQueue {
         : (previous ?? Promise.resolve()).then(() => yieldToEventLoop()).then(start);
     const job: Promise<void> = started
       .catch((error: unknown) => {
-        this.#failure ??= { error };
-        this.#cancelledBelow = this.#issued;
+        // Superseded: rolled back like a failure, but nothing to raise or cancel.
+        if (!supersede.signal.aborted) {
+          this.#failure ??= { error };
+          this.#cancelledBelow = this.#issued;
+        }
         outcome.failed();
       })
       .finally(() => {
         // Nothing reads this save's snapshot any more: the next one reuses its buffers.
         this.#pool.release(buffers);
         this.#inFlight.splice(this.#inFlight.indexOf(job), 1);
+        this.#supersedable.delete(job);
       });
     this.#inFlight.push(job);
+    this.#supersedable.set(job, { controller: supersede, allowed: options.supersedable === true });
   }
 }

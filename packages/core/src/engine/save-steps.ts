@@ -5,6 +5,7 @@
 // worker (save-worker.ts), which carries it out while the training loop holds this one.
 import type { Checkpoint, TypedArray } from '../format/tensor.js';
 import type { CheckpointLayout, Run } from '../run/run.js';
+import { AbortedError } from '../store/errors.js';
 import { collectLogged, removeLogged } from './retention.js';
 import type { Logger } from './runner.js';
 
@@ -24,8 +25,9 @@ export interface StepRunner {
    * Resolves when every step has succeeded. A runner that moved the snapshot's buffers
    * elsewhere (a worker: they were transferred, not copied) resolves with them once they
    * may be reused; undefined means the buffers it was given were never moved.
+   * Aborting `supersede` stops the save point if it has not committed yet (`runSteps`).
    */
-  run(steps: readonly SaveStep[]): Promise<readonly TypedArray[] | undefined>;
+  run(steps: readonly SaveStep[], supersede?: AbortSignal): Promise<readonly TypedArray[] | undefined>;
   /**
    * True when the steps run on another thread: the queue then hands a save point over
    * at once, since the training loop resuming first gains nothing and would hold the
@@ -36,13 +38,19 @@ export interface StepRunner {
   close(): Promise<void>;
 }
 
-/** Carries out one step with `run`, on this thread. */
-export async function runStep(run: Run, logger: Logger, layout: CheckpointLayout, step: SaveStep): Promise<void> {
+/** Carries out one step with `run`, on this thread; `signal` reaches a write's store calls. */
+export async function runStep(
+  run: Run,
+  logger: Logger,
+  layout: CheckpointLayout,
+  step: SaveStep,
+  signal?: AbortSignal,
+): Promise<void> {
   switch (step.kind) {
     case 'save':
-      return run.save(step.name, step.checkpoint, layout);
+      return run.save(step.name, step.checkpoint, layout, { signal });
     case 'copy':
-      return run.copyCheckpoint(step.from, step.name);
+      return run.copyCheckpoint(step.from, step.name, { signal });
     case 'move':
       return run.movePointer(step.name, { runtimeInfo: step.runtimeInfo });
     case 'remove':
@@ -52,11 +60,40 @@ export async function runStep(run: Run, logger: Logger, layout: CheckpointLayout
   }
 }
 
+/**
+ * (ours) Carries out a save point's steps in order. `supersede` stops it only before its
+ * commit: it aborts the writes of the checkpoint (and of copies) and refuses to start
+ * the pointer move, but once the pointer has moved, the deletions the move allows run
+ * to their end. A superseded save point so leaves the store as a failed one does: the
+ * previous checkpoint and the pointer whole.
+ */
+export async function runSteps(
+  run: Run,
+  logger: Logger,
+  layout: CheckpointLayout,
+  steps: readonly SaveStep[],
+  supersede?: AbortSignal,
+): Promise<void> {
+  let committed = false;
+  for (const step of steps) {
+    if (step.kind === 'move') {
+      if (supersede?.aborted) throw supersededError(supersede);
+      committed = true;
+    }
+    await runStep(run, logger, layout, step, committed ? undefined : supersede);
+  }
+}
+
+/** What a superseded save point fails with. */
+export function supersededError(signal: AbortSignal): AbortedError {
+  return new AbortedError('save superseded before it committed: a newer save point replaces it', { cause: signal.reason });
+}
+
 /** The step runner of this thread: what a synchronous save uses, and an async one when no worker can take it. */
 export function runStepsHere(run: () => Run, logger: () => Logger, layout: CheckpointLayout): StepRunner {
   return {
-    async run(steps) {
-      for (const step of steps) await runStep(run(), logger(), layout, step);
+    async run(steps, supersede) {
+      await runSteps(run(), logger(), layout, steps, supersede);
       return undefined;
     },
     offThread: false,

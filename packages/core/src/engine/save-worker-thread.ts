@@ -8,7 +8,7 @@ import type { FenceHolder } from '../run/fenced-pointer.js';
 import { Run } from '../run/run.js';
 import { errorToWire, type SavepointError } from '../store/errors.js';
 import type { Logger } from './runner.js';
-import { runStep, type SaveStep } from './save-steps.js';
+import { runSteps, type SaveStep } from './save-steps.js';
 import { checkpointFromWire, type FromWorker, type LogLine, type SaveWorkerSpec, type ToWorker } from './save-worker.js';
 
 const port = parentPort;
@@ -53,16 +53,22 @@ const logger: Logger = {
   warn: (text) => logs.push(['warn', text]),
 };
 
+/** Save points sent and not finished, by id: a `supersede` aborts one before its commit. */
+const superseders = new Map<number, AbortController>();
+
 async function carryOut(id: number, wire: SaveStep[]): Promise<void> {
   const steps = wire.map((step) =>
     step.kind === 'save' ? { ...step, checkpoint: checkpointFromWire(step.checkpoint) as Record<string, unknown> } : step,
   );
   logs = [];
+  const supersede = superseders.get(id) ?? new AbortController();
   try {
-    for (const step of steps) await runStep(run, logger, spec.layout, step);
+    await runSteps(run, logger, spec.layout, steps, supersede.signal);
     port?.postMessage({ type: 'done', id, logs } satisfies FromWorker);
   } catch (error) {
     port?.postMessage({ type: 'failed', id, error: errorToWire(error), logs } satisfies FromWorker);
+  } finally {
+    superseders.delete(id);
   }
 }
 
@@ -73,6 +79,11 @@ port.on('message', (message: ToWorker) => {
     controller.abort(new Error("the hook's signal was aborted"));
     return;
   }
+  if (message.type === 'supersede') {
+    superseders.get(message.id)?.abort(new Error('a newer save point replaces it'));
+    return;
+  }
+  if (message.type === 'run') superseders.set(message.id, new AbortController());
   queue = queue.then(async () => {
     if (message.type === 'run') return carryOut(message.id, message.steps);
     const fence = run.fenceState;

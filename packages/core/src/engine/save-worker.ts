@@ -39,7 +39,12 @@ export interface SaveWorkerSpec {
 }
 
 /** Messages between the hook and its worker. */
-export type ToWorker = { type: 'run'; id: number; steps: WireStep[] } | { type: 'close'; id: number } | { type: 'abort' };
+export type ToWorker =
+  | { type: 'run'; id: number; steps: WireStep[] }
+  | { type: 'close'; id: number }
+  | { type: 'abort' }
+  /** Stop save point `id` if it has not committed (its pointer move not started). */
+  | { type: 'supersede'; id: number };
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'done'; id: number; logs: LogLine[]; fence?: FenceState | undefined }
@@ -175,17 +180,25 @@ export class SaveWorker {
   }
 
   /** Hands the save point over before it returns (no await first): the caller may hold the thread right after. */
-  run(steps: readonly SaveStep[]): Promise<undefined> {
+  run(steps: readonly SaveStep[], supersede?: AbortSignal): Promise<undefined> {
     const wire = steps.map((step) =>
       step.kind === 'save' ? { ...step, checkpoint: checkpointToWire(step.checkpoint) as Record<string, unknown> } : step,
     );
-    return this.#send({ type: 'run', id: this.#nextId++, steps: wire }).then((answer) => {
-      if (answer.type === 'ready') throw new Error('the save worker answered out of turn');
-      const logger = this.#logger();
-      for (const [level, text] of answer.logs) logger[level](text);
-      if (answer.type === 'failed') throw errorFromWire(answer.error);
-      return undefined;
-    });
+    const id = this.#nextId++;
+    const onSupersede = () => this.#worker.postMessage({ type: 'supersede', id } satisfies ToWorker);
+    supersede?.addEventListener('abort', onSupersede, { once: true });
+    const sent = this.#send({ type: 'run', id, steps: wire });
+    // Superseded before it was even sent: the worker stops it before its first write.
+    if (supersede?.aborted) onSupersede();
+    return sent
+      .finally(() => supersede?.removeEventListener('abort', onSupersede))
+      .then((answer) => {
+        if (answer.type === 'ready') throw new Error('the save worker answered out of turn');
+        const logger = this.#logger();
+        for (const [level, text] of answer.logs) logger[level](text);
+        if (answer.type === 'failed') throw errorFromWire(answer.error);
+        return undefined;
+      });
   }
 
   /** Stops the worker once the steps it was given are done; resolves the fence as it left it. */

@@ -20,12 +20,14 @@ import {
   tensorRefs,
 } from './safetensors.js';
 import { checkShardManifest, MANIFEST_NAME, readManifestJson, TensorOwners } from './sharded.js';
-import type { Checkpoint, DType, Tensor, TypedArray } from './tensor.js';
+import { type Checkpoint, type DType, MAX_TENSOR_BYTES, type Tensor, type TypedArray, tensorBuffer } from './tensor.js';
 
 /** The first read takes this much, so that most headers arrive in one request. */
 const FIRST_READ_BYTES = 16 * 1024;
 /** Two tensors closer than this are fetched in one request (the gap is read and dropped). */
 const COALESCE_GAP_BYTES = 1024 * 1024;
+/** A coalesced request ends before it passes this: one request's bytes are one buffer. */
+const COALESCE_MAX_BYTES = 256 * 1024 * 1024;
 
 export interface TensorInfo {
   name: string;
@@ -182,6 +184,8 @@ export class CheckpointReader {
    */
   async readTensors(names: readonly string[]): Promise<Map<string, Tensor | TypedArray>> {
     const located = [...new Set(names)].map((name) => this.#locate(name));
+    // Refused before any request: a tensor this Node.js cannot hold as one typed array.
+    for (const t of located) if (t.info.bytes > MAX_TENSOR_BYTES) tensorBuffer(t.info.name, t.info.bytes, this.path);
     const out = new Map<string, Tensor | TypedArray>();
     const wanted = located.filter((t) => t.parts === undefined);
     await pMap(
@@ -196,7 +200,7 @@ export class CheckpointReader {
       members.sort((a, b) => a.begin - b.begin);
       let run: (typeof runs)[number] | undefined;
       for (const t of members) {
-        if (run && t.begin - run.end <= COALESCE_GAP_BYTES) {
+        if (run && t.begin - run.end <= COALESCE_GAP_BYTES && Math.max(run.end, t.end) - run.begin <= COALESCE_MAX_BYTES) {
           run.end = Math.max(run.end, t.end);
           run.members.push(t);
         } else {
@@ -256,7 +260,7 @@ export class CheckpointReader {
 
   /** An incremental tensor's bytes: each object's data read and checked against the SHA-256 it is named by. */
   async #readParts(t: Located): Promise<Uint8Array> {
-    const out = new Uint8Array(t.info.bytes);
+    const out = tensorBuffer(t.info.name, t.info.bytes, this.path);
     let offset = 0;
     for (const part of t.parts ?? []) {
       const bytes =

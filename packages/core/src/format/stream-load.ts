@@ -9,7 +9,7 @@ import type { SignalOptions, StorageBackend } from '../store/contract.js';
 import { CorruptCheckpointError } from '../store/errors.js';
 import { readSafetensorsHeader } from './reader.js';
 import { DATA_SHA256_KEY, type SafetensorsHeader, tensorFromBytes } from './safetensors.js';
-import type { Tensor, TypedArray } from './tensor.js';
+import { type Tensor, type TypedArray, tensorBuffer } from './tensor.js';
 
 export interface StreamLoadOptions extends SignalOptions {
   /** A folder's shard: savepoint wrote it, so its header must record its data hash. */
@@ -72,7 +72,7 @@ export async function streamSafetensorsFile(
 
   // The destinations, in file order (the header check made them contiguous from 0).
   const entries = Object.entries(header.tensors).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
-  const targets = entries.map(([, entry]) => new Uint8Array(entry.data_offsets[1] - entry.data_offsets[0]));
+  const targets = entries.map(([name, entry]) => tensorBuffer(name, entry.data_offsets[1] - entry.data_offsets[0], path));
   let index = 0;
   let filled = 0;
   let received = 0;

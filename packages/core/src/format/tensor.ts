@@ -1,6 +1,8 @@
 // What a checkpoint holds: nested plain objects whose leaves are JSON values or
 // tensors. A typed array is a 1-D tensor; `Tensor` adds a shape (and keeps a
 // dtype the codec cannot map to a typed array, such as F16, as raw bytes).
+import { constants } from 'node:buffer';
+import { UnsupportedError } from '../store/errors.js';
 
 export type TypedArray =
   | Float32Array
@@ -100,3 +102,26 @@ export function typedArrayFor(dtype: DType, bytes: Uint8Array): TypedArray {
 
 /** A checkpoint: top-level keys (`meta`, `state_dict`, `message_hub`, `optimizer`, ...) to trees. */
 export type Checkpoint = Record<string, unknown>;
+
+/**
+ * The largest typed array this Node.js makes: 4 GiB on Node 20 (`buffer.constants.MAX_LENGTH`),
+ * far more from Node 22 on. A loaded tensor is one typed array.
+ */
+export const MAX_TENSOR_BYTES = constants.MAX_LENGTH;
+
+const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+
+/**
+ * The buffer a loaded tensor's bytes go into, allocated once at its final size. A tensor
+ * past what this Node.js can allocate is refused up front, naming it and what to do,
+ * before anything is read (V8's own message is "Invalid typed array length").
+ */
+export function tensorBuffer(name: string, byteLength: number, where: string): Uint8Array {
+  if (byteLength > MAX_TENSOR_BYTES) {
+    throw new UnsupportedError(
+      'load',
+      `${where}: tensor ${JSON.stringify(name)} holds ${gib(byteLength)}, and Node.js ${process.version} makes typed arrays of at most ${gib(MAX_TENSOR_BYTES)}, so it cannot be loaded whole; load it with Node.js 22 or later, or save it as several smaller tensors. The other tensors still load by name (readTensors).`,
+    );
+  }
+  return new Uint8Array(byteLength);
+}

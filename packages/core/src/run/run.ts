@@ -217,8 +217,11 @@ export class Run implements RunFolder {
     return new Run(this.layout.withMetrics(metrics), this.#owned, this.#signal);
   }
 
+  /** The call's signal and the run's own: either one aborts the call. */
   #options(options?: SignalOptions): SignalOptions {
-    return { signal: options?.signal ?? this.#signal };
+    const own = this.#signal;
+    const call = options?.signal;
+    return { signal: call && own && call !== own ? AbortSignal.any([call, own]) : (call ?? own) };
   }
 
   // The pointer

@@ -1,0 +1,133 @@
+// (ours) A preemption save does not wait for a stale background save: a regular save of
+// the same or an older position still uploading when the signal comes is stopped before
+// its commit, rolled back, and the position at the signal is saved in its place, so the
+// grace period pays for one save, not two. In process: the signal is emitted by the
+// loop, `process.exit` is replaced, and the first upload of epoch 1 hangs until it is
+// aborted (as a slow upload to a remote store would run on past the signal).
+
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { LocalBackend } from '../../backend-local/src/index.js';
+import { ToyModel } from '../../backend-test-suite/src/toy-model.js';
+import { CheckpointHook, loadCheckpoint, ReferenceTrainer } from '../src/index.js';
+import type { PutBody, PutOptions } from '../src/store/index.js';
+
+/** Holds the first upload of `name` until its signal aborts it (never resolves on its own). */
+class StalledFirstUpload extends LocalBackend {
+  stalled = 0;
+  constructor(private readonly stalledName: string) {
+    super();
+  }
+  override async put(path: string, body: PutBody, options?: PutOptions): Promise<void> {
+    if (this.stalled === 0 && path.endsWith(this.stalledName)) {
+      this.stalled++;
+      const signal = options?.signal;
+      await new Promise<never>((_, reject) => {
+        if (!signal) return;
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    }
+    return super.put(path, body, options);
+  }
+}
+
+describe('a preemption save with asyncSave and a save in flight', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'savepoint-supersede-'));
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stops the stalled save before its commit and saves the position at the signal in its place, well within the grace period', async () => {
+    const store = new StalledFirstUpload('epoch_1.safetensors');
+    const logs: string[] = [];
+    let exited!: (code: number) => void;
+    const exit = new Promise<number>((resolve) => (exited = resolve));
+    vi.spyOn(process, 'exit').mockImplementation(((code: number) => exited(code)) as never);
+    const started = Date.now();
+    void new ReferenceTrainer({
+      workDir: dir,
+      model: new ToyModel(),
+      checkpointHook: new CheckpointHook({
+        interval: 1,
+        asyncSave: true,
+        saveOnSignals: ['SIGUSR2'],
+        preemptionGraceMs: 20_000,
+        backend: store,
+      }),
+      itersPerEpoch: 1,
+      maxEpochs: 10,
+      backend: store,
+      logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
+      // The signal comes right after epoch 1's save point, while its upload hangs.
+      shouldStop: ({ epoch }) => {
+        if (epoch === 1) process.emit('SIGUSR2');
+        return false;
+      },
+    }).train();
+    expect(await exit).toBe(128 + constants.signals.SIGUSR2);
+    expect(store.stalled).toBe(1);
+    expect(logs.join('\n')).toContain('Stopped the saves in flight before their commit');
+    expect(logs.join('\n')).not.toContain('did not commit within preemptionGraceMs');
+    expect(Date.now() - started).toBeLessThan(20_000);
+    // The pointer names epoch 1, saved by the signal's save, with the position at the signal.
+    const pointer = (await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n')[0];
+    expect(pointer).toBe('epoch_1.safetensors');
+    const checkpoint = await loadCheckpoint(store, join(dir, 'epoch_1.safetensors'));
+    expect((checkpoint.meta as Record<string, unknown>).saved_on).toBe('signal');
+    expect((checkpoint.meta as Record<string, unknown>).epoch).toBe(1);
+  });
+
+  it('stops an upload already under way, and the save point queued behind it, then saves the position at the signal', async () => {
+    const store = new StalledFirstUpload('epoch_1.safetensors');
+    const logs: string[] = [];
+    let exited!: (code: number) => void;
+    const exit = new Promise<number>((resolve) => (exited = resolve));
+    vi.spyOn(process, 'exit').mockImplementation(((code: number) => exited(code)) as never);
+    let stalledAtSignal = -1;
+    void new ReferenceTrainer({
+      workDir: dir,
+      model: new ToyModel(),
+      checkpointHook: new CheckpointHook({
+        interval: 1,
+        asyncSave: true,
+        maxPendingSaves: 2,
+        saveOnSignals: ['SIGUSR2'],
+        preemptionGraceMs: 20_000,
+        backend: store,
+      }),
+      itersPerEpoch: 1,
+      maxEpochs: 10,
+      backend: store,
+      logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
+      // Epoch 1's upload hangs; epoch 2's save point waits behind it when the signal comes.
+      shouldStop: ({ epoch }) => {
+        if (epoch === 2) {
+          stalledAtSignal = store.stalled;
+          process.emit('SIGUSR2');
+        }
+        return false;
+      },
+    }).train();
+    expect(await exit).toBe(128 + constants.signals.SIGUSR2);
+    expect(stalledAtSignal).toBe(1);
+    const text = logs.join('\n');
+    expect(text).toContain('Stopped the saves in flight before their commit');
+    expect(text).not.toContain('did not commit within preemptionGraceMs');
+    expect(text).not.toContain('An earlier save failed');
+    const pointer = (await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n')[0];
+    expect(pointer).toBe('epoch_2.safetensors');
+    const checkpoint = await loadCheckpoint(store, join(dir, 'epoch_2.safetensors'));
+    expect((checkpoint.meta as Record<string, unknown>).saved_on).toBe('signal');
+    // Epoch 1's upload never completed: no file of it, and nothing names it.
+    await expect(readFile(join(dir, 'epoch_1.safetensors'))).rejects.toThrow();
+    expect(checkpoint.message_hub).toBeDefined();
+    expect(JSON.stringify(checkpoint.message_hub)).not.toContain('epoch_1');
+  });
+});
