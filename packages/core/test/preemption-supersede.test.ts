@@ -8,9 +8,11 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import { ToyModel } from '../../backend-test-suite/src/toy-model.js';
+import { SaveQueue } from '../src/engine/save-queue.js';
 import { CheckpointHook, loadCheckpoint, ReferenceTrainer } from '../src/index.js';
 import type { PutBody, PutOptions } from '../src/store/index.js';
 
@@ -129,5 +131,50 @@ describe('a preemption save with asyncSave and a save in flight', () => {
     await expect(readFile(join(dir, 'epoch_1.safetensors'))).rejects.toThrow();
     expect(checkpoint.message_hub).toBeDefined();
     expect(JSON.stringify(checkpoint.message_hub)).not.toContain('epoch_1');
+  });
+});
+
+describe('SaveQueue.supersede', () => {
+  it("stops nothing while a best's save point (not supersedable) is in flight, and stops regular ones before their commit", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const seen: (AbortSignal | undefined)[] = [];
+    const queue = new SaveQueue({ asyncSave: true, maxPendingSaves: 3, signal: undefined });
+    queue.useRunner({
+      offThread: false,
+      async run(_steps, supersede) {
+        seen.push(supersede);
+        await held;
+        return undefined;
+      },
+      async close() {},
+    });
+    const step = (steps: { kind: string }[]) => {
+      steps.push({ kind: 'collect' });
+      return Promise.resolve();
+    };
+    await queue.savePoint(step as never, undefined, { supersedable: true });
+    await queue.savePoint(step as never); // a best's
+    expect(queue.supersede()).toBe(false);
+    release();
+    await queue.flush();
+    expect(seen.every((signal) => signal?.aborted === false)).toBe(true);
+
+    const fails: string[] = [];
+    const queue2 = new SaveQueue({ asyncSave: true, maxPendingSaves: 3, signal: undefined });
+    queue2.useRunner({
+      offThread: false,
+      run: (_steps, supersede) =>
+        new Promise((_, reject) => supersede?.addEventListener('abort', () => reject(new Error('stopped')), { once: true })),
+      async close() {},
+    });
+    const tracker = { capture: () => 0, commit: () => fails.push('commit'), fail: () => fails.push('fail') };
+    await queue2.savePoint(step as never, tracker, { supersedable: true });
+    await queue2.savePoint(step as never, tracker, { supersedable: true });
+    await setImmediate();
+    expect(queue2.supersede()).toBe(true);
+    // Rolled back, and no failure raised.
+    await queue2.flush();
+    expect(fails).toEqual(['fail', 'fail']);
   });
 });

@@ -164,6 +164,9 @@ export class SaveQueue {
       if (signal?.aborted) {
         throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
       }
+      // Stopped before it started: nothing of it is written (rolled back, not raised).
+      if (supersede.signal.aborted)
+        throw new AbortedError('save superseded before it started', { cause: supersede.signal.reason });
       // A runner that moved the buffers to another thread hands them back when done.
       buffers = (await this.#run(steps, supersede.signal)) ?? buffers;
       outcome.committed();
