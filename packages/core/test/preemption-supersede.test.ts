@@ -36,6 +36,50 @@ class StalledFirstUpload extends LocalBackend {
   }
 }
 
+/**
+ * Trains on `store` with asyncSave and `saveOnSignals: ['SIGUSR2']`, emitting the signal
+ * after epoch `signalAt` (`atSignal` runs just before), with `process.exit` replaced;
+ * resolves the exit code and the log once the hook exits.
+ */
+async function trainUntilSignal(
+  dir: string,
+  store: StalledFirstUpload,
+  signalAt: number,
+  hook: { maxPendingSaves?: number } = {},
+  atSignal: () => void = () => {},
+): Promise<{ code: number; log: string }> {
+  const logs: string[] = [];
+  let exited!: (code: number) => void;
+  const exit = new Promise<number>((resolve) => (exited = resolve));
+  vi.spyOn(process, 'exit').mockImplementation(((code: number) => exited(code)) as never);
+  // The training promise never settles: the hook "exits" instead of returning.
+  void new ReferenceTrainer({
+    workDir: dir,
+    model: new ToyModel(),
+    checkpointHook: new CheckpointHook({
+      interval: 1,
+      asyncSave: true,
+      saveOnSignals: ['SIGUSR2'],
+      preemptionGraceMs: 20_000,
+      backend: store,
+      ...hook,
+    }),
+    itersPerEpoch: 1,
+    maxEpochs: 10,
+    backend: store,
+    logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
+    shouldStop: ({ epoch }) => {
+      if (epoch === signalAt) {
+        atSignal();
+        process.emit('SIGUSR2');
+      }
+      return false;
+    },
+  }).train();
+  const code = await exit;
+  return { code, log: logs.join('\n') };
+}
+
 describe('a preemption save with asyncSave and a save in flight', () => {
   let dir: string;
   beforeEach(async () => {
@@ -48,35 +92,13 @@ describe('a preemption save with asyncSave and a save in flight', () => {
 
   it('stops the stalled save before its commit and saves the position at the signal in its place, well within the grace period', async () => {
     const store = new StalledFirstUpload('epoch_1.safetensors');
-    const logs: string[] = [];
-    let exited!: (code: number) => void;
-    const exit = new Promise<number>((resolve) => (exited = resolve));
-    vi.spyOn(process, 'exit').mockImplementation(((code: number) => exited(code)) as never);
     const started = Date.now();
-    void new ReferenceTrainer({
-      workDir: dir,
-      model: new ToyModel(),
-      checkpointHook: new CheckpointHook({
-        interval: 1,
-        asyncSave: true,
-        saveOnSignals: ['SIGUSR2'],
-        preemptionGraceMs: 20_000,
-        backend: store,
-      }),
-      itersPerEpoch: 1,
-      maxEpochs: 10,
-      backend: store,
-      logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
-      // The signal comes right after epoch 1's save point, while its upload hangs.
-      shouldStop: ({ epoch }) => {
-        if (epoch === 1) process.emit('SIGUSR2');
-        return false;
-      },
-    }).train();
-    expect(await exit).toBe(128 + constants.signals.SIGUSR2);
+    // The signal comes right after epoch 1's save point, while its upload hangs.
+    const { code, log } = await trainUntilSignal(dir, store, 1);
+    expect(code).toBe(128 + constants.signals.SIGUSR2);
     expect(store.stalled).toBe(1);
-    expect(logs.join('\n')).toContain('Stopped the saves in flight before their commit');
-    expect(logs.join('\n')).not.toContain('did not commit within preemptionGraceMs');
+    expect(log).toContain('Stopped the saves in flight before their commit');
+    expect(log).not.toContain('did not commit within preemptionGraceMs');
     expect(Date.now() - started).toBeLessThan(20_000);
     // The pointer names epoch 1, saved by the signal's save, with the position at the signal.
     const pointer = (await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n')[0];
@@ -88,38 +110,13 @@ describe('a preemption save with asyncSave and a save in flight', () => {
 
   it('stops an upload already under way, and the save point queued behind it, then saves the position at the signal', async () => {
     const store = new StalledFirstUpload('epoch_1.safetensors');
-    const logs: string[] = [];
-    let exited!: (code: number) => void;
-    const exit = new Promise<number>((resolve) => (exited = resolve));
-    vi.spyOn(process, 'exit').mockImplementation(((code: number) => exited(code)) as never);
     let stalledAtSignal = -1;
-    void new ReferenceTrainer({
-      workDir: dir,
-      model: new ToyModel(),
-      checkpointHook: new CheckpointHook({
-        interval: 1,
-        asyncSave: true,
-        maxPendingSaves: 2,
-        saveOnSignals: ['SIGUSR2'],
-        preemptionGraceMs: 20_000,
-        backend: store,
-      }),
-      itersPerEpoch: 1,
-      maxEpochs: 10,
-      backend: store,
-      logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m) },
-      // Epoch 1's upload hangs; epoch 2's save point waits behind it when the signal comes.
-      shouldStop: ({ epoch }) => {
-        if (epoch === 2) {
-          stalledAtSignal = store.stalled;
-          process.emit('SIGUSR2');
-        }
-        return false;
-      },
-    }).train();
-    expect(await exit).toBe(128 + constants.signals.SIGUSR2);
+    // Epoch 1's upload hangs; epoch 2's save point waits behind it when the signal comes.
+    const { code, log: text } = await trainUntilSignal(dir, store, 2, { maxPendingSaves: 2 }, () => {
+      stalledAtSignal = store.stalled;
+    });
+    expect(code).toBe(128 + constants.signals.SIGUSR2);
     expect(stalledAtSignal).toBe(1);
-    const text = logs.join('\n');
     expect(text).toContain('Stopped the saves in flight before their commit');
     expect(text).not.toContain('did not commit within preemptionGraceMs');
     expect(text).not.toContain('An earlier save failed');

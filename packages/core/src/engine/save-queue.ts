@@ -7,7 +7,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { TypedArray } from '../format/tensor.js';
 import { AbortedError } from '../store/errors.js';
-import type { SaveStep, StepRunner } from './save-steps.js';
+import { type SaveStep, type StepRunner, supersededError } from './save-steps.js';
 import { SnapshotPool, snapshotCheckpoint } from './snapshot.js';
 
 /** Told what became of a save point: `capture` right after it is planned, then `commit` with that capture, or `fail`. */
@@ -165,8 +165,7 @@ export class SaveQueue {
         throw new AbortedError("save cancelled before it started: the hook's signal was aborted", { cause: signal.reason });
       }
       // Stopped before it started: nothing of it is written (rolled back, not raised).
-      if (supersede.signal.aborted)
-        throw new AbortedError('save superseded before it started', { cause: supersede.signal.reason });
+      if (supersede.signal.aborted) throw supersededError(supersede.signal);
       // A runner that moved the buffers to another thread hands them back when done.
       buffers = (await this.#run(steps, supersede.signal)) ?? buffers;
       outcome.committed();

@@ -20,7 +20,7 @@ import {
   tensorRefs,
 } from './safetensors.js';
 import { checkShardManifest, MANIFEST_NAME, readManifestJson, TensorOwners } from './sharded.js';
-import { type Checkpoint, type DType, MAX_TENSOR_BYTES, type Tensor, type TypedArray, tensorBuffer } from './tensor.js';
+import { type Checkpoint, checkTensorFits, type DType, type Tensor, type TypedArray, tensorBuffer } from './tensor.js';
 
 /** The first read takes this much, so that most headers arrive in one request. */
 const FIRST_READ_BYTES = 16 * 1024;
@@ -185,7 +185,7 @@ export class CheckpointReader {
   async readTensors(names: readonly string[]): Promise<Map<string, Tensor | TypedArray>> {
     const located = [...new Set(names)].map((name) => this.#locate(name));
     // Refused before any request: a tensor this Node.js cannot hold as one typed array.
-    for (const t of located) if (t.info.bytes > MAX_TENSOR_BYTES) tensorBuffer(t.info.name, t.info.bytes, this.path);
+    for (const t of located) checkTensorFits(t.info.name, t.info.bytes, this.path);
     const out = new Map<string, Tensor | TypedArray>();
     const wanted = located.filter((t) => t.parts === undefined);
     await pMap(

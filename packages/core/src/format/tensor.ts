@@ -117,11 +117,16 @@ const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
  * before anything is read (V8's own message is "Invalid typed array length").
  */
 export function tensorBuffer(name: string, byteLength: number, where: string): Uint8Array {
+  checkTensorFits(name, byteLength, where);
+  return new Uint8Array(byteLength);
+}
+
+/** Refuses a tensor this Node.js cannot hold as one typed array (see `tensorBuffer`). */
+export function checkTensorFits(name: string, byteLength: number, where: string): void {
   if (byteLength > MAX_TENSOR_BYTES) {
     throw new UnsupportedError(
       'load',
       `${where}: tensor ${JSON.stringify(name)} holds ${gib(byteLength)}, and Node.js ${process.version} makes typed arrays of at most ${gib(MAX_TENSOR_BYTES)}, so it cannot be loaded whole; load it with Node.js 22 or later, or save it as several smaller tensors. The other tensors still load by name (readTensors).`,
     );
   }
-  return new Uint8Array(byteLength);
 }
