@@ -13,10 +13,10 @@ import { pipeline } from 'node:stream/promises';
 const PART = 8 * 1024 * 1024;
 const CONCURRENCY = 4;
 const CHUNK = 1024 * 1024;
-// The static credentials scripts/servers.sh gives SeaweedFS (moto takes any).
+// The static credentials scripts/servers.sh gives versitygw (moto takes any).
 const creds = { accessKeyId: 'testing-access-key', secretAccessKey: 'testing-secret-key-0123456789' };
-/** The S3 servers: moto, and SeaweedFS (a production S3 server). */
-const S3_ENDPOINTS = { s3: 'SAVEPOINT_TEST_S3_ENDPOINT', 's3-seaweedfs': 'SAVEPOINT_TEST_S3_SEAWEED_ENDPOINT' };
+/** The S3 servers: moto, and versitygw (a production S3 server). */
+const S3_ENDPOINTS = { s3: 'SAVEPOINT_TEST_S3_ENDPOINT', 's3-versitygw': 'SAVEPOINT_TEST_S3_VERSITYGW_ENDPOINT' };
 const AZURITE =
   'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;';
 

@@ -1,7 +1,7 @@
 // `pnpm bench`: measurements, not tests. Each figure is printed next to a
 // baseline measured in the same run, as a ratio:
 //   1. store calls per save at steady state (policy engine, counting wrapper);
-//   2. per network store (S3 on two servers: moto and SeaweedFS): a 1 GiB stream up and down through savepoint vs the raw
+//   2. per network store (S3 on two servers: moto and versitygw): a 1 GiB stream up and down through savepoint vs the raw
 //      SDK with the same part size and concurrency, with peak RSS (each in its own
 //      process), BENCH_STREAM_REPEAT times (default 5: one run on these local servers
 //      varies by about 7%), raw and savepoint interleaved, medians; downloads are also
@@ -276,7 +276,7 @@ try {
     }
   }
   let loopbackLimit;
-  for (const store of ['s3', 's3-seaweedfs', 'gcs', 'azure']) {
+  for (const store of ['s3', 's3-versitygw', 'gcs', 'azure']) {
     if (only.length && !only.includes(store)) continue;
     console.log(
       `\n== ${store}: ${mib(BYTES)} MiB stream, savepoint vs raw SDK (same part size and concurrency), median of ${STREAM_REPEAT} runs, interleaved in alternating order ==`,
@@ -310,7 +310,7 @@ try {
       const limitUp = BYTES / loopbackLimit.up / 1024 / 1024;
       const limitDown = BYTES / loopbackLimit.down / 1024 / 1024;
       console.log(
-        `loopback limit (one TCP connection on 127.0.0.1 to another process, median of ${STREAM_REPEAT}): up ${limitUp.toFixed(0)} MiB/s, down ${limitDown.toFixed(0)} MiB/s; the raw SDK's upload to ${store === 's3' ? 'moto' : 'SeaweedFS'} reaches ${ratio(raw, limitUp)} of it`,
+        `loopback limit (one TCP connection on 127.0.0.1 to another process, median of ${STREAM_REPEAT}): up ${limitUp.toFixed(0)} MiB/s, down ${limitDown.toFixed(0)} MiB/s; the raw SDK's upload to ${store === 's3' ? 'moto' : 'versitygw'} reaches ${ratio(raw, limitUp)} of it`,
       );
     }
     speeds(

@@ -32,7 +32,7 @@ lines.push(
   '| store | requests | faults injected | faults survived | 500 | 503 | 429 | reset | stall | permanent 403: requests sent | failed after |',
   '|---|---|---|---|---|---|---|---|---|---|---|',
 );
-for (const store of ['s3', 's3-seaweedfs', 'gcs', 'azure']) {
+for (const store of ['s3', 's3-versitygw', 'gcs', 'azure']) {
   const f = faults[store];
   const deny = faults[`${store}-403`];
   if (!f) continue;

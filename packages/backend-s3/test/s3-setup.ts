@@ -1,28 +1,36 @@
 // Builds S3 backends for this package's tests against the two local S3 servers:
-// moto (the reference emulator) and SeaweedFS (a production S3 server), both
-// started by scripts/servers.sh with the same static test credentials.
+// moto (the reference emulator) and the Versity S3 Gateway (versitygw, a production
+// S3 server over a POSIX folder), both started by scripts/servers.sh with the same
+// static test credentials.
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import type { Capabilities } from '@savepoint/backend-test-suite';
 import { localServer } from '../../../test-support/servers.js';
 import { S3Backend, type S3BackendOptions } from '../src/index.js';
 
 export interface S3Server {
-  /** What the server is, in test names and figures: `moto`, `seaweedfs`. */
+  /** What the server is, in test names and figures: `moto`, `versitygw`. */
   name: string;
   endpoint: string | undefined;
   skipReason: string | undefined;
+  /** What the contract suite may expect of the server, where it differs from the defaults. */
+  capabilities: Partial<Capabilities>;
 }
 
-function s3Server(name: string, kind: 'S3' | 'S3_SEAWEED'): S3Server {
+function s3Server(name: string, kind: 'S3' | 'S3_VERSITYGW', capabilities: Partial<Capabilities> = {}): S3Server {
   const found = localServer(kind);
-  return { name, endpoint: found.endpoint, skipReason: found.skipReason };
+  return { name, endpoint: found.endpoint, skipReason: found.skipReason, capabilities };
 }
 
 /** moto, the server every S3 test runs on. */
 export const server: S3Server = s3Server('moto', 'S3');
-/** SeaweedFS, the second server: the contract, policy, crash and fault tests run on it too. */
-export const seaweedServer: S3Server = s3Server('seaweedfs', 'S3_SEAWEED');
-export const S3_SERVERS: readonly S3Server[] = [server, seaweedServer];
+/**
+ * versitygw, the second server: the contract, policy, crash and fault tests run on it too.
+ * Its POSIX backend keeps each object as a file, so as on local disk a key cannot also
+ * be a folder of other keys (`a` beside `a/b`: HTTP 409 ObjectParentIsFile).
+ */
+export const versitygwServer: S3Server = s3Server('versitygw', 'S3_VERSITYGW', { fileAndFolderSameName: false });
+export const S3_SERVERS: readonly S3Server[] = [server, versitygwServer];
 
 export const BUCKET = 'savepoint-test';
 export const testCredentials = { accessKeyId: 'testing-access-key', secretAccessKey: 'testing-secret-key-0123456789' };

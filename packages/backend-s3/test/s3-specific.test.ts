@@ -1,6 +1,6 @@
 // What the contract suite cannot see: multipart hygiene, one PutObject for small
 // bodies, batch deletes, and the error mapping of the servers' real answers, on
-// both S3 servers (moto and SeaweedFS).
+// both S3 servers (moto and versitygw).
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,

@@ -10,7 +10,7 @@ import { registerLocalBackend } from '@savepoint/backend-local';
 import { loadCheckpoint, Run, type StorageBackend } from '@savepoint/core';
 import { describe, expect, it } from 'vitest';
 import { PREEMPT_INTERVAL, type PreemptConfig } from '../src/index.js';
-import { NETWORK_STORES, type StoreTarget, storeTargets } from './stores.js';
+import { NETWORK_STORES_BOTH_S3, type StoreTarget, storeTargets } from './stores.js';
 
 const CHILD = fileURLToPath(new URL('../dist/preempt-child.js', import.meta.url));
 /** The child is signalled once it has trained this many steps past its first regular save. */
@@ -69,7 +69,8 @@ async function leaseHeld(store: StorageBackend, workDir: string): Promise<boolea
 
 const argsFor = (name: string) => {
   if (name === 'local') return {};
-  const network = NETWORK_STORES.find((s) => s.cloud === name);
+  // By store name, not cloud: the two S3 servers share a cloud.
+  const network = NETWORK_STORES_BOTH_S3.find((s) => s.name === name);
   return network?.args(network.origin as string) ?? {};
 };
 

@@ -1,5 +1,5 @@
 // The three network stores, built against their local servers (optionally through
-// a proxy) with each backend's own test setup, and SeaweedFS, the second S3 server.
+// a proxy) with each backend's own test setup, and versitygw, the second S3 server.
 
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,13 +16,13 @@ import {
   ensureBucket as ensureS3Bucket,
   type S3Server,
   server as s3Server,
-  seaweedServer,
   testCredentials,
+  versitygwServer,
 } from '../../backend-s3/test/s3-setup.js';
 import type { Cloud } from '../src/index.js';
 
 export interface NetworkStore {
-  /** The store in test names and figures: the cloud, or `s3-seaweedfs` for the second S3 server. */
+  /** The store in test names and figures: the cloud, or `s3-versitygw` for the second S3 server. */
   name: string;
   cloud: Cloud;
   skipReason: string | undefined;
@@ -60,8 +60,8 @@ function s3Store(name: string, on: S3Server): NetworkStore {
   };
 }
 
-/** SeaweedFS: the S3 backend on a production S3 server, beside moto. */
-export const SEAWEEDFS_STORE: NetworkStore = s3Store('s3-seaweedfs', seaweedServer);
+/** versitygw: the S3 backend on a production S3 server, beside moto. */
+export const VERSITYGW_STORE: NetworkStore = s3Store('s3-versitygw', versitygwServer);
 
 export const NETWORK_STORES: NetworkStore[] = [
   s3Store('s3', s3Server),
@@ -95,11 +95,11 @@ export const NETWORK_STORES: NetworkStore[] = [
 ];
 
 /**
- * The network stores with SeaweedFS beside moto: for the tests that run on both S3
+ * The network stores with versitygw beside moto: for the tests that run on both S3
  * servers (the crash, fault and lease-race tests; the contract and policy suites run
  * on both in packages/backend-s3).
  */
-export const NETWORK_STORES_BOTH_S3: NetworkStore[] = [...NETWORK_STORES, SEAWEEDFS_STORE];
+export const NETWORK_STORES_BOTH_S3: NetworkStore[] = [...NETWORK_STORES, VERSITYGW_STORE];
 
 /** A store a test runs on: local disk and the network stores (both S3 servers), each opened with a fresh root. */
 export interface StoreTarget {
