@@ -10,5 +10,5 @@ const factory = () => ({
   scratchStore: async () => ({ backend: new MemoryBackend(), storeRoot: 'mem://scratch' }),
 });
 
-testBackend('memory (example)', factory, { capabilities: { largeObjectBytes: 16 * 1024 * 1024 } });
+testBackend('memory (example)', factory, { capabilities: { largeObjectBytes: 16 * 1024 * 1024, http: false } });
 testCheckpointPolicy('memory (example)', factory);

@@ -10,8 +10,8 @@ export const CONTAINER = 'savepoint-test';
 export const AZURITE_ACCOUNT = 'devstoreaccount1';
 export const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-export function connectionString(): string {
-  return `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${server.endpoint};`;
+export function connectionString(endpoint = server.endpoint): string {
+  return `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${endpoint};`;
 }
 
 export function azureArgs(extra: AzureBackendOptions = {}): AzureBackendOptions {
@@ -29,6 +29,17 @@ export async function azureContext() {
     root: `az://${CONTAINER}/`,
     storeRoot: `az://${CONTAINER}`,
     scratchStore: azureScratchStore,
+    throughProxy: {
+      origin: new URL(server.endpoint as string).origin,
+      // Azurite's blob endpoint carries the account as its path: kept behind the proxy's origin.
+      make: (origin: string) =>
+        new AzureBackend(
+          azureArgs({
+            connectionString: connectionString(`${origin}${new URL(server.endpoint as string).pathname}`),
+            retry: { retries: 3, minDelayMs: 1, maxDelayMs: 5 },
+          }),
+        ),
+    },
   };
 }
 

@@ -42,6 +42,11 @@ export async function gcsContext() {
     root: `gs://${BUCKET}/`,
     storeRoot: `gs://${BUCKET}`,
     scratchStore: gcsScratchStore,
+    throughProxy: {
+      origin: server.endpoint as string,
+      make: (origin: string) =>
+        new GcsBackend(gcsArgs({ apiEndpoint: origin, retry: { retries: 3, minDelayMs: 1, maxDelayMs: 5 } })),
+    },
   };
 }
 

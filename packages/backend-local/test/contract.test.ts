@@ -17,5 +17,5 @@ testBackend(
       cleanup: () => rm(root, { recursive: true, force: true }),
     };
   },
-  { capabilities: { fileAndFolderSameName: false } },
+  { capabilities: { fileAndFolderSameName: false, http: false } },
 );

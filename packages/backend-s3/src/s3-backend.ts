@@ -31,7 +31,6 @@ import {
   type ObjectRequest,
   ObjectStoreBackend,
   type ObjectStorePrimitives,
-  onAbort,
   parseObjectUri,
   type ReadRange,
   rangeHeader,

@@ -73,6 +73,11 @@ export async function s3Context(on: S3Server = server) {
     root: `s3://${BUCKET}/`,
     storeRoot: `s3://${BUCKET}`,
     scratchStore: () => s3ScratchStore(on),
+    throughProxy: {
+      origin: on.endpoint as string,
+      make: (origin: string) =>
+        new S3Backend(s3Args({ endpoint: origin, retry: { retries: 3, minDelayMs: 1, maxDelayMs: 5 } }, on)),
+    },
   };
 }
 

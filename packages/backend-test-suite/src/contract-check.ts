@@ -2,6 +2,18 @@
 // (contract-checks.ts, cas-checks.ts) and the runners import it without a cycle.
 import type { StorageBackend } from '@savepoint/core';
 
+/** The server a backend talks to, and the same backend built to talk to another origin. */
+export interface ThroughProxy {
+  /** The server's HTTP origin, e.g. `http://127.0.0.1:45001`: what the proxy forwards to. */
+  origin: string;
+  /**
+   * The backend under test with `origin` as its endpoint, configured as in the main
+   * context but with a short retry policy (at most 3 retries, delays of a few ms), so
+   * that the check's run of failures ends quickly.
+   */
+  make(origin: string): StorageBackend | Promise<StorageBackend>;
+}
+
 export interface Capabilities {
   /** Bytes streamed through the large-object check. */
   largeObjectBytes: number;
@@ -11,6 +23,8 @@ export interface Capabilities {
   fileAndFolderSameName: boolean;
   /** Random key sets tried by the property check (each run writes and deletes a few dozen keys). */
   propertyRuns: number;
+  /** The backend talks HTTP to a server, so the context gives `throughProxy` for the fault check; false on local disk or in memory. */
+  http: boolean;
 }
 
 export const DEFAULT_CAPABILITIES: Capabilities = {
@@ -18,6 +32,7 @@ export const DEFAULT_CAPABILITIES: Capabilities = {
   manyKeys: 1_100,
   fileAndFolderSameName: true,
   propertyRuns: 20,
+  http: true,
 };
 
 /** A new, empty store root (a bucket, container or root folder) and a backend configured for it. */
@@ -38,6 +53,8 @@ export interface CheckContext {
   /** Makes a new, empty store (see `ScratchStore`) that the `allowRoot: true` check may wipe. */
   scratchStore?: (() => Promise<ScratchStore>) | undefined;
   caps: Capabilities;
+  /** The server's origin and the backend aimed at another one, for the fault check (`http` stores). */
+  throughProxy?: ThroughProxy | undefined;
 }
 
 export interface ContractCheck {

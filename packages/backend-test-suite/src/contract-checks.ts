@@ -8,8 +8,8 @@ import fc from 'fast-check';
 import pMap from 'p-map';
 import { expect } from 'vitest';
 import { CAS_CHECKS } from './cas-checks.js';
-
 import type { ContractCheck, ScratchStore } from './contract-check.js';
+import { FAULT_CHECKS } from './fault-checks.js';
 import { STORAGE_API_CHECKS } from './storage-api-checks.js';
 
 export {
@@ -601,4 +601,5 @@ export const CONTRACT_CHECKS: readonly ContractCheck[] = [
     },
   },
   ...STORAGE_API_CHECKS,
+  ...FAULT_CHECKS,
 ];

@@ -1,4 +1,5 @@
 export { CAS_CHECKS } from './cas-checks.js';
+export type { ThroughProxy } from './contract-check.js';
 export {
   type Capabilities,
   type CheckContext,
@@ -7,6 +8,7 @@ export {
   DEFAULT_CAPABILITIES,
   type ScratchStore,
 } from './contract-checks.js';
+export { FAULT_CHECK_NAME, FAULT_CHECKS, StatusProxy } from './fault-checks.js';
 export { incrementalChecks, trainIncremental, transferModel } from './incremental-checks.js';
 export {
   type Call,

@@ -2,6 +2,7 @@
 // suite's own tests to prove that a broken backend fails.
 import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '@savepoint/core';
+import type { ThroughProxy } from './contract-check.js';
 import { type Capabilities, CONTRACT_CHECKS, DEFAULT_CAPABILITIES, type ScratchStore } from './contract-checks.js';
 
 export interface CheckFailure {
@@ -16,6 +17,7 @@ export async function runChecks(
     caps?: Partial<Capabilities>;
     storeRoot?: string;
     scratchStore?: () => Promise<ScratchStore>;
+    throughProxy?: ThroughProxy;
     only?: readonly string[];
   } = {},
 ): Promise<CheckFailure[]> {
@@ -33,6 +35,7 @@ export async function runChecks(
         dir: backend.joinPath(runRoot, `c${index}`),
         storeRoot: options.storeRoot,
         scratchStore: options.scratchStore,
+        throughProxy: options.throughProxy,
         caps,
       });
     } catch (error) {

@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type { StorageBackend } from '@savepoint/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
+import type { ThroughProxy } from './contract-check.js';
 import { type Capabilities, CONTRACT_CHECKS, DEFAULT_CAPABILITIES, type ScratchStore } from './contract-checks.js';
 
 export interface BackendTestContext {
@@ -17,6 +18,12 @@ export interface BackendTestContext {
    * without it the `allowRoot` rule would go untested.
    */
   scratchStore: () => Promise<ScratchStore>;
+  /**
+   * For a backend that talks HTTP (capability `http`, on by default): the server's
+   * origin and the same backend aimed at another origin, where the fault check puts
+   * a proxy that answers 503 and 403. Required unless `http` is false.
+   */
+  throughProxy?: ThroughProxy;
   /** Called once after the run folder is removed. */
   cleanup?: () => Promise<void>;
 }
@@ -74,6 +81,7 @@ export function testBackend(name: string, factory: BackendFactory, options: Test
             dir: ctx.backend.joinPath(runRoot, `c${index}`),
             storeRoot: ctx.storeRoot,
             scratchStore: ctx.scratchStore,
+            throughProxy: ctx.throughProxy,
             caps,
           });
         },

@@ -19,9 +19,9 @@ import { PreconditionFailedError } from '@savepoint/core/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // A relative import, not a package dependency: backend-local depends on this suite for its own tests.
 import { LocalBackend } from '../../backend-local/src/index.js';
-import { CHECK_NAMES, runChecks } from '../src/index.js';
+import { CHECK_NAMES, FAULT_CHECK_NAME, runChecks } from '../src/index.js';
 
-const caps = { largeObjectBytes: 1 << 20, manyKeys: 50, fileAndFolderSameName: false };
+const caps = { largeObjectBytes: 1 << 20, manyKeys: 50, fileAndFolderSameName: false, http: false };
 
 /** Forwards every call to a correct local store, so a subclass breaks exactly one rule. */
 class Wrapped implements StorageBackend {
@@ -427,6 +427,12 @@ describe('the contract suite fails broken backends', () => {
   it('fails a put that is visible half-written', async () => {
     const failures = await runChecks(new HalfWrittenPut(new LocalBackend()), root, { caps });
     expect(failures.map((f) => f.check)).toContain('a put whose stream fails leaves nothing visible, and keeps the old object');
+  }, 60_000);
+
+  it('fails an HTTP backend whose test context gives no throughProxy, rather than skipping the fault check', async () => {
+    const failures = await runChecks(new LocalBackend(), root, { caps: { ...caps, http: true }, only: [FAULT_CHECK_NAME] });
+    expect(failures.map((f) => f.check)).toEqual([FAULT_CHECK_NAME]);
+    expect(String(failures[0]?.error)).toMatch(/throughProxy/);
   }, 60_000);
 
   // The classes of mutants a backend author's own mutants survived (issue 28), each killed.
