@@ -25,7 +25,7 @@
 //      worker), on local disk, S3 and Azure, as a multiple of the state, what the hook
 //      still holds after close(), and one S3 upload against its part buffers
 //      (`pnpm bench memory` runs only this; scripts/bench-memory.mjs);
-//  10. preempt: time from SIGTERM to the committed pointer for a 256 MiB state on S3, sync
+//  10. preempt: time from SIGTERM to the committed pointer for a 256 MiB state on S3 (moto, versitygw), sync
 //      and asyncSave, against a plain synchronous save of the same state in the same
 //      process (`node scripts/bench.mjs preempt` runs only this; goal <= 5 s).
 //  11. loads (`pnpm bench loads` runs only this, scripts/bench-loads.mjs): a 1 GiB full load
@@ -159,9 +159,9 @@ function memoryRun(args) {
  * hook's "Saving" line to the step's end: measured in sync mode only), and the time from
  * the SIGTERM to the child's "committed" line and to its exit.
  */
-function preemptRun(mode) {
+function preemptRun(mode, server) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${root}scripts/bench-preempt.mjs`, mode], { cwd: root, env: process.env });
+    const child = spawn(process.execPath, [`${root}scripts/bench-preempt.mjs`, mode, server], { cwd: root, env: process.env });
     let buffer = '';
     let stderr = '';
     let savingAt;
@@ -192,21 +192,23 @@ function preemptRun(mode) {
 
 try {
   if (!only.length || only.includes('preempt')) {
-    freshServers();
-    const runs = { sync: [], async: [] };
-    for (let i = 0; i < REPEAT; i++)
-      for (const mode of i % 2 ? ['async', 'sync'] : ['sync', 'async']) runs[mode].push(await preemptRun(mode));
-    const plain = median(runs.sync.map((r) => r.plainMs)) / 1000;
-    console.log(
-      `\n== preempt: SIGTERM to the committed pointer, ${mib(SAVE_BYTES)} MiB state on S3 (the local server), median of ${REPEAT} ==`,
-    );
-    console.log(`baseline: a plain synchronous save of the same state: ${plain.toFixed(2)} s`);
-    for (const mode of ['sync', 'async']) {
-      const committed = median(runs[mode].map((r) => r.committedMs)) / 1000;
-      const exit = median(runs[mode].map((r) => r.exitMs)) / 1000;
+    for (const server of ['s3', 's3-versitygw']) {
+      freshServers();
+      const runs = { sync: [], async: [] };
+      for (let i = 0; i < REPEAT; i++)
+        for (const mode of i % 2 ? ['async', 'sync'] : ['sync', 'async']) runs[mode].push(await preemptRun(mode, server));
+      const plain = median(runs.sync.map((r) => r.plainMs)) / 1000;
       console.log(
-        `${mode}: SIGTERM to committed pointer and released lease ${committed.toFixed(2)} s (goal <= 5 s), to exit ${exit.toFixed(2)} s; committed / plain save = ${ratio(committed, plain)}`,
+        `\n== preempt: SIGTERM to the committed pointer, ${mib(SAVE_BYTES)} MiB state on ${server === 's3' ? 'S3 on moto' : 'S3 on versitygw'}, median of ${REPEAT} ==`,
       );
+      console.log(`baseline: a plain synchronous save of the same state: ${plain.toFixed(2)} s`);
+      for (const mode of ['sync', 'async']) {
+        const committed = median(runs[mode].map((r) => r.committedMs)) / 1000;
+        const exit = median(runs[mode].map((r) => r.exitMs)) / 1000;
+        console.log(
+          `${mode}: SIGTERM to committed pointer and released lease ${committed.toFixed(2)} s (goal <= 5 s), to exit ${exit.toFixed(2)} s; committed / plain save = ${ratio(committed, plain)}`,
+        );
+      }
     }
   }
   if (!only.length || only.includes('memory')) {

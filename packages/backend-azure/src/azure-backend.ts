@@ -62,7 +62,7 @@ function headers(attributes: WriteAttributes, blobMd5?: Uint8Array) {
   };
 }
 
-/** A whole download's bytes against the MD5 the blob was stored with: a mismatch fails the read (and it is retried). */
+/** A whole download's bytes against the MD5 the blob was stored with: a mismatch fails the read (a TransientError: read it again). */
 async function* checkedMd5(body: AsyncIterable<Uint8Array>, expected: Uint8Array): AsyncIterable<Uint8Array> {
   const hash = createHash('md5');
   for await (const chunk of body) {

@@ -1,5 +1,6 @@
 // Issue #25: past 2 GiB everywhere. A checkpoint over 4 GiB made of tensors over 2 GiB
-// is saved and loaded in full (and opened lazily) on local disk and on S3, file and folder
+// is saved and loaded in full (and opened lazily) on local disk and on S3 (moto and
+// versitygw), file and folder
 // layouts. The tensors are zeros with a marked byte near each end and at 2 GiB, so
 // saving them touches almost no memory (untouched zero pages), but a load fills 4 GiB.
 // Too slow and too big for the default CI run: run it with
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../backend-local/src/index.js';
 import { S3Backend } from '../../backend-s3/src/index.js';
-import { ensureBucket, s3Args, server as s3Server } from '../../backend-s3/test/s3-setup.js';
+import { ensureBucket, s3Args, server as s3Server, versitygwServer } from '../../backend-s3/test/s3-setup.js';
 import { loadCheckpoint, openCheckpoint, type StorageBackend, saveCheckpointDir, saveCheckpointFile } from '../src/index.js';
 
 const BIG = process.env.SAVEPOINT_BIG === '1';
@@ -54,6 +55,17 @@ const targets: { name: string; skip: boolean; open(): Promise<{ store: StorageBa
       // moto joins a 4 GiB multipart upload's parts in Python before it answers: on a busy
       // machine that took over the default 60 s of silence, so the test allows it 15 minutes.
       const store = new S3Backend(s3Args({ requestTimeoutMs: 15 * 60_000 }));
+      const root = `s3://savepoint-test/big-${Date.now()}`;
+      cleanups.push(() => store.rmtree(root));
+      return { store, root };
+    },
+  },
+  {
+    name: 'S3 on versitygw',
+    skip: !!versitygwServer.skipReason,
+    async open() {
+      await ensureBucket(undefined, versitygwServer);
+      const store = new S3Backend(s3Args({ requestTimeoutMs: 15 * 60_000 }, versitygwServer));
       const root = `s3://savepoint-test/big-${Date.now()}`;
       cleanups.push(() => store.rmtree(root));
       return { store, root };

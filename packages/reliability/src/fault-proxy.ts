@@ -6,9 +6,12 @@
 // passes every partial answer (206) on as a 200 without its Content-Range, as a server
 // that ignores Range headers would answer; `chunked` mode sends every answer to a GET
 // chunked, without a Content-Length, as some proxies do; `cutOnce` mode cuts the
-// connection of the first answer longer than 1 MiB after `cutAfterBytes` of its body.
+// connection of the first answer longer than 1 MiB after `cutAfterBytes` of its body;
+// `corruptUpload` / `corruptDownload` flip one bit of every request / answer body at byte
+// `corruptAt` (headers and lengths unchanged), as a bad NIC or memory would.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Transform } from 'node:stream';
 
 export type Cloud = 's3' | 'gcs' | 'azure';
 export type FaultKind =
@@ -32,7 +35,9 @@ export interface FaultProxyOptions {
   /** Share of requests that get a fault, 0..1. */
   faultRate?: number;
   /** `deny`: every request gets a 403. `rangeIgnored`: every 206 reaches the client as a 200 without Content-Range. */
-  mode?: 'random' | 'deny' | 'rangeIgnored' | 'chunked' | 'cutOnce';
+  mode?: 'random' | 'deny' | 'rangeIgnored' | 'chunked' | 'cutOnce' | 'corruptUpload' | 'corruptDownload';
+  /** `corruptUpload`/`corruptDownload`: the offset in the body of the byte that is flipped. */
+  corruptAt?: number;
   /** `cutOnce`: the bytes of the body that get through before the cut. */
   cutAfterBytes?: number;
   stallMs?: number;
@@ -82,6 +87,8 @@ export class FaultProxy {
   };
   /** Answers cut by `cutOnce` mode (0 or 1). */
   cuts = 0;
+  /** Bodies changed by the `corrupt*` modes. */
+  corrupted = 0;
   #server: http.Server | undefined;
   #url = '';
   readonly #random: () => number;
@@ -164,6 +171,23 @@ export class FaultProxy {
     });
   }
 
+  /** A pass-through stream that flips the low bit of the byte at `corruptAt`, if the body reaches it. */
+  #flipper(): Transform {
+    const at = this.options.corruptAt ?? 0;
+    let offset = 0;
+    return new Transform({
+      transform: (chunk: Buffer, _encoding, done) => {
+        if (offset <= at && at < offset + chunk.byteLength) {
+          chunk = Buffer.from(chunk);
+          chunk[at - offset] = (chunk[at - offset] as number) ^ 1;
+          this.corrupted++;
+        }
+        offset += chunk.byteLength;
+        done(null, chunk);
+      },
+    });
+  }
+
   #forward(req: http.IncomingMessage, res: http.ServerResponse, fault?: FaultKind) {
     const upstream = http.request(
       { host: this.#target.hostname, port: this.#target.port, method: req.method, path: req.url, headers: req.headers },
@@ -193,10 +217,12 @@ export class FaultProxy {
         // Half the body, then the connection drops.
         if (fault === 'bodyReset' && length > 1 && req.method !== 'HEAD')
           return this.#cutAfter(req, res, answer, Math.ceil(length / 2));
-        answer.pipe(res);
+        if (this.options.mode === 'corruptDownload') answer.pipe(this.#flipper()).pipe(res);
+        else answer.pipe(res);
       },
     );
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    if (this.options.mode === 'corruptUpload') req.pipe(this.#flipper()).pipe(upstream);
+    else req.pipe(upstream);
   }
 }

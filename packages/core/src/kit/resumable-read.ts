@@ -5,7 +5,15 @@
 // never restarts a 10 GiB download from zero. The adapter lends it the rules every
 // request shares (settings, error mapping, head), so a read fails as any request does.
 import type { GetOptions } from '../store/contract.js';
-import { AbortedError, BackendError, InvalidPathError, isTransient, NotFoundError, SavepointError } from '../store/errors.js';
+import {
+  AbortedError,
+  BackendError,
+  InvalidPathError,
+  isTransient,
+  NotFoundError,
+  SavepointError,
+  TransientError,
+} from '../store/errors.js';
 import type { ObjectLocation } from '../store/object-path.js';
 import { type RetryPolicy, waitBeforeRetry } from './backoff.js';
 import type { ObjectHead, ObjectRead, ObjectStorePrimitives, ReadRange } from './primitives.js';
@@ -164,6 +172,15 @@ export class ResumableReader {
     );
   }
 
+  /** The error for a body that failed as it ended, after every byte had arrived. */
+  #unverified(error: unknown, path: string, signal: AbortSignal | undefined): SavepointError {
+    if (signal?.aborted) return this.#rules.aborted(path, 'get', signal);
+    return new TransientError(
+      `get ${path}: the body failed its end-of-read check after every byte had arrived (the bytes do not match the checksum the store keeps, or the connection broke); read it again`,
+      { backend: this.#rules.store.name, cause: error },
+    );
+  }
+
   async *#resumableRead(
     path: string,
     location: ObjectLocation,
@@ -200,6 +217,18 @@ export class ResumableReader {
             timer.pause();
             const chunk =
               next.value.byteLength > range.end - position ? next.value.subarray(0, range.end - position) : next.value;
+            if (position + chunk.byteLength >= range.end) {
+              // The last bytes are held until the body has ended: a check the SDK or the
+              // backend runs at the end of a body (S3's ChecksumMode, Azure's Content-MD5)
+              // then fails the read before the consumer has every byte. Not resumed: the
+              // bytes already yielded cannot be taken back.
+              timer.touch();
+              try {
+                await iterator.next();
+              } catch (error) {
+                throw new UnverifiedBody(this.#unverified(error, path, signal));
+              }
+            }
             position += chunk.byteLength;
             state.failures = 0;
             yield chunk;
@@ -213,6 +242,7 @@ export class ResumableReader {
             );
           }
         } catch (error) {
+          if (error instanceof UnverifiedBody) throw error.reason;
           failed = true;
           failure = error;
         } finally {
@@ -257,4 +287,11 @@ function noChunks(): AsyncIterable<Uint8Array> {
 export async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
   const iterator = body?.[Symbol.asyncIterator]();
   await iterator?.return?.().catch(() => {});
+}
+
+/** Carries the error of a body's end-of-read check past the resume logic (see #resumableRead). */
+class UnverifiedBody extends Error {
+  constructor(readonly reason: SavepointError) {
+    super(reason.message);
+  }
 }
