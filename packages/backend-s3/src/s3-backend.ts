@@ -48,6 +48,7 @@ import {
   type SignalOptions,
   type SignedUrlOptions,
 } from '@savepoint/core/store';
+import { checksumOf } from './s3-checksum.js';
 import { BACKEND_NAME, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 
@@ -143,7 +144,13 @@ class S3Primitives implements ObjectStorePrimitives {
 
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
     await this.client.send(
-      new PutObjectCommand({ Bucket: location.bucket, Key: location.key, Body: bytes, ...attributesOf(request), ...CHECKSUM }),
+      new PutObjectCommand({
+        Bucket: location.bucket,
+        Key: location.key,
+        Body: bytes,
+        ...attributesOf(request),
+        ...checksumOf(bytes),
+      }),
       { abortSignal: request.signal },
     );
   }
@@ -186,7 +193,7 @@ class S3Primitives implements ObjectStorePrimitives {
               PartNumber: index + 1,
               Body: part,
               ContentLength: part.byteLength,
-              ...CHECKSUM,
+              ...checksumOf(part),
             }),
             { abortSignal: request.signal },
           );
@@ -216,7 +223,7 @@ class S3Primitives implements ObjectStorePrimitives {
           Key: location.key,
           Body: bytes,
           ...attributesOf(request),
-          ...CHECKSUM,
+          ...checksumOf(bytes),
           IfNoneMatch: '*',
         }),
         { abortSignal: request.signal },
@@ -243,7 +250,7 @@ class S3Primitives implements ObjectStorePrimitives {
           Key: location.key,
           Body: bytes,
           ...attributesOf(request),
-          ...CHECKSUM,
+          ...checksumOf(bytes),
           IfMatch: version,
         }),
         { abortSignal: request.signal },
