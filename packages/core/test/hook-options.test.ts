@@ -1,6 +1,17 @@
 // Validation at construction and rule inference: store-independent, so not in the matrix.
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CheckpointHook, ConfigError, DEFAULT_GREATER_KEYS, DEFAULT_LESS_KEYS, inferRule } from '../src/index.js';
+import { LocalBackend } from '../../backend-local/src/index.js';
+import {
+  CheckpointHook,
+  ConfigError,
+  DEFAULT_GREATER_KEYS,
+  DEFAULT_LESS_KEYS,
+  inferRule,
+  ReferenceTrainer,
+} from '../src/index.js';
 
 const bad = (options: Record<string, unknown>) => () => new CheckpointHook(options as never);
 
@@ -69,6 +80,44 @@ describe('CheckpointHook options', () => {
 });
 
 describe('filenameTmpl fits in a file name (issue 27)', () => {
+  it("with saveBest 'auto', a metric too long for a best's file name fails at the first evaluation, before a best is written", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'savepoint-auto-name-'));
+    try {
+      const metric = `acc_${'x'.repeat(150)}`;
+      const trainer = new ReferenceTrainer({
+        workDir: dir,
+        model: {
+          trainStep: () => 0,
+          evaluate: (p) => ({ [metric]: p.epoch / 10 }),
+          stateDict: () => ({ w: new Float32Array(2) }),
+          loadStateDict: () => {},
+        },
+        checkpointHook: new CheckpointHook({
+          interval: 1,
+          saveBest: 'auto',
+          filenameTmpl: `${'e'.repeat(60)}_{}.safetensors`,
+          backend: new LocalBackend(),
+        }),
+        itersPerEpoch: 1,
+        maxEpochs: 3,
+        valInterval: 1,
+        backend: new LocalBackend(),
+      });
+      const failure = await trainer.train().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(ConfigError);
+      expect(String(failure)).toMatch(/option "filenameTmpl" got .*as the best of "acc_x+".*over the 255 a file name may have/);
+      // The regular checkpoint of epoch 1 and the pointer to it are untouched; no best was begun.
+      const names = await readdir(dir);
+      expect(names.filter((n) => n.includes('best'))).toEqual([]);
+      expect((await readFile(join(dir, 'last_checkpoint'), 'utf8')).split('\n')[0]).toMatch(/e+_1\.safetensors$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   /** A template of `bytes` bytes: `x...x_{}.safetensors`. */
   const template = (bytes: number) => `${'x'.repeat(bytes - '_{}.safetensors'.length)}_{}.safetensors`;
 

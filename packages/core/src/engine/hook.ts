@@ -16,7 +16,12 @@ import { LeaseHeldError, SavepointError } from '../store/errors.js';
 import { redact } from '../store/redact.js';
 import { BestTracker } from './bests.js';
 import { CommittedState, engineRuntimeInfo } from './committed-state.js';
-import { type CheckpointHookOptions, type ResolvedCheckpointHookOptions, resolveCheckpointHookOptions } from './options.js';
+import {
+  type CheckpointHookOptions,
+  checkNameLength,
+  type ResolvedCheckpointHookOptions,
+  resolveCheckpointHookOptions,
+} from './options.js';
 import { type PreemptionRequest, SignalWatch, signalExitCode } from './preemption.js';
 import { publishCheckpoints } from './publish.js';
 import { restoreRunState, takeRun } from './restore.js';
@@ -457,7 +462,9 @@ export class CheckpointHook {
     await this.#keepLease();
     if (!this.#bests.judges(metrics, runner.logger)) return;
     this.#requireRun();
-    this.#bests.track(metrics, this.config.greaterKeys, this.config.lessKeys);
+    const tracked = this.#bests.track(metrics, this.config.greaterKeys, this.config.lessKeys);
+    // With saveBest 'auto' the metric, and so the longest best's name, is known only now.
+    checkNameLength(this.config.filenameTmpl, tracked);
     await this.#queue.savePoint(
       this.#collecting(runner, (steps) => this.#saveBests(runner, metrics, steps)),
       this.#committed.tracker(runner.runtimeInfo),

@@ -246,9 +246,10 @@ function byteLength(text: string): number {
  * longest tracked metric (when bests are tracked), published (a copy of any checkpoint
  * can be: `savepoint publish`), and as the local store's temp file it is written
  * through. Checked at construction, so a template too long fails here and not at the
- * first save, hours into a run.
+ * first save, hours into a run; with `saveBest: 'auto'` the metric is known only at the
+ * first evaluation, which checks it again before anything is written for a best.
  */
-function checkNameLength(tmpl: string, metrics: readonly string[]): string {
+export function checkNameLength(tmpl: string, metrics: readonly string[]): string {
   const regular = tmpl.replace('{}', String(LONGEST_STEP));
   const metric = metrics.filter((m) => m !== 'auto').reduce((a, b) => (byteLength(b) > byteLength(a) ? b : a), '');
   const named = metrics.length > 0 ? `best_${metric}_${regular}`.replaceAll('/', '_') : regular;
