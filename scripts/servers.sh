@@ -51,26 +51,25 @@ install_moto() {
   bash "$PWD/scripts/python-env.sh"
 }
 
+go_tool() { # name package version: builds a Go server once per machine, prints its path
+  # Outside the checkout, so a fresh clone does not rebuild it.
+  local name=$1 package=$2 version=$3
+  local bin="${XDG_CACHE_HOME:-$HOME/.cache}/savepoint-tools/$name-$version"
+  if [ ! -x "$bin" ]; then
+    log "building $name $version with go install (first run: a few minutes on 2 cores)"
+    mkdir -p "$(dirname "$bin")" "$CACHE/gobin"
+    GOBIN="$CACHE/gobin" go install "$package@$version" >&2
+    mv "$CACHE/gobin/$(basename "$package")" "$bin.tmp" && mv "$bin.tmp" "$bin"
+  fi
+  echo "$bin"
+}
+
 install_fake_gcs() {
-  # Built once per machine (outside the checkout, so a fresh clone does not rebuild it).
-  local tools="${XDG_CACHE_HOME:-$HOME/.cache}/savepoint-tools"
-  FAKE_GCS_BIN="$tools/fake-gcs-server-$FAKE_GCS_VERSION"
-  if [ -x "$FAKE_GCS_BIN" ]; then return 0; fi
-  log "building fake-gcs-server $FAKE_GCS_VERSION with go install (first run takes a few minutes)"
-  mkdir -p "$tools" "$CACHE/gobin"
-  GOBIN="$CACHE/gobin" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION" >&2
-  mv "$CACHE/gobin/fake-gcs-server" "$FAKE_GCS_BIN.tmp" && mv "$FAKE_GCS_BIN.tmp" "$FAKE_GCS_BIN"
+  FAKE_GCS_BIN=$(go_tool fake-gcs-server github.com/fsouza/fake-gcs-server "$FAKE_GCS_VERSION")
 }
 
 install_versitygw() {
-  # Built once per machine, like fake-gcs-server (about two minutes on 2 cores).
-  local tools="${XDG_CACHE_HOME:-$HOME/.cache}/savepoint-tools"
-  VERSITYGW_BIN="$tools/versitygw-$VERSITYGW_VERSION"
-  if [ -x "$VERSITYGW_BIN" ]; then return 0; fi
-  log "building versitygw $VERSITYGW_VERSION with go install (first run takes about two minutes)"
-  mkdir -p "$tools" "$CACHE/gobin"
-  GOBIN="$CACHE/gobin" go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
-  mv "$CACHE/gobin/versitygw" "$VERSITYGW_BIN.tmp" && mv "$VERSITYGW_BIN.tmp" "$VERSITYGW_BIN"
+  VERSITYGW_BIN=$(go_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION")
 }
 
 start_versitygw() {
