@@ -1,6 +1,6 @@
 // `pnpm bench loads` (node scripts/bench.mjs loads, after a build): a full load of one
 // checkpoint, on local disk and on S3, against reading and hashing the same file by hand
-// in Node (fs.readFile + SHA-256; on S3 one GetObject read whole + SHA-256) and against
+// in Node (fs.readFile + SHA-256; on S3, moto and versitygw, one GetObject read whole + SHA-256) and against
 // Python's safetensors (local disk: .cache/venv); the peak memory of load and `verify`
 // above each process's own baseline, as a multiple of the file; and a folder checkpoint
 // of 8 shards loaded with 1, 2 and 4 shards in flight. Every figure is measured in its own
@@ -19,7 +19,16 @@ const BYTES = Number(process.env.BENCH_LOAD_BYTES ?? 1024 ** 3);
 const REPEAT = Math.max(1, Number(process.env.BENCH_LOAD_REPEAT ?? 3));
 const TENSORS = 16;
 const SHARDS = 8;
-const creds = { accessKeyId: 'bench', secretAccessKey: 'bench-secret-key-000000' };
+// The static credentials scripts/servers.sh gives versitygw (moto takes any).
+const creds = { accessKeyId: 'testing-access-key', secretAccessKey: 'testing-secret-key-0123456789' };
+/** The S3 servers: moto, and versitygw (a production S3 server over a folder). */
+const S3_ENDPOINTS = { s3: 'SAVEPOINT_TEST_S3_ENDPOINT', 's3-versitygw': 'SAVEPOINT_TEST_S3_VERSITYGW_ENDPOINT' };
+export const STORES = ['local', ...Object.keys(S3_ENDPOINTS)];
+const LABELS = {
+  local: 'local disk',
+  s3: 'S3 on moto (the local server, on the same cores)',
+  's3-versitygw': 'S3 on versitygw (on the same cores)',
+};
 const BUCKET = 'savepoint-bench';
 
 async function backendFor(store) {
@@ -29,7 +38,8 @@ async function backendFor(store) {
   }
   const { S3Backend } = await import('@savepoint/backend-s3');
   const { CreateBucketCommand, GetObjectCommand, S3Client } = await import('@aws-sdk/client-s3');
-  const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
+  const endpoint = process.env[S3_ENDPOINTS[store]];
+  if (!endpoint) throw new Error(`${S3_ENDPOINTS[store]} is not set: start the servers (bash scripts/servers.sh start)`);
   const client = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { ...creds } });
   await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => {});
   return {
@@ -130,7 +140,7 @@ const median = (values) => {
 const mib = (b) => (b / 1024 / 1024).toFixed(0);
 const ratio = (a, b) => (b === 0 ? 'n/a' : (a / b).toFixed(3));
 
-export function main(stores = ['local', 's3']) {
+export function main(stores = STORES) {
   if (!existsSync(`${root}.cache/servers.env`)) throw new Error('start the servers first (bash scripts/servers.sh start)');
   for (const line of readFileSync(`${root}.cache/servers.env`, 'utf8').split('\n')) {
     const [k, ...v] = line.split('=');
@@ -155,7 +165,7 @@ export function main(stores = ['local', 's3']) {
     const time = (side) => median(runs[side].map((r) => r.seconds));
     const rss = (side) => median(runs[side].map((r) => r.extraRss));
     console.log(
-      `\n== ${store === 'local' ? 'local disk' : 'S3 (the local server, on the same cores)'}: full load of a ${mib(bytes)} MiB checkpoint (${TENSORS} F32 tensors), median of ${REPEAT}, each side in its own process ==`,
+      `\n== ${LABELS[store]}: full load of a ${mib(bytes)} MiB checkpoint (${TENSORS} F32 tensors), median of ${REPEAT}, each side in its own process ==`,
     );
     console.log(
       `load ${time('load').toFixed(2)} s; ${store === 'local' ? 'fs.readFile' : 'GetObject read whole'} + SHA-256 in Node ${time('baseline').toFixed(2)} s; ratio ${ratio(time('load'), time('baseline'))} (target <= 1.10)` +
@@ -183,6 +193,6 @@ export function main(stores = ['local', 's3']) {
 
 if (process.argv[2] === 'child') await child(process.argv[6]);
 else if (fileURLToPath(import.meta.url) === process.argv[1]) {
-  const stores = process.argv.slice(2).filter((a) => a === 'local' || a === 's3');
+  const stores = process.argv.slice(2).filter((a) => STORES.includes(a));
   main(stores.length > 0 ? stores : undefined);
 }

@@ -29,7 +29,7 @@
 //      and asyncSave, against a plain synchronous save of the same state in the same
 //      process (`node scripts/bench.mjs preempt` runs only this; goal <= 5 s).
 //  11. loads (`pnpm bench loads` runs only this, scripts/bench-loads.mjs): a 1 GiB full load
-//      on local disk and S3 against readFile + SHA-256 and Python's safetensors, peak
+//      on local disk and S3 (moto, versitygw) against readFile + SHA-256 and Python's safetensors, peak
 //      memory of load and verify, and a folder checkpoint read with 1, 2 and 4 shards at once.
 // BENCH_BYTES, BENCH_SAVE_BYTES, BENCH_SHARD_BYTES and BENCH_OBJECTS shrink the sizes for a quick look.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -51,9 +51,9 @@ const median = (values) => {
 };
 const only = process.argv.slice(2);
 if (only.includes('loads')) {
-  // `pnpm bench loads [local|s3]`: full loads, verify and shard reads (scripts/bench-loads.mjs), on the running servers.
-  const { main } = await import('./bench-loads.mjs');
-  const stores = only.filter((a) => a === 'local' || a === 's3');
+  // `pnpm bench loads [local|s3|s3-versitygw]`: full loads, verify and shard reads (scripts/bench-loads.mjs), on the running servers.
+  const { main, STORES } = await import('./bench-loads.mjs');
+  const stores = only.filter((a) => STORES.includes(a));
   main(stores.length > 0 ? stores : undefined);
   process.exit(0);
 }

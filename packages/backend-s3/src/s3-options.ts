@@ -14,6 +14,7 @@ import {
   type RetryPolicy,
   secretConfigError,
 } from '@savepoint/core/kit';
+import { NativeCrc32c } from './s3-checksum.js';
 import { BACKEND_NAME } from './s3-errors.js';
 
 export interface S3Credentials {
@@ -158,6 +159,8 @@ export function resolveS3Options(options: S3BackendOptions): ResolvedS3Options {
         ...(profile ? { profile } : {}),
         // savepoint owns retries (one policy for every backend).
         maxAttempts: 1,
+        // Downloads' checksums checked natively (s3-checksum.ts says why).
+        ...(NativeCrc32c ? { checksumAlgorithms: { CRC32C: NativeCrc32c } } : {}),
         // A socket idle this long fails the request (also inside multipart uploads).
         requestHandler: { requestTimeout: requestTimeoutMs, connectionTimeout: requestTimeoutMs },
       };
