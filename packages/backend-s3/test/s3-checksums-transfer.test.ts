@@ -84,7 +84,7 @@ describe.skipIf(!!server.skipReason)(
       const update = vi.spyOn(NativeCrc32c.prototype, 'update');
       try {
         expect(Buffer.from(await backend.get(`${base}/native.bin`)).equals(Buffer.from(body))).toBe(true);
-        const checked = update.mock.calls.reduce((n, [chunk]) => n + chunk.byteLength, 0);
+        const checked = update.mock.calls.reduce((n, [chunk]) => n + (chunk as Uint8Array).byteLength, 0);
         expect(checked).toBe(body.byteLength);
       } finally {
         update.mockRestore();
