@@ -95,9 +95,9 @@ function expectedCrc32c(headers: Headers): string | undefined {
 }
 
 /**
- * The body as it arrives; with a checksum, the last chunk is held back until the
- * whole object matches it (the adapter stops reading once it has every byte, so the
- * check cannot wait for the end of the stream).
+ * The body as it arrives; with a checksum, the whole object is compared with it when the
+ * body ends. The adapter holds the last bytes back until then (resumable-read.ts), so a
+ * mismatch fails the read before its consumer has every byte, as S3's and Azure's checks do.
  */
 async function* checkedBody(
   body: AsyncIterable<Uint8Array>,
@@ -108,14 +108,12 @@ async function* checkedBody(
   let received = 0;
   for await (const chunk of body) {
     received += chunk.byteLength;
-    if (checksum) {
-      checksum.update(chunk);
-      if (received >= length && !checksum.matches(crc32c as string)) {
-        throw Object.assign(new Error(`the bytes received do not match the object's CRC32C (${crc32c})`), {
-          code: 'CONTENT_DOWNLOAD_MISMATCH',
-        });
-      }
-    }
+    checksum?.update(chunk);
     yield chunk;
+  }
+  if (checksum && received >= length && !checksum.matches(crc32c as string)) {
+    throw Object.assign(new Error(`the bytes received do not match the object's CRC32C (${crc32c})`), {
+      code: 'CONTENT_DOWNLOAD_MISMATCH',
+    });
   }
 }

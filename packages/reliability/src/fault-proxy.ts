@@ -38,6 +38,8 @@ export interface FaultProxyOptions {
   mode?: 'random' | 'deny' | 'rangeIgnored' | 'chunked' | 'cutOnce' | 'corruptUpload' | 'corruptDownload';
   /** `corruptUpload`/`corruptDownload`: the offset in the body of the byte that is flipped. */
   corruptAt?: number;
+  /** `corruptUpload`/`corruptDownload`: how many bodies are changed, the first ones (default: every one). */
+  corruptTimes?: number;
   /** `cutOnce`: the bytes of the body that get through before the cut. */
   cutAfterBytes?: number;
   stallMs?: number;
@@ -177,7 +179,11 @@ export class FaultProxy {
     let offset = 0;
     return new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
-        if (offset <= at && at < offset + chunk.byteLength) {
+        if (
+          offset <= at &&
+          at < offset + chunk.byteLength &&
+          this.corrupted < (this.options.corruptTimes ?? Number.POSITIVE_INFINITY)
+        ) {
           chunk = Buffer.from(chunk);
           chunk[at - offset] = (chunk[at - offset] as number) ^ 1;
           this.corrupted++;

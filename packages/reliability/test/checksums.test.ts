@@ -3,7 +3,7 @@
 // checksum the server stored. A proxy flips one bit in the middle of every request
 // body (upload) or answer body (download), leaving headers and lengths alone.
 import type { StorageBackend } from '@savepoint/core';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FaultProxy } from '../src/index.js';
 import { NETWORK_STORES_BOTH_S3 } from './stores.js';
 
@@ -22,9 +22,13 @@ for (const net of NETWORK_STORES_BOTH_S3) {
   describe.skipIf(!!net.skipReason)(
     `bytes changed on the wire, ${net.name}${net.skipReason ? ` (skipped: ${net.skipReason})` : ''}`,
     () => {
+      // The bucket or container exists before the first direct put (not only inside `through`).
+      beforeAll(() => net.prepare(), 60_000);
+
       async function through(
         mode: 'corruptUpload' | 'corruptDownload',
         test: (viaProxy: StorageBackend, proxy: FaultProxy) => Promise<void>,
+        corruptTimes?: number,
       ) {
         await net.prepare();
         const proxy = await new FaultProxy({
@@ -33,6 +37,7 @@ for (const net of NETWORK_STORES_BOTH_S3) {
           seed: 1,
           mode,
           corruptAt: SIZE / 2,
+          ...(corruptTimes === undefined ? {} : { corruptTimes }),
         }).start();
         const viaProxy = net.make(proxy.url, FEW_RETRIES);
         try {
@@ -73,6 +78,40 @@ for (const net of NETWORK_STORES_BOTH_S3) {
             await expect(viaProxy.get(p)).rejects.toThrow();
             expect(proxy.corrupted, 'the proxy changed the answer').toBeGreaterThanOrEqual(1);
           });
+        } finally {
+          await direct.remove(p).catch(() => {});
+          await direct.close?.();
+        }
+      }, 60_000);
+
+      it('a whole download changed once on the wire is read again and returns the object; a stream of it fails', async () => {
+        const direct = net.make(net.origin as string);
+        const p = direct.joinPath(net.root, `checksums-${Date.now()}-${Math.random().toString(16).slice(2, 8)}/again.bin`);
+        try {
+          await direct.put(p, data(4));
+          await through(
+            'corruptDownload',
+            async (viaProxy, proxy) => {
+              const seen: number[] = [];
+              const bytes = await viaProxy.get(p, { onProgress: (progress) => seen.push(progress.bytes) });
+              expect(proxy.corrupted, 'the proxy changed the first answer').toBe(1);
+              expect(Buffer.from(bytes).equals(Buffer.from(data(4))), 'the object, not the changed bytes').toBe(true);
+              expect(Math.max(...seen), 'progress is not reported twice').toBeLessThanOrEqual(SIZE);
+            },
+            1,
+          );
+          await through(
+            'corruptDownload',
+            async (viaProxy) => {
+              const read = async () => {
+                for await (const _chunk of await viaProxy.getStream(p)) {
+                  // drained: the consumer has had the bytes, which cannot be taken back
+                }
+              };
+              await expect(read()).rejects.toThrow(/end-of-read check/);
+            },
+            1,
+          );
         } finally {
           await direct.remove(p).catch(() => {});
           await direct.close?.();

@@ -52,7 +52,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, waitBeforeRetry, withRetry } fr
 import { bufferIfSmall } from './parts.js';
 import type { ObjectHead, ObjectListing, ObjectRequest, ObjectStorePrimitives, WriteAttributes } from './primitives.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, ProgressTimer } from './progress-timer.js';
-import { closeBody, ResumableReader } from './resumable-read.js';
+import { closeBody, failedEndOfReadCheck, ResumableReader } from './resumable-read.js';
 
 export interface ObjectStoreSettings {
   retry: RetryPolicy;
@@ -315,6 +315,19 @@ export class ObjectStoreBackend implements StorageBackend {
    */
   async get(path: string, options: GetOptions = {}): Promise<Uint8Array> {
     const onProgress = checkProgressListener(options.onProgress, this.name);
+    try {
+      return await this.#readWhole(path, options, onProgress);
+    } catch (error) {
+      // Every byte arrived but the body failed its end-of-read check (S3's ChecksumMode,
+      // Azure's Content-MD5): the bytes changed on the way. A stream's consumer already
+      // has them, so getStream fails; this buffer was never handed out, so it is read
+      // once more from the start (progress is not reported twice).
+      if (!failedEndOfReadCheck(error) || options.signal?.aborted) throw error;
+      return await this.#readWhole(path, options, undefined);
+    }
+  }
+
+  async #readWhole(path: string, options: GetOptions, onProgress: GetOptions['onProgress']): Promise<Uint8Array> {
     const { length, chunks } = await this.#reader.open(path, this.#object(path, 'get'), options);
     const out = new Uint8Array(length);
     let offset = 0;

@@ -175,9 +175,11 @@ export class ResumableReader {
   /** The error for a body that failed as it ended, after every byte had arrived. */
   #unverified(error: unknown, path: string, signal: AbortSignal | undefined): SavepointError {
     if (signal?.aborted) return this.#rules.aborted(path, 'get', signal);
-    return new TransientError(
-      `get ${path}: the body failed its end-of-read check after every byte had arrived (the bytes do not match the checksum the store keeps, or the connection broke); read it again`,
-      { backend: this.#rules.store.name, cause: error },
+    return markUnverified(
+      new TransientError(
+        `get ${path}: the body failed its end-of-read check after every byte had arrived (the bytes do not match the checksum the store keeps, or the connection broke); read it again`,
+        { backend: this.#rules.store.name, cause: error },
+      ),
     );
   }
 
@@ -287,6 +289,20 @@ function noChunks(): AsyncIterable<Uint8Array> {
 export async function closeBody(body: AsyncIterable<Uint8Array> | undefined): Promise<void> {
   const iterator = body?.[Symbol.asyncIterator]();
   await iterator?.return?.().catch(() => {});
+}
+
+/** The errors of reads whose every byte arrived but failed the body's end-of-read check. */
+const unverifiedReads = new WeakSet<object>();
+function markUnverified<E extends SavepointError>(error: E): E {
+  unverifiedReads.add(error);
+  return error;
+}
+/**
+ * True for a read that failed its end-of-read check after every byte had arrived: what
+ * was read is not the object, and reading it again from the start may give the object.
+ */
+export function failedEndOfReadCheck(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && unverifiedReads.has(error);
 }
 
 /** Carries the error of a body's end-of-read check past the resume logic (see #resumableRead). */
