@@ -73,6 +73,24 @@ export async function readSafetensorsHeader(
   const signalOnly = { signal: options.signal };
   const { size: fileBytes } = await store.stat(path, signalOnly);
   const first = await store.get(path, { ...signalOnly, range: { start: 0, end: FIRST_READ_BYTES } });
+  const headerEnd = safetensorsHeaderEnd(store, path, first);
+  let bytes = first;
+  if (headerEnd > first.byteLength) {
+    const rest = await store.get(path, { ...signalOnly, range: { start: first.byteLength, end: headerEnd } });
+    bytes = new Uint8Array(first.byteLength + rest.byteLength);
+    bytes.set(first, 0);
+    bytes.set(rest, first.byteLength);
+  }
+  const headerBytes = bytes.subarray(0, Math.min(bytes.byteLength, headerEnd));
+  const header = checkedSafetensorsHeader(store, path, headerBytes, fileBytes, options.savepointWritten);
+  return { header, fileBytes, bytesRead: bytes.byteLength, headerBytes };
+}
+
+/**
+ * Where a safetensors header ends (its 8-byte length and JSON), from the file's first
+ * bytes (at least 8); a length past MAX_HEADER_BYTES is refused before anything is read.
+ */
+export function safetensorsHeaderEnd(store: StorageBackend, path: string, first: Uint8Array): number {
   if (first.byteLength < 8) {
     throw new CorruptCheckpointError(`${path} is ${first.byteLength} bytes: too short to be a safetensors file`, {
       backend: store.name,
@@ -85,27 +103,28 @@ export async function readSafetensorsHeader(
       { backend: store.name },
     );
   }
-  const headerEnd = 8 + Number(length);
-  let bytes = first;
-  if (headerEnd > first.byteLength) {
-    const rest = await store.get(path, { ...signalOnly, range: { start: first.byteLength, end: headerEnd } });
-    bytes = new Uint8Array(first.byteLength + rest.byteLength);
-    bytes.set(first, 0);
-    bytes.set(rest, first.byteLength);
-  }
-  let header: SafetensorsHeader;
-  const headerBytes = bytes.subarray(0, Math.min(bytes.byteLength, headerEnd));
+  return 8 + Number(length);
+}
+
+/** Parses and checks a safetensors header (its bytes up to where it ends) against the file's size. */
+export function checkedSafetensorsHeader(
+  store: StorageBackend,
+  path: string,
+  headerBytes: Uint8Array,
+  fileBytes: number,
+  savepointWritten: boolean | undefined,
+): SafetensorsHeader {
   try {
-    header = parseSafetensorsHeader(headerBytes);
+    const header = parseSafetensorsHeader(headerBytes);
     checkDataSection(header, fileBytes);
-    checkDataHashRecorded(header, { savepointWritten: options.savepointWritten });
+    checkDataHashRecorded(header, { savepointWritten });
+    return header;
   } catch (error) {
     if (error instanceof CorruptCheckpointError) {
       throw new CorruptCheckpointError(`${path}: ${error.message.replace(/^\[core\] /, '')}`, { backend: store.name });
     }
     throw error;
   }
-  return { header, fileBytes, bytesRead: bytes.byteLength, headerBytes };
 }
 
 /** A checkpoint opened for reading by parts. */
