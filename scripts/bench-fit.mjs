@@ -4,7 +4,7 @@
 // to S3 on the local server (or to local disk), in one of three modes: no checkpoints,
 // synchronous saves, or asyncSave. Prints the end-to-end time of `fit` (the last save
 // committed included).
-//   node scripts/bench-fit.mjs none|sync|async [s3|local]
+//   node scripts/bench-fit.mjs none|sync|async [s3|s3-versitygw|local]
 
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,9 +20,15 @@ const mode = process.argv[2];
 const storeKind = process.argv[3] ?? 's3';
 const EPOCHS = Number(process.env.BENCH_FIT_EPOCHS ?? 8);
 const SAMPLES = Number(process.env.BENCH_FIT_SAMPLES ?? 32);
-const endpoint = process.env.SAVEPOINT_TEST_S3_ENDPOINT;
-if (!endpoint) throw new Error('SAVEPOINT_TEST_S3_ENDPOINT is not set: start the servers (bash scripts/servers.sh start)');
-const credentials = { accessKeyId: 'testing', secretAccessKey: 'testing' };
+// s3: moto (a Python server); s3-versitygw: the Versity S3 Gateway (Go), which costs the
+// two cores it shares with training far less CPU per save.
+const versitygw = storeKind === 's3-versitygw';
+const endpointVariable = versitygw ? 'SAVEPOINT_TEST_S3_VERSITYGW_ENDPOINT' : 'SAVEPOINT_TEST_S3_ENDPOINT';
+const endpoint = process.env[endpointVariable];
+if (!endpoint) throw new Error(`${endpointVariable} is not set: start the servers (bash scripts/servers.sh start)`);
+const credentials = versitygw
+  ? { accessKeyId: 'testing-access-key', secretAccessKey: 'testing-secret-key-0123456789' }
+  : { accessKeyId: 'testing', secretAccessKey: 'testing' };
 const s3 = { endpoint, forcePathStyle: true, region: 'us-east-1', credentials };
 await new S3Client(s3).send(new CreateBucketCommand({ Bucket: 'savepoint-bench' })).catch(() => {});
 registerS3Backend();

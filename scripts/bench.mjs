@@ -18,7 +18,7 @@
 //   9. (ours) incremental checkpoints: bytes per save with 90% frozen, space of ten kept, plain vs incremental
 //      with nothing frozen, the kill sweep (`pnpm bench incremental` runs only this);
 //   8. fit: a TensorFlow.js `model.fit` whose epochs compute for seconds on the CPU, with
-//      the callback saving every epoch to S3: no checkpoints vs synchronous saves vs
+//      the callback saving every epoch to S3 (moto, versitygw) and local disk: none vs sync vs
 //      asyncSave, end to end, and (async - none) / (sync - none), the share of the save
 //      cost asyncSave leaves (`pnpm bench fit` runs only this);
 //   9. memory: extra memory of the saves of a 256 MiB state, sync and async (on the save
@@ -250,7 +250,7 @@ try {
   }
   if (!only.length || only.includes('fit')) {
     freshServers();
-    for (const store of ['s3', 'local']) {
+    for (const store of ['s3', 's3-versitygw', 'local']) {
       const runs = { none: [], sync: [], async: [] };
       let info;
       for (let i = 0; i < REPEAT; i++) {
@@ -266,7 +266,7 @@ try {
       const waited = (mode) => median(runs[mode].map((r) => r.blocked));
       const [none, sync, async] = [total('none'), total('sync'), total('async')];
       console.log(
-        `\n== fit: TensorFlow.js model.fit, ${info.epochs} CPU-bound epochs, ${mib(info.weightBytes)} MiB of weights (and Adam's state) saved every epoch to ${store === 's3' ? 'S3 (the local server, on the same 2 cores)' : 'local disk'}, median of ${REPEAT} ==`,
+        `\n== fit: TensorFlow.js model.fit, ${info.epochs} CPU-bound epochs, ${mib(info.weightBytes)} MiB of weights (and Adam's state) saved every epoch to ${{ s3: 'S3 on moto', 's3-versitygw': 'S3 on versitygw', local: 'local disk' }[store]}${store === 'local' ? '' : ' (the local server, on the same 2 cores)'}, median of ${REPEAT} ==`,
       );
       console.log(
         `end to end: no checkpoints ${none.toFixed(2)} s, synchronous saves ${sync.toFixed(2)} s, asyncSave ${async.toFixed(2)} s; ` +

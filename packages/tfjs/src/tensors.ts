@@ -7,17 +7,21 @@ import type * as tf from '@tensorflow/tfjs';
 
 const DTYPES: Record<string, DType> = { float32: 'F32', int32: 'I32', bool: 'BOOL' };
 
-/** The values of a TensorFlow.js tensor as a savepoint `Tensor` (a copy). */
-export function toSavepointTensor(tensor: tf.Tensor, name: string): Tensor {
+/**
+ * The values of a TensorFlow.js tensor as a savepoint `Tensor`: a copy, or with
+ * `{ copy: false }` the values `dataSync` gives, which on the CPU backend are the
+ * backend's own memory (other backends copy them out in any case).
+ */
+export function toSavepointTensor(tensor: tf.Tensor, name: string, options: { copy?: boolean } = {}): Tensor {
   const dtype = DTYPES[tensor.dtype];
   if (!dtype) {
     throw new ConfigError(`tensor ${JSON.stringify(name)} has dtype ${tensor.dtype}; savepoint saves float32, int32 and bool`, {
       option: 'model',
     });
   }
-  // dataSync copies out of the backend; tensors are immutable, so the copy is consistent.
   const values = tensor.dataSync() as TypedArray;
-  const data: TypedArray = dtype === 'BOOL' ? Uint8Array.from(values as Uint8Array) : values.slice();
+  const data: TypedArray =
+    dtype === 'BOOL' ? Uint8Array.from(values as Uint8Array) : options.copy === false ? values : values.slice();
   return new Tensor(data, tensor.shape, dtype);
 }
 
