@@ -153,6 +153,10 @@ export function main(stores = STORES) {
     const dir = `${base}/sharded`;
     const { bytes } = run('prepare', store, file);
     run('prepare-dir', store, dir);
+    // The 2 GiB just written go to disk before anything is timed: the kernel's writeback of
+    // them slowed whichever side ran first (a section run printed local loads at 1.77x
+    // readFile; side by side, on a quiet disk, they take the same time).
+    execFileSync('sync');
     if (store === 'local') readFileSync(file); // the page cache warm for every side alike
     const sides = store === 'local' ? ['load', 'baseline', 'verify', 'python'] : ['load', 'baseline', 'verify'];
     const runs = Object.fromEntries(sides.map((side) => [side, []]));
