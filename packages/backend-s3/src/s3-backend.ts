@@ -48,7 +48,7 @@ import {
   type SignalOptions,
   type SignedUrlOptions,
 } from '@savepoint/core/store';
-import { checksumOf } from './s3-checksum.js';
+import { checksumOf, unsignedPayload } from './s3-checksum.js';
 import { BACKEND_NAME, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 
@@ -142,17 +142,29 @@ class S3Primitives implements ObjectStorePrimitives {
     };
   }
 
+  /** One PutObject of `bytes` with its attributes and CRC32C, and a condition if any (`If-None-Match`, `If-Match`). */
+  #putObject(
+    location: ObjectLocation,
+    bytes: Uint8Array,
+    request: ObjectRequest & WriteAttributes,
+    condition: { IfNoneMatch: '*' } | { IfMatch: string } | Record<string, never> = {},
+  ) {
+    const command = new PutObjectCommand({
+      Bucket: location.bucket,
+      Key: location.key,
+      Body: bytes,
+      ...attributesOf(request),
+      ...checksumOf(bytes),
+      ...condition,
+    });
+    // Data goes unsigned (its CRC32C covers it); a conditional record keeps its payload signed.
+    return this.client.send(Object.keys(condition).length === 0 ? unsignedPayload(command) : command, {
+      abortSignal: request.signal,
+    });
+  }
+
   async writeBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
-    await this.client.send(
-      new PutObjectCommand({
-        Bucket: location.bucket,
-        Key: location.key,
-        Body: bytes,
-        ...attributesOf(request),
-        ...checksumOf(bytes),
-      }),
-      { abortSignal: request.signal },
-    );
+    await this.#putObject(location, bytes, request);
   }
 
   /**
@@ -186,15 +198,17 @@ class S3Primitives implements ObjectStorePrimitives {
             );
           }
           const answer = await this.client.send(
-            new UploadPartCommand({
-              Bucket,
-              Key,
-              UploadId,
-              PartNumber: index + 1,
-              Body: part,
-              ContentLength: part.byteLength,
-              ...checksumOf(part),
-            }),
+            unsignedPayload(
+              new UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId,
+                PartNumber: index + 1,
+                Body: part,
+                ContentLength: part.byteLength,
+                ...checksumOf(part),
+              }),
+            ),
             { abortSignal: request.signal },
           );
           parts[index] = { ETag: answer.ETag, PartNumber: index + 1, ChecksumCRC32C: answer.ChecksumCRC32C };
@@ -217,17 +231,7 @@ class S3Primitives implements ObjectStorePrimitives {
 
   async createBytes(location: ObjectLocation, bytes: Uint8Array, request: ObjectRequest & WriteAttributes) {
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: location.bucket,
-          Key: location.key,
-          Body: bytes,
-          ...attributesOf(request),
-          ...checksumOf(bytes),
-          IfNoneMatch: '*',
-        }),
-        { abortSignal: request.signal },
-      );
+      await this.#putObject(location, bytes, request, { IfNoneMatch: '*' });
       return true;
     } catch (error) {
       // 412: an object is there. 409: another conditional write to this key is in flight, and it will win.
@@ -244,17 +248,7 @@ class S3Primitives implements ObjectStorePrimitives {
     request: ObjectRequest & WriteAttributes,
   ): Promise<boolean> {
     try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: location.bucket,
-          Key: location.key,
-          Body: bytes,
-          ...attributesOf(request),
-          ...checksumOf(bytes),
-          IfMatch: version,
-        }),
-        { abortSignal: request.signal },
-      );
+      await this.#putObject(location, bytes, request, { IfMatch: version });
       return true;
     } catch (error) {
       // 412: another ETag is there. 404: nothing is. (409, a conditional write in flight, is retried: see s3-errors.ts.)

@@ -54,3 +54,29 @@ export const NativeCrc32c: (new () => Checksum) | undefined = native
       }
     }
   : undefined;
+
+/** The part of an SDK command that a middleware is added to. */
+interface WithMiddleware {
+  middlewareStack: { add(middleware: unknown, options: { step: 'build'; name: string }): void };
+}
+
+/**
+ * Sends `command`'s body unsigned (`x-amz-content-sha256: UNSIGNED-PAYLOAD`) instead of
+ * signing its SHA-256: for the data of a checkpoint (a whole object, or a multipart
+ * part), whose bytes the signed CRC32C header already covers, which S3 checks before it
+ * stores them. Signing a buffer's body cost the SDK a SHA-256 pass over every byte
+ * uploaded: a third of the save worker's CPU in the fit bench (117 of 375 ms of hashing
+ * per 126 MB save), on the two cores training runs on. The SDK itself sends every
+ * stream body unsigned; conditional records (the pointer, the lease) stay signed.
+ */
+export function unsignedPayload<C extends WithMiddleware>(command: C): C {
+  command.middlewareStack.add(
+    (next: (args: { request: { headers: Record<string, string> } }) => unknown) =>
+      (args: { request: { headers: Record<string, string> } }) => {
+        args.request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        return next(args);
+      },
+    { step: 'build', name: 'savepointUnsignedPayload' },
+  );
+  return command;
+}
