@@ -20,7 +20,9 @@ import {
   type ObjectRequest,
   ObjectStoreBackend,
   type ObjectStorePrimitives,
+  type PartViews,
   parseObjectUri,
+  partBytes,
   type ReadRange,
   rangeHeader,
   type StreamWrite,
@@ -44,7 +46,12 @@ interface Location extends ObjectLocation {
   source: string;
 }
 
-const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest();
+/** The MD5 of a buffer, or of views in order (a part sent without being copied together). */
+const md5 = (bytes: Uint8Array | PartViews) => {
+  const hash = createHash('md5');
+  for (const view of bytes instanceof Uint8Array ? [bytes] : bytes) hash.update(view);
+  return hash.digest();
+};
 
 /**
  * What every write sends beside the bytes: the content type and metadata, and the
@@ -219,13 +226,17 @@ class AzurePrimitives implements ObjectStorePrimitives {
     const count = await stageParts(
       hashed,
       write,
-      { partSize: this.options.blockSize, concurrency: this.options.concurrency },
+      // Views of a stable body are staged as they are: no block buffers beside the caller's memory.
+      { partSize: this.options.blockSize, concurrency: this.options.concurrency, views: true },
       // Each block carries its own Content-MD5, which Azure checks before it keeps the block.
       (part, index, request) =>
-        blob.stageBlock(blockId(index), part, part.byteLength, {
-          abortSignal: request.signal,
-          transactionalContentMD5: md5(part),
-        }),
+        blob.stageBlock(
+          blockId(index),
+          // Views as a stream made afresh for each send (the SDK's own retries too).
+          part instanceof Uint8Array ? part : () => Readable.from(part, { objectMode: false }),
+          partBytes(part),
+          { abortSignal: request.signal, transactionalContentMD5: md5(part) },
+        ),
     );
     const ids = Array.from({ length: count }, (_, index) => blockId(index));
     const digest = whole.digest();

@@ -32,6 +32,7 @@ import {
   ObjectStoreBackend,
   type ObjectStorePrimitives,
   parseObjectUri,
+  partBytes,
   type ReadRange,
   rangeHeader,
   type StreamWrite,
@@ -48,7 +49,7 @@ import {
   type SignalOptions,
   type SignedUrlOptions,
 } from '@savepoint/core/store';
-import { checksumOf, unsignedPayload } from './s3-checksum.js';
+import { checksumOf, nativeChecksum, unsignedPayload } from './s3-checksum.js';
 import { BACKEND_NAME, mapS3Error } from './s3-errors.js';
 import { type ResolvedS3Options, resolveS3Options, type S3BackendOptions } from './s3-options.js';
 
@@ -189,7 +190,8 @@ class S3Primitives implements ObjectStorePrimitives {
       await stageParts(
         body,
         write,
-        { partSize: this.options.partSize, concurrency: this.options.queueSize },
+        // Views of a stable body go up as they are (no part buffers); the SDK cannot checksum views itself.
+        { partSize: this.options.partSize, concurrency: this.options.queueSize, views: nativeChecksum },
         async (part, index, request) => {
           if (index >= MAX_PARTS) {
             throw new ConfigError(
@@ -204,8 +206,9 @@ class S3Primitives implements ObjectStorePrimitives {
                 Key,
                 UploadId,
                 PartNumber: index + 1,
-                Body: part,
-                ContentLength: part.byteLength,
+                // A new stream of the views for every try (the adapter retries the part).
+                Body: part instanceof Uint8Array ? part : Readable.from(part, { objectMode: false }),
+                ContentLength: partBytes(part),
                 ...checksumOf(part),
               }),
             ),

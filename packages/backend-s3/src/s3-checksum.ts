@@ -26,13 +26,18 @@ const native: Crc32cFn | undefined = (() => {
   }
 })();
 
-/** The checksum fields of a PutObject or UploadPart of `bytes`. */
-export function checksumOf(bytes: Uint8Array): { ChecksumAlgorithm: 'CRC32C'; ChecksumCRC32C?: string } {
+/** The checksum fields of a PutObject or UploadPart of `bytes` (one buffer, or views sent in order). */
+export function checksumOf(bytes: Uint8Array | readonly Uint8Array[]): { ChecksumAlgorithm: 'CRC32C'; ChecksumCRC32C?: string } {
   if (!native) return { ChecksumAlgorithm: 'CRC32C' };
+  let crc = 0;
+  for (const view of bytes instanceof Uint8Array ? [bytes] : bytes) crc = native(view, crc);
   const value = Buffer.alloc(4);
-  value.writeUInt32BE(native(bytes) >>> 0);
+  value.writeUInt32BE(crc >>> 0);
   return { ChecksumAlgorithm: 'CRC32C', ChecksumCRC32C: value.toString('base64') };
 }
+
+/** Whether the CRC32C is computed here; without it the SDK computes it, from one buffer only. */
+export const nativeChecksum = native !== undefined;
 
 /**
  * A CRC32C as the SDK's `checksumAlgorithms.CRC32C` takes it (a Checksum constructor),

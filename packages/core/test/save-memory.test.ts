@@ -47,6 +47,62 @@ describe('upload buffers', () => {
     expect(seen.size).toBeLessThanOrEqual(4);
   });
 
+  it("with stable chunks, stageParts sends views of the caller's chunks (no part buffers) in order, across chunk ends", async () => {
+    const given = Array.from({ length: 7 }, (_, i) => new Uint8Array(700 + i).fill(i + 1));
+    async function* body() {
+      yield* given;
+    }
+    const owners = new Set(given.map((chunk) => chunk.buffer));
+    const sent: Uint8Array[] = [];
+    const count = await stageParts(
+      body(),
+      { ...write, stableChunks: true },
+      { partSize: 1024, concurrency: 2, views: true },
+      async (part, index) => {
+        if (part instanceof Uint8Array) throw new Error('a copied part');
+        for (const view of part) expect(owners.has(view.buffer), 'a view of memory the caller did not give').toBe(true);
+        sent[index] = Buffer.concat(part);
+      },
+    );
+    const whole = Buffer.concat(given);
+    expect(count).toBe(Math.ceil(whole.byteLength / 1024));
+    expect(sent.slice(0, -1).every((part) => part.byteLength === 1024)).toBe(true);
+    expect(Buffer.concat(sent).equals(whole)).toBe(true);
+  });
+
+  it('without stable chunks (or a writer that takes views), stageParts copies into its part buffers', async () => {
+    const given = [new Uint8Array(3000).fill(9)];
+    async function* body() {
+      yield* given;
+    }
+    const copied: boolean[] = [];
+    await stageParts(body(), write, { partSize: 1024, concurrency: 2, views: true }, async (part) => {
+      copied.push(part instanceof Uint8Array && part.buffer !== given[0]?.buffer);
+    });
+    await stageParts(body(), { ...write, stableChunks: true }, { partSize: 1024, concurrency: 2 }, async (part) => {
+      copied.push(part.buffer !== given[0]?.buffer);
+    });
+    expect(copied).toEqual([true, true, true, true, true, true]);
+  });
+
+  it('bufferIfSmall keeps what it holds back as views when the chunks are stable, as copies otherwise', async () => {
+    const given = Array.from({ length: 4 }, (_, i) => new Uint8Array(1000).fill(i));
+    const read = async (stableChunks: boolean) => {
+      async function* body() {
+        yield* given;
+      }
+      const { stream } = await bufferIfSmall(body(), 1500, { stableChunks });
+      const out: Uint8Array[] = [];
+      for await (const chunk of stream ?? []) out.push(chunk);
+      return out;
+    };
+    const stable = await read(true);
+    expect(stable.map((chunk) => chunk.buffer)).toEqual(given.map((chunk) => chunk.buffer));
+    const copied = await read(false);
+    expect(copied[0]?.buffer).not.toBe(given[0]?.buffer);
+    expect(Buffer.concat(copied).equals(Buffer.concat(given))).toBe(true);
+  });
+
   it('stageParts stages the right bytes in each part when its buffers are reused', async () => {
     const parts: Uint8Array[] = [];
     await stageParts(chunks(10, 1000), write, { partSize: 2000, concurrency: 2 }, async (part, index) => {

@@ -243,7 +243,8 @@ export class ObjectStoreBackend implements StorageBackend {
     const attributes = this.#attributes(options);
     const onProgress = checkProgressListener(options.onProgress, this.name);
     if (signal?.aborted) throw this.#aborted(path, 'put', signal);
-    const { bytes, stream } = await bufferIfSmall(body, this.#store.singleRequestBytes);
+    const stableChunks = options.stableChunks === true;
+    const { bytes, stream } = await bufferIfSmall(body, this.#store.singleRequestBytes, { stableChunks });
     if (ifMatch !== undefined) {
       // Compare-and-swap is one conditional request: a multipart upload has no single moment to compare at.
       if (!bytes) {
@@ -274,7 +275,7 @@ export class ObjectStoreBackend implements StorageBackend {
     let sent = 0;
     try {
       const tracked = (async function* () {
-        // Chunks already copied by bufferIfSmall: the caller may reuse its buffers.
+        // Each chunk as the caller gave it (see bufferIfSmall): copied by the writer's parts, or (stableChunks) sent as views.
         for await (const chunk of stream as AsyncIterable<Uint8Array>) {
           timer.touch();
           yield chunk;
@@ -282,6 +283,7 @@ export class ObjectStoreBackend implements StorageBackend {
       })();
       await this.#store.writeStream(location, tracked, {
         ...attributes,
+        stableChunks,
         signal: timer.signal,
         part: (operation, run) => this.#request(path, operation, timer.signal, run),
         progress: (bytes) => {

@@ -95,6 +95,8 @@ export interface StreamWrite extends WriteAttributes {
    * without progress, and the caller's `onProgress` hears of it.
    */
   progress(bytes: number): void;
+  /** The caller's chunks stay unchanged until the write resolves (`PutOptions.stableChunks`): parts may be views of them. */
+  stableChunks?: boolean | undefined;
 }
 
 /**

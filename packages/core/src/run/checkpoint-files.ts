@@ -53,7 +53,8 @@ async function putHashed(
       yield chunk;
     }
   }
-  await backend.put(path, tap(), options);
+  // The chunks are the header and views of the tensors, unchanged until the put resolves.
+  await backend.put(path, tap(), { ...options, stableChunks: true });
   return { sha256: hash.digest('hex'), bytes };
 }
 
@@ -300,6 +301,6 @@ export async function publishCheckpoint(
   for await (const chunk of encoded.chunks()) hash.update(chunk);
   const sha256 = hash.digest('hex');
   const target = publishedName(path, sha256, CHECKPOINT_EXTENSION);
-  await backend.put(target, encoded.chunks(), options);
+  await backend.put(target, encoded.chunks(), { ...options, stableChunks: true });
   return { path: target, removedKeys, sha256 };
 }

@@ -59,6 +59,14 @@ export interface PutOptions extends SignalOptions, ProgressOptions {
    * the object back to tell.
    */
   ifMatch?: string | undefined;
+  /**
+   * The body's chunks stay as they are until the put resolves (none is a buffer the
+   * producer reuses): the store may send views of them instead of copying them into its
+   * part buffers. Checkpoint saves set it (their chunks are views of the tensors, which
+   * cannot change during a save: their hash is taken first). Without it, each chunk is
+   * taken to be valid only until the next is read.
+   */
+  stableChunks?: boolean | undefined;
 }
 
 export interface RemoveOptions extends SignalOptions {
