@@ -52,7 +52,7 @@ describe('upload buffers', () => {
     async function* body() {
       yield* given;
     }
-    const owners = new Set(given.map((chunk) => chunk.buffer));
+    const owners = new Set<ArrayBufferLike>(given.map((chunk) => chunk.buffer));
     const sent: Uint8Array[] = [];
     const count = await stageParts(
       body(),
