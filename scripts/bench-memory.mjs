@@ -3,7 +3,7 @@
 //     extra memory of a run's saves (four save points of a `bytes` state, as the
 //     `CheckpointHook` makes them from `backendArgs`, so with asyncSave on the save worker),
 //     and what the hook still holds after `close()`;
-//   node --expose-gc scripts/bench-memory.mjs put s3 <stream|bytes> <bytes>
+//   node --expose-gc scripts/bench-memory.mjs put s3 <stream|stable|bytes> <bytes>
 //     extra memory of one S3 upload of a `bytes` object, against part size x queue size.
 // "Extra" is the process's peak RSS during the measured work minus its RSS just before
 // it, with the state already allocated and touched: what the save costs on top of the
@@ -124,7 +124,8 @@ if (kind === 'save') {
           for (let offset = 0; offset < bytes; offset += 4 * 1024 * 1024) yield data.subarray(offset, offset + 4 * 1024 * 1024);
         })();
   const before = settle();
-  await backend.put(path, body);
+  // stable: the same stream, its chunks promised unchanged until put resolves (as a checkpoint save's are).
+  await backend.put(path, body, { stableChunks: mode === 'stable' });
   result = { object: bytes, extraPeak: peak() - before, partTimesQueue: PART * QUEUE };
   await backend.remove(path);
 }

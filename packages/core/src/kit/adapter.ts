@@ -243,7 +243,9 @@ export class ObjectStoreBackend implements StorageBackend {
     const attributes = this.#attributes(options);
     const onProgress = checkProgressListener(options.onProgress, this.name);
     if (signal?.aborted) throw this.#aborted(path, 'put', signal);
-    const stableChunks = options.stableChunks === true;
+    // A whole buffer is stable by the contract (the caller leaves it alone until put
+    // resolves): its parts go up as views of it, as a stable stream's do.
+    const stableChunks = options.stableChunks === true || typeof body === 'string' || body instanceof Uint8Array;
     const { bytes, stream } = await bufferIfSmall(body, this.#store.singleRequestBytes, { stableChunks });
     if (ifMatch !== undefined) {
       // Compare-and-swap is one conditional request: a multipart upload has no single moment to compare at.

@@ -7,32 +7,45 @@ import { settledEach } from '../store/settled-map.js';
 import type { ObjectRequest, StreamWrite } from './primitives.js';
 
 /**
+ * Buffers `bufferIfSmall` filled with the first `limit` bytes of a long stream and hands
+ * on as its first chunk: nothing else holds them, so `fixedSizeParts` takes such a
+ * buffer as a part (when it is exactly a part) instead of copying it into another.
+ */
+const HANDED_ON = new WeakSet<Uint8Array>();
+
+/**
  * Re-chunks a stream into buffers of exactly `size` bytes (the last may be shorter),
  * holding at most one part in memory; `buffers` supplies them (fresh ones by default).
- * Each chunk is copied before the next is taken. Used for multipart/block uploads.
+ * Each chunk is copied before the next is taken (except a buffer `bufferIfSmall` handed
+ * on, which is a part as it is). Used for multipart/block uploads.
  */
 export async function* fixedSizeParts(
   chunks: AsyncIterable<Uint8Array>,
   size: number,
   buffers: { take(): Uint8Array } = { take: () => new Uint8Array(size) },
 ): AsyncIterable<Uint8Array> {
-  let buffer = buffers.take();
+  let buffer: Uint8Array | undefined;
   let filled = 0;
   for await (const chunk of chunks) {
+    if (filled === 0 && chunk.byteLength === size && HANDED_ON.delete(chunk)) {
+      yield chunk;
+      continue;
+    }
     let offset = 0;
     while (offset < chunk.byteLength) {
+      buffer ??= buffers.take();
       const take = Math.min(size - filled, chunk.byteLength - offset);
       buffer.set(chunk.subarray(offset, offset + take), filled);
       filled += take;
       offset += take;
       if (filled === size) {
         yield buffer;
-        buffer = buffers.take();
+        buffer = undefined;
         filled = 0;
       }
     }
   }
-  if (filled > 0) yield buffer.subarray(0, filled);
+  if (buffer && filled > 0) yield buffer.subarray(0, filled);
 }
 
 /**
@@ -54,32 +67,80 @@ export async function bufferIfSmall(
   const whole = bodyBytes(body);
   if (whole) return whole.byteLength <= limit ? { bytes: whole.slice() } : { stream: slicesOf(whole, limit) };
   const iterator = bodyChunks(body)[Symbol.asyncIterator]();
+  async function* rest() {
+    while (true) {
+      const next = await iterator.next();
+      if (next.done) return;
+      yield next.value;
+    }
+  }
+  // What is held back: views (stableChunks), or small copies (a record needs no
+  // part-sized buffer), and past SMALL_HEAD one buffer of `limit` bytes which, if the
+  // body goes on, is handed on as the first part (HANDED_ON) instead of being copied
+  // into a part buffer.
   const head: Uint8Array[] = [];
+  let held: Uint8Array | undefined;
   let size = 0;
-  while (size <= limit) {
+  while (true) {
     const next = await iterator.next();
     if (next.done) {
-      async function* one() {
-        for (const chunk of head) yield chunk;
-      }
-      return { bytes: await collect(one()) };
+      if (held) return { bytes: held.subarray(0, size) };
+      const kept = head;
+      return {
+        bytes: await collect(
+          (async function* () {
+            yield* kept;
+          })(),
+        ),
+      };
     }
-    // Producers may reuse the buffer they yielded: keep a copy of what is held back
-    // (unless the caller promised its chunks stay as they are).
-    head.push(options.stableChunks ? next.value : next.value.slice());
-    size += next.value.byteLength;
-  }
-  return {
-    stream: (async function* () {
-      yield* head;
-      while (true) {
-        const next = await iterator.next();
-        if (next.done) return;
-        yield next.value;
+    const chunk = next.value;
+    if (!held && (options.stableChunks || size + chunk.byteLength <= SMALL_HEAD || limit <= SMALL_HEAD)) {
+      // Producers may reuse the buffer they yielded: keep a copy (unless promised otherwise).
+      head.push(options.stableChunks ? chunk : chunk.slice());
+      size += chunk.byteLength;
+      if (size > limit) {
+        return {
+          stream: (async function* () {
+            yield* head;
+            yield* rest();
+          })(),
+        };
       }
-    })(),
-  };
+      continue;
+    }
+    if (!held) {
+      held = new Uint8Array(limit);
+      let offset = 0;
+      for (const kept of head.splice(0)) {
+        held.set(kept, offset);
+        offset += kept.byteLength;
+      }
+    }
+    const fits = Math.min(limit - size, chunk.byteLength);
+    held.set(chunk.subarray(0, fits), size);
+    size += fits;
+    if (size < limit) continue;
+    // Full. Longer than one request if this chunk goes on, or another chunk follows.
+    const tail = chunk.subarray(fits);
+    const after = tail.byteLength > 0 ? undefined : await iterator.next();
+    if (after?.done) return { bytes: held };
+    const first = held;
+    HANDED_ON.add(first);
+    return {
+      stream: (async function* () {
+        yield first;
+        // The rest of the chunk that filled it, or the chunk read after (each valid until the next is taken).
+        if (tail.byteLength > 0) yield tail;
+        if (after && !after.done) yield after.value;
+        yield* rest();
+      })(),
+    };
+  }
 }
+
+/** Bytes up to which what `bufferIfSmall` holds back is kept as copies of the chunks. */
+const SMALL_HEAD = 1024 * 1024;
 
 /** Views of `bytes`, `size` bytes each (no copy). */
 async function* slicesOf(bytes: Uint8Array, size: number): AsyncIterable<Uint8Array> {
