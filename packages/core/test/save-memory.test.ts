@@ -125,8 +125,14 @@ describe('upload buffers', () => {
       const again = await bufferIfSmall(produce(total), limit);
       let taken = 0;
       const parts: Uint8Array[] = [];
-      const provider = { take: () => (taken++, new Uint8Array(limit)) };
-      for await (const part of fixedSizeParts(again.stream ?? [], limit, provider)) parts.push(part.slice());
+      const provider = {
+        take: () => {
+          taken++;
+          return new Uint8Array(limit);
+        },
+      };
+      if (!again.stream) throw new Error(`${total} bytes came back whole`);
+      for await (const part of fixedSizeParts(again.stream, limit, provider)) parts.push(part.slice());
       expect(taken, `${total} bytes`).toBe(parts.length - 1);
       expect(Buffer.concat(parts).equals(Buffer.from(expected(total)))).toBe(true);
     }
