@@ -9,8 +9,9 @@ const DTYPES: Record<string, DType> = { float32: 'F32', int32: 'I32', bool: 'BOO
 
 /**
  * The values of a TensorFlow.js tensor as a savepoint `Tensor`: a copy, or with
- * `{ copy: false }` the values `dataSync` gives, which on the CPU backend are the
- * backend's own memory (other backends copy them out in any case).
+ * `{ copy: false }` the array `dataSync` gives, which may be the backend's own memory
+ * (the CPU backend's values; WebGL's cached copy): use it only until the tensor could
+ * be changed or written to again.
  */
 export function toSavepointTensor(tensor: tf.Tensor, name: string, options: { copy?: boolean } = {}): Tensor {
   const dtype = DTYPES[tensor.dtype];
