@@ -37,9 +37,33 @@ class LeaseWatchingStore extends LocalBackend {
       waiter.resolve();
     }
   }
+  /** Reads of the lease that found `owner` in it. */
+  readonly #ownerReads = new Map<string, number>();
+  readonly #ownerWaiting: { owner: string; resolve: () => void }[] = [];
+  /**
+   * Resolves once a read of the lease has found `owner` in it, at once if one already did:
+   * waiting for "the next get" missed a read that landed before the wait began (a loaded
+   * machine ran the renewal's refused write and its read while the test was still awaiting
+   * its own write), and then waited for a read that never came.
+   */
+  readOf(owner: string): Promise<void> {
+    if ((this.#ownerReads.get(owner) ?? 0) > 0) return Promise.resolve();
+    return new Promise((resolve) => this.#ownerWaiting.push({ owner, resolve }));
+  }
   override async get(...args: Parameters<LocalBackend['get']>) {
     const bytes = await super.get(...args);
-    if (args[0] === this.#leasePath) this.#done('get');
+    if (args[0] === this.#leasePath) {
+      let owner = '(not JSON)';
+      try {
+        owner = String((JSON.parse(new TextDecoder().decode(bytes)) as { owner?: unknown }).owner);
+      } catch {}
+      this.#ownerReads.set(owner, (this.#ownerReads.get(owner) ?? 0) + 1);
+      for (const waiter of this.#ownerWaiting.filter((w) => w.owner === owner)) {
+        this.#ownerWaiting.splice(this.#ownerWaiting.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+      this.#done('get');
+    }
     return bytes;
   }
   override async put(...args: Parameters<LocalBackend['put']>) {
@@ -192,7 +216,7 @@ describe('run ownership on local disk', () => {
       await writeFile(leasePath, JSON.stringify({ ...first, owner: 'intruder', pid: 1 }));
       // The next renewal is refused and reads who holds the lease now; its decision is made
       // in the callbacks that follow that read, all run before the next turn of the event loop.
-      await store.next('get');
+      await store.readOf('intruder');
       await new Promise((resolve) => setImmediate(resolve));
       const putsBefore = store.puts;
       t.epoch = 1;

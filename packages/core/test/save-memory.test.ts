@@ -138,6 +138,27 @@ describe('upload buffers', () => {
     }
   });
 
+  it("a writer that stops early ends the caller's body (its finally runs: a file or socket is released at once)", async () => {
+    for (const [limit, chunk] of [
+      [10, 4],
+      [2 * 1024 * 1024, 512 * 1024],
+    ] as const) {
+      let closed = false;
+      async function* body() {
+        try {
+          for (let i = 0; i < 40; i++) yield new Uint8Array(chunk).fill(i);
+        } finally {
+          closed = true;
+        }
+      }
+      const { stream } = await bufferIfSmall(body(), limit);
+      if (!stream) throw new Error('came back whole');
+      let taken = 0;
+      for await (const _ of stream) if (++taken === 2) break;
+      expect(closed, `limit ${limit}`).toBe(true);
+    }
+  });
+
   it('bufferIfSmall keeps what it holds back as views when the chunks are stable, as copies otherwise', async () => {
     const given = Array.from({ length: 4 }, (_, i) => new Uint8Array(1000).fill(i));
     const read = async (stableChunks: boolean) => {

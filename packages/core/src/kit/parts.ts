@@ -67,11 +67,23 @@ export async function bufferIfSmall(
   const whole = bodyBytes(body);
   if (whole) return whole.byteLength <= limit ? { bytes: whole.slice() } : { stream: slicesOf(whole, limit) };
   const iterator = bodyChunks(body)[Symbol.asyncIterator]();
-  async function* rest() {
-    while (true) {
-      const next = await iterator.next();
-      if (next.done) return;
-      yield next.value;
+  // What was held back, then the rest of the body. A writer that stops early (a failed
+  // part, a refused put) ends this stream, and so the caller's body: an open file or a
+  // socket is released then, not whenever the collector gets to it.
+  async function* replay(held: readonly Uint8Array[]) {
+    let done = false;
+    try {
+      yield* held;
+      while (true) {
+        const next = await iterator.next();
+        if (next.done) {
+          done = true;
+          return;
+        }
+        yield next.value;
+      }
+    } finally {
+      if (!done) await iterator.return?.();
     }
   }
   // What is held back: views (stableChunks), or small copies (a record needs no
@@ -100,12 +112,7 @@ export async function bufferIfSmall(
       head.push(options.stableChunks ? chunk : chunk.slice());
       size += chunk.byteLength;
       if (size > limit) {
-        return {
-          stream: (async function* () {
-            yield* head;
-            yield* rest();
-          })(),
-        };
+        return { stream: replay(head) };
       }
       continue;
     }
@@ -127,15 +134,8 @@ export async function bufferIfSmall(
     if (after?.done) return { bytes: held };
     const first = held;
     HANDED_ON.add(first);
-    return {
-      stream: (async function* () {
-        yield first;
-        // The rest of the chunk that filled it, or the chunk read after (each valid until the next is taken).
-        if (tail.byteLength > 0) yield tail;
-        if (after && !after.done) yield after.value;
-        yield* rest();
-      })(),
-    };
+    // Then the rest of the chunk that filled it, or the chunk read after (each valid until the next is taken).
+    return { stream: replay([first, ...(tail.byteLength > 0 ? [tail] : []), ...(after && !after.done ? [after.value] : [])]) };
   }
 }
 
