@@ -23,6 +23,7 @@ import {
   type PartViews,
   parseObjectUri,
   partBytes,
+  partChunks,
   type ReadRange,
   rangeHeader,
   type StreamWrite,
@@ -49,7 +50,7 @@ interface Location extends ObjectLocation {
 /** The MD5 of a buffer, or of views in order (a part sent without being copied together). */
 const md5 = (bytes: Uint8Array | PartViews) => {
   const hash = createHash('md5');
-  for (const view of bytes instanceof Uint8Array ? [bytes] : bytes) hash.update(view);
+  for (const view of partChunks(bytes)) hash.update(view);
   return hash.digest();
 };
 

@@ -9,6 +9,7 @@
 // JavaScript (full loads from S3 at 1.3x the time of GetObject + SHA-256); the clients
 // savepoint builds get the native one through the SDK's `checksumAlgorithms` option.
 import { createRequire } from 'node:module';
+import { partChunks } from '@savepoint/core/kit';
 
 type Crc32cFn = (input: Uint8Array, initialState?: number) => number;
 /** The SDK's Checksum (@smithy/types), the part of it the SDK calls. */
@@ -30,7 +31,7 @@ const native: Crc32cFn | undefined = (() => {
 export function checksumOf(bytes: Uint8Array | readonly Uint8Array[]): { ChecksumAlgorithm: 'CRC32C'; ChecksumCRC32C?: string } {
   if (!native) return { ChecksumAlgorithm: 'CRC32C' };
   let crc = 0;
-  for (const view of bytes instanceof Uint8Array ? [bytes] : bytes) crc = native(view, crc);
+  for (const view of partChunks(bytes)) crc = native(view, crc);
   const value = Buffer.alloc(4);
   value.writeUInt32BE(crc >>> 0);
   return { ChecksumAlgorithm: 'CRC32C', ChecksumCRC32C: value.toString('base64') };

@@ -43,7 +43,7 @@ export {
   waitBeforeRetry,
   withRetry,
 } from './backoff.js';
-export { bufferIfSmall, fixedSizeParts, type PartViews, partBytes, stageParts, viewParts } from './parts.js';
+export { bufferIfSmall, fixedSizeParts, type PartViews, partBytes, partChunks, stageParts, viewParts } from './parts.js';
 export {
   type ListPage,
   type ObjectHead,

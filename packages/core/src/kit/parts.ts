@@ -1,7 +1,7 @@
 // Turning an upload body into parts: re-chunking a stream into fixed-size parts,
 // holding a small body back so it goes up in one retryable request, and staging
 // parts with bounded concurrency (Azure blocks, GCS composed parts).
-import { bodyBytes, bodyChunks, collect } from '../store/bytes.js';
+import { bodyBytes, bodyChunks, concatBytes } from '../store/bytes.js';
 import type { PutBody } from '../store/contract.js';
 import { settledEach } from '../store/settled-map.js';
 import type { ObjectRequest, StreamWrite } from './primitives.js';
@@ -96,15 +96,7 @@ export async function bufferIfSmall(
   while (true) {
     const next = await iterator.next();
     if (next.done) {
-      if (held) return { bytes: held.subarray(0, size) };
-      const kept = head;
-      return {
-        bytes: await collect(
-          (async function* () {
-            yield* kept;
-          })(),
-        ),
-      };
+      return { bytes: held ? held.subarray(0, size) : concatBytes(head) };
     }
     const chunk = next.value;
     if (!held && (options.stableChunks || size + chunk.byteLength <= SMALL_HEAD || limit <= SMALL_HEAD)) {
@@ -153,9 +145,12 @@ async function* slicesOf(bytes: Uint8Array, size: number): AsyncIterable<Uint8Ar
  */
 export type PartViews = readonly Uint8Array[];
 
+/** A part's bytes in order: the buffer, or its views. */
+export const partChunks = (part: Uint8Array | PartViews): PartViews => (part instanceof Uint8Array ? [part] : part);
+
 /** The bytes of a part, one buffer or views. */
 export const partBytes = (part: Uint8Array | PartViews): number =>
-  part instanceof Uint8Array ? part.byteLength : part.reduce((sum, view) => sum + view.byteLength, 0);
+  partChunks(part).reduce((sum, view) => sum + view.byteLength, 0);
 
 /**
  * Cuts a stream into parts of exactly `size` bytes (the last may be shorter), each the

@@ -27,13 +27,14 @@ export function bodyBytes(body: PutBody): Uint8Array | undefined {
 
 export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of chunks) {
-    parts.push(chunk);
-    total += chunk.byteLength;
-  }
+  for await (const chunk of chunks) parts.push(chunk);
+  return concatBytes(parts);
+}
+
+/** `parts` one after another in one buffer (the only part itself when there is one). */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 1 && parts[0]) return parts[0];
-  const out = new Uint8Array(total);
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
   let offset = 0;
   for (const part of parts) {
     out.set(part, offset);
