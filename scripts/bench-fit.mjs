@@ -66,8 +66,13 @@ const callbacks =
           asyncSave: mode === 'async',
         }),
       ];
-// The time `fit` waits on the callback at each epoch end: what a save point takes from training directly.
+// The time `fit` waits on the callback at each epoch end: what a save point takes from
+// training directly; and at the train end (`drain`): the last save finishing, which no
+// epoch is left to overlap (with asyncSave), and the lease's release; at the train
+// begin (`begin`): the lease taken, the save worker started.
 let blocked = 0;
+let drain = 0;
+let begin = 0;
 for (const callback of callbacks) {
   const onEpochEnd = callback.onEpochEnd.bind(callback);
   callback.onEpochEnd = async (...args) => {
@@ -75,10 +80,22 @@ for (const callback of callbacks) {
     await onEpochEnd(...args);
     blocked += performance.now() - t;
   };
+  const onTrainBegin = callback.onTrainBegin.bind(callback);
+  callback.onTrainBegin = async (...args) => {
+    const t = performance.now();
+    await onTrainBegin(...args);
+    begin += performance.now() - t;
+  };
+  const onTrainEnd = callback.onTrainEnd.bind(callback);
+  callback.onTrainEnd = async (...args) => {
+    const t = performance.now();
+    await onTrainEnd(...args);
+    drain += performance.now() - t;
+  };
 }
 const start = performance.now();
 await model.fit(xs, ys, { epochs: EPOCHS, batchSize: 32, callbacks, verbose: 0 });
 const seconds = (performance.now() - start) / 1000;
 process.stdout.write(
-  `${JSON.stringify({ mode, store: storeKind, seconds, blocked: blocked / 1000, epochs: EPOCHS, weightBytes })}\n`,
+  `${JSON.stringify({ mode, store: storeKind, seconds, blocked: blocked / 1000, drain: drain / 1000, begin: begin / 1000, epochs: EPOCHS, weightBytes })}\n`,
 );

@@ -280,6 +280,19 @@ try {
       console.log(
         `training waited on the callback: sync ${waited('sync').toFixed(2)} s, async ${waited('async').toFixed(2)} s, ratio ${ratio(waited('async'), waited('sync'))}`,
       );
+      // Where asyncSave's remaining cost goes: the train begin (lease, save worker), the
+      // epoch-end waits, the last save (no epoch is left to overlap it: alone it is about
+      // 1 / epochs of the synchronous cost), and what is left: training slowed by the saves
+      // beside it (the worker, the server on the same 2 cores, the memory bandwidth they share).
+      const part = (key) => median(runs.async.map((r) => r[key]));
+      const [began, drained] = [part('begin'), part('drain')];
+      const slowed = async - none - began - waited('async') - drained;
+      const share = (seconds) => `${seconds.toFixed(2)} s (${ratio(seconds, sync - none)})`;
+      console.log(
+        `asyncSave's cost, each / (sync - none), summing to the ratio above: train begin ${share(began)}, ` +
+          `epoch-end waits ${share(waited('async'))}, the last save after the last epoch ${share(drained)}, ` +
+          `training slowed beside the saves ${share(slowed)}`,
+      );
     }
   }
   let loopbackLimit;

@@ -1,8 +1,11 @@
 // Prints the totals read from vitest's JSON report(s), as the last line:
 // "N passed, N failed, N skipped". Given several reports (one per Node version run
 // by scripts/test-all.sh), it prints one line per report, then their sum last.
-// Skipped tests are never counted as passed.
+// Skipped tests are never counted as passed. Above the totals it names every failed
+// test (file, name, time taken, first line of the error): CI keeps only the tail of
+// the output, and a flake nobody can name cannot be fixed.
 import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 
 const files = process.argv.length > 2 ? process.argv.slice(2) : ['test-results/vitest.json'];
 
@@ -18,6 +21,17 @@ function totals(file) {
   const failedSuites = (report.testResults ?? []).filter(
     (r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0,
   ).length;
+  for (const suite of report.testResults ?? []) {
+    const where = relative(process.cwd(), suite.name ?? '?');
+    if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) {
+      failures.push(`${file}: ${where}: the file failed to load: ${firstLine(suite.message)}`);
+    }
+    for (const test of suite.assertionResults ?? []) {
+      if (test.status !== 'failed') continue;
+      const took = test.duration == null ? '' : ` (${Math.round(test.duration)} ms)`;
+      failures.push(`${file}: ${where} > ${test.fullName ?? test.title}${took}: ${firstLine(test.failureMessages?.[0])}`);
+    }
+  }
   return {
     passed: report.numPassedTests ?? 0,
     failed: (report.numFailedTests ?? 0) + failedSuites,
@@ -25,6 +39,15 @@ function totals(file) {
   };
 }
 
+function firstLine(text) {
+  const line =
+    String(text ?? '')
+      .split('\n')
+      .find((l) => l.trim() !== '') ?? '(no message)';
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
+}
+
+const failures = [];
 const line = (t) => `${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped`;
 const sum = { passed: 0, failed: 0, skipped: 0 };
 const empty = [];
@@ -35,6 +58,10 @@ for (const file of files) {
   sum.passed += t.passed;
   sum.failed += t.failed;
   sum.skipped += t.skipped;
+}
+if (failures.length > 0) {
+  console.log(`failed tests (${failures.length}):`);
+  for (const failure of failures) console.log(`  ${failure}`);
 }
 console.log(line(sum));
 if (empty.length > 0) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   AbortedError,
   ConfigError,
@@ -93,46 +93,83 @@ describe('retry helper', () => {
   });
 
   it('waits the one backoff between attempts: retryDelayMs of each retry, jittered 1 to 2 times', async () => {
-    const slow = { retries: 2, minDelayMs: 40, maxDelayMs: 1_000, factor: 2 };
-    let calls = 0;
-    const started = performance.now();
-    await withRetry(
-      async () => {
-        if (++calls < 3) throw new TransientError('503');
-      },
-      { policy: slow, backend: 't' },
-    );
-    const waited = performance.now() - started;
-    // 40 then 80 ms before jitter; at most twice that.
-    expect(waited).toBeGreaterThanOrEqual(115);
-    expect(waited).toBeLessThan(240 + 200);
-    for (let i = 0; i < 50; i++) {
-      const third = retryDelayMs(slow, 3);
-      expect(third).toBeGreaterThanOrEqual(160);
-      expect(third).toBeLessThanOrEqual(320);
+    // Fake timers: the waits asked for are recorded, not timed (a wall-clock bound
+    // turned red on a busy machine).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const asked: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+      asked.push(ms ?? 0);
+      return realSetTimeout(fn, ms);
+    }) as typeof setTimeout);
+    try {
+      const slow = { retries: 2, minDelayMs: 40, maxDelayMs: 1_000, factor: 2 };
+      let calls = 0;
+      const done = withRetry(
+        async () => {
+          if (++calls < 3) throw new TransientError('503');
+          return 'ok';
+        },
+        { policy: slow, backend: 't' },
+      );
+      await vi.runAllTimersAsync();
+      expect(await done).toBe('ok');
+      expect(calls).toBe(3);
+      // 40 then 80 ms before jitter, each times 1 to 2; p-retry adds no wait of its own.
+      const waits = asked.filter((ms) => ms > 0);
+      expect(waits).toHaveLength(2);
+      expect(waits[0]).toBeGreaterThanOrEqual(40);
+      expect(waits[0]).toBeLessThanOrEqual(80);
+      expect(waits[1]).toBeGreaterThanOrEqual(80);
+      expect(waits[1]).toBeLessThanOrEqual(160);
+      for (let i = 0; i < 50; i++) {
+        const third = retryDelayMs(slow, 3);
+        expect(third).toBeGreaterThanOrEqual(160);
+        expect(third).toBeLessThanOrEqual(320);
+      }
+      expect(retryDelayMs({ ...slow, maxDelayMs: 50 }, 5)).toBe(50);
+    } finally {
+      spy.mockRestore();
+      vi.useRealTimers();
     }
-    expect(retryDelayMs({ ...slow, maxDelayMs: 50 }, 5)).toBe(50);
   });
 
   it('an abort ends the backoff at once: waitBeforeRetry resolves, withRetry rejects as aborted', async () => {
-    const long = { retries: 3, minDelayMs: 10_000, maxDelayMs: 10_000, factor: 1 };
-    const controller = new AbortController();
-    const started = performance.now();
-    setTimeout(() => controller.abort(), 20);
-    await waitBeforeRetry(long, 1, controller.signal);
-    expect(performance.now() - started).toBeLessThan(2_000);
+    // Fake timers that never advance: whatever settles here settles on the abort alone.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const long = { retries: 3, minDelayMs: 10_000, maxDelayMs: 10_000, factor: 1 };
+      const controller = new AbortController();
+      let waited = false;
+      const wait = waitBeforeRetry(long, 1, controller.signal).then(() => {
+        waited = true;
+      });
+      await Promise.resolve();
+      expect(waited).toBe(false);
+      controller.abort();
+      await wait;
+      expect(waited).toBe(true);
 
-    const second = new AbortController();
-    setTimeout(() => second.abort(), 20);
-    await expect(
-      withRetry(
+      const second = new AbortController();
+      let calls = 0;
+      const failing = withRetry(
         async () => {
+          calls++;
           throw new TransientError('503');
         },
         { policy: long, backend: 't', signal: second.signal },
-      ),
-    ).rejects.toBeInstanceOf(AbortedError);
-    expect(performance.now() - started).toBeLessThan(4_000);
+      );
+      const outcome = failing.catch((e: unknown) => e);
+      // Let the first attempt fail and the backoff begin, then abort in its middle.
+      for (let i = 0; i < 20 && vi.getTimerCount() === 0; i++) await Promise.resolve();
+      expect(vi.getTimerCount()).toBe(1);
+      second.abort();
+      expect(await outcome).toBeInstanceOf(AbortedError);
+      expect(calls).toBe(1);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('parses backendArgs.retry, naming bad fields', () => {
