@@ -20,7 +20,7 @@ import {
   type RemoveResult,
   removeCheckpoint,
   saveCheckpointDir,
-  saveCheckpointFile,
+  writeCheckpointFile,
 } from './checkpoint-files.js';
 import { type CopyProgress, copyRun } from './copy.js';
 import { FencedPointer, type FenceHolder, type FenceState } from './fenced-pointer.js';
@@ -418,7 +418,7 @@ export class Run implements RunFolder {
       });
       this.#remember(name, seal);
     } else {
-      this.#remember(name, (await saveCheckpointFile(this.store, path, checkpoint, { signal })).seal);
+      this.#remember(name, (await writeCheckpointFile(this.store, path, checkpoint, { signal })).seal);
     }
   }
 
