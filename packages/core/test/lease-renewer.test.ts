@@ -5,7 +5,7 @@
 // in cannot cross threads: that lease is renewed by the main thread's timer, as before.
 // The built packages, by name: the worker thread loads core's build and the backend's.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +23,7 @@ import {
 } from '@savepoint/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startContender } from '../../../test-support/lease-contender.js';
+import { takeOverLease } from '../../../test-support/take-over-lease.js';
 
 // 3 s: renewal every second leaves two seconds of slack for a worker thread starved on a loaded 2-core machine.
 const TTL_MS = 3_000;
@@ -121,7 +122,7 @@ describe('the lease renewed off the main thread', () => {
     expect(await lease.startRenewing()).toEqual({ thread: 'worker' });
     const mine = await leaseIn(dir);
     const intruder = { ...mine, owner: 'intruder', pid: 1, generation: mine.generation + 1 };
-    await writeFile(join(dir, 'savepoint.lease'), JSON.stringify(intruder));
+    await takeOverLease(join(dir, 'savepoint.lease'), intruder);
     // Blocked from here: only the worker can notice, and only shared memory can say so.
     const end = Date.now() + 3 * TTL_MS;
     while (!lease.lost && Date.now() < end) {}

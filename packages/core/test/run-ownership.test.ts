@@ -13,6 +13,7 @@ import {
   type TrainableModel,
 } from '@savepoint/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { takeOverLease } from '../../../test-support/take-over-lease.js';
 import { LocalBackend, registerLocalBackend } from '../../backend-local/src/index.js';
 import { RunLayout } from '../src/run/index.js';
 
@@ -213,7 +214,7 @@ describe('run ownership on local disk', () => {
       expect(second.owner).toBe(first.owner);
       expect(Date.parse(second.expiresAt)).toBeGreaterThan(Date.parse(first.expiresAt));
       // Someone takes the run over (as after an expiry); the old holder must not write again.
-      await writeFile(leasePath, JSON.stringify({ ...first, owner: 'intruder', pid: 1 }));
+      await takeOverLease(leasePath, { ...first, owner: 'intruder', pid: 1, generation: first.generation + 1 });
       // The next renewal is refused and reads who holds the lease now; its decision is made
       // in the callbacks that follow that read, all run before the next turn of the event loop.
       await store.readOf('intruder');
