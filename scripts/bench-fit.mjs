@@ -6,6 +6,7 @@
 // committed included).
 //   node scripts/bench-fit.mjs none|sync|async [s3|s3-versitygw|local]
 
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,32 +71,35 @@ const callbacks =
 // training directly; and at the train end (`drain`): the last save finishing, which no
 // epoch is left to overlap (with asyncSave), and the lease's release; at the train
 // begin (`begin`): the lease taken, the save worker started.
-let blocked = 0;
-let drain = 0;
-let begin = 0;
+const spent = { onEpochEnd: 0, onTrainBegin: 0, onTrainEnd: 0 };
 for (const callback of callbacks) {
-  const onEpochEnd = callback.onEpochEnd.bind(callback);
-  callback.onEpochEnd = async (...args) => {
-    const t = performance.now();
-    await onEpochEnd(...args);
-    blocked += performance.now() - t;
-  };
-  const onTrainBegin = callback.onTrainBegin.bind(callback);
-  callback.onTrainBegin = async (...args) => {
-    const t = performance.now();
+  for (const method of Object.keys(spent)) {
+    const original = callback[method].bind(callback);
+    callback[method] = async (...args) => {
+      const t = performance.now();
+      await original(...args);
+      spent[method] += performance.now() - t;
+    };
+  }
+}
+// BENCH_FIT_PIN=1 (scripts/bench.mjs starts this process on CPU 1): the main thread
+// alone moves to CPU 0 once the save worker thread exists (at the train begin; threads
+// take their creator's CPUs when they start), so TensorFlow.js computes on a core of
+// its own and the worker and the servers share the other.
+const pinMainThread = () => {
+  if (process.env.BENCH_FIT_PIN === '1') execFileSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+};
+if (callbacks.length === 0) pinMainThread();
+else {
+  const onTrainBegin = callbacks[0].onTrainBegin.bind(callbacks[0]);
+  callbacks[0].onTrainBegin = async (...args) => {
     await onTrainBegin(...args);
-    begin += performance.now() - t;
-  };
-  const onTrainEnd = callback.onTrainEnd.bind(callback);
-  callback.onTrainEnd = async (...args) => {
-    const t = performance.now();
-    await onTrainEnd(...args);
-    drain += performance.now() - t;
+    pinMainThread();
   };
 }
 const start = performance.now();
 await model.fit(xs, ys, { epochs: EPOCHS, batchSize: 32, callbacks, verbose: 0 });
 const seconds = (performance.now() - start) / 1000;
 process.stdout.write(
-  `${JSON.stringify({ mode, store: storeKind, seconds, blocked: blocked / 1000, drain: drain / 1000, begin: begin / 1000, epochs: EPOCHS, weightBytes })}\n`,
+  `${JSON.stringify({ mode, store: storeKind, seconds, blocked: spent.onEpochEnd / 1000, drain: spent.onTrainEnd / 1000, begin: spent.onTrainBegin / 1000, epochs: EPOCHS, weightBytes })}\n`,
 );

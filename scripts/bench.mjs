@@ -132,7 +132,11 @@ function freshServers() {
 }
 /** One run of scripts/bench-fit.mjs (its own process: TensorFlow.js and the SDK loaded fresh). */
 function fitRun(mode, store) {
-  const out = spawnSync(process.execPath, [`${root}scripts/bench-fit.mjs`, mode, store], {
+  // BENCH_FIT_PIN=1: the run starts on CPU 1 (its worker threads stay there) and
+  // bench-fit.mjs moves its main thread, the one TensorFlow.js computes on, to CPU 0.
+  const pinned = process.env.BENCH_FIT_PIN === '1';
+  const command = pinned ? ['taskset', ['-c', '1', process.execPath]] : [process.execPath, []];
+  const out = spawnSync(command[0], [...command[1], `${root}scripts/bench-fit.mjs`, mode, store], {
     cwd: root,
     encoding: 'utf8',
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
@@ -255,7 +259,19 @@ try {
   }
   if (!only.length || only.includes('fit')) {
     freshServers();
-    for (const store of ['s3', 's3-versitygw', 'local']) {
+    // BENCH_FIT_PIN=1: training alone on CPU 0, the servers (every thread) and the save
+    // worker on CPU 1: what the saves cost training when the store does not compute on
+    // the core training uses, as a real S3 on another machine does not.
+    if (process.env.BENCH_FIT_PIN === '1') {
+      for (const name of ['moto', 'versitygw', 'fake-gcs', 'azurite']) {
+        const pidFile = `${root}.cache/${name}.pid`;
+        if (existsSync(pidFile)) execFileSync('taskset', ['-a', '-p', '-c', '1', readFileSync(pidFile, 'utf8').trim()]);
+      }
+    }
+    // BENCH_FIT_STORES (comma-separated) runs the section on some of them: a longer fit
+    // (BENCH_FIT_EPOCHS) on all three takes well over half an hour.
+    const fitStores = (process.env.BENCH_FIT_STORES ?? 's3,s3-versitygw,local').split(',').filter(Boolean);
+    for (const store of fitStores) {
       const runs = { none: [], sync: [], async: [] };
       let info;
       for (let i = 0; i < REPEAT; i++) {

@@ -17,13 +17,12 @@ function totals(file) {
     console.error(`no test report at ${file}: ${error.message}`);
     process.exit(1);
   }
-  // A file that failed to load has no tests but is a failure all the same.
-  const failedSuites = (report.testResults ?? []).filter(
-    (r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0,
-  ).length;
+  let failedSuites = 0;
   for (const suite of report.testResults ?? []) {
     const where = relative(process.cwd(), suite.name ?? '?');
+    // A file that failed to load has no tests but is a failure all the same.
     if (suite.status === 'failed' && (suite.assertionResults ?? []).length === 0) {
+      failedSuites++;
       failures.push(`${file}: ${where}: the file failed to load: ${firstLine(suite.message)}`);
     }
     for (const test of suite.assertionResults ?? []) {
@@ -40,10 +39,16 @@ function totals(file) {
 }
 
 function firstLine(text) {
-  const line =
-    String(text ?? '')
-      .split('\n')
-      .find((l) => l.trim() !== '') ?? '(no message)';
+  const lines = String(text ?? '')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  let line = lines[0] ?? '(no message)';
+  // A test that timed out reports only the stack vitest took where the test was defined
+  // (its message is lost in the JSON report): say so, and where.
+  if (line.includes('STACK_TRACE_ERROR')) {
+    const frame = lines.find((l) => /\.test\.[cm]?[jt]s/.test(l))?.trim();
+    line = `timed out (no error of its own)${frame ? `, defined ${frame}` : ''}`;
+  }
   return line.length > 300 ? `${line.slice(0, 300)}...` : line;
 }
 
