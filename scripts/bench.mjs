@@ -134,9 +134,9 @@ function freshServers() {
 function fitRun(mode, store) {
   // BENCH_FIT_PIN=1: the run starts on CPU 1 (its worker threads stay there) and
   // bench-fit.mjs moves its main thread, the one TensorFlow.js computes on, to CPU 0.
-  const pinned = process.env.BENCH_FIT_PIN === '1';
-  const command = pinned ? ['taskset', ['-c', '1', process.execPath]] : [process.execPath, []];
-  const out = spawnSync(command[0], [...command[1], `${root}scripts/bench-fit.mjs`, mode, store], {
+  const [command, prefix] =
+    process.env.BENCH_FIT_PIN === '1' ? ['taskset', ['-c', '1', process.execPath]] : [process.execPath, []];
+  const out = spawnSync(command, [...prefix, `${root}scripts/bench-fit.mjs`, mode, store], {
     cwd: root,
     encoding: 'utf8',
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
